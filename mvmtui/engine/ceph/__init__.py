@@ -1,0 +1,1 @@
+"""Ceph: status model, JSON parsing and the OSD decommission workflow (to come)."""

@@ -1,0 +1,681 @@
+"""The Engine: the one facade screens and the CLI talk to.
+
+Threads (DESIGN rule 3):
+- the caller's thread (Textual's loop, or the CLI) calls the async/sync facade;
+- one engine I/O thread runs an asyncio loop: SSH connections, tunnels, timers,
+  task bodies, inventory writes, and every change to the in-memory state;
+- one libvirt worker thread per host runs every libvirt call for that host, in
+  order (FIFO keeps a host's events and refreshes in sequence);
+- libvirt's own event-loop thread delivers lifecycle events, which are handed to
+  the I/O loop at once.
+Subscribers get model events on the I/O thread and must not block.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Awaitable, Callable, Iterable
+
+import libvirt
+
+from . import ssh as sshmod
+from .errors import Ambiguous, EngineError, HostDown, NotFound, ReadOnly
+from .hypervisor import HostHypervisor, reason
+from .inventory import Inventory
+from .model import (Cluster, ClusterSummary, Datastore, Event, Host, HostChanged,
+                    HostKeyQuestion, HostStatus, Network, Task, TaskStatus, Vm,
+                    VmChanged, VmRemoved, VmState)
+from .tasks import Journal, TaskContext, TaskFailed, TaskSpec
+
+log = logging.getLogger("mvmtui.engine")
+
+LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
+
+# action -> (title verb, state to wait for, destructive?)
+VM_ACTIONS: dict[str, tuple[str, VmState | None, bool]] = {
+    "start": ("Start", VmState.RUNNING, False),
+    "shutdown": ("Shut down", VmState.SHUTOFF, True),
+    "destroy": ("Force off", VmState.SHUTOFF, True),
+    "reboot": ("Reboot", None, True),
+    "suspend": ("Suspend", VmState.PAUSED, False),
+    "resume": ("Resume", VmState.RUNNING, False),
+}
+
+
+@dataclass
+class _Link:
+    """The live connection state of one host (I/O loop only)."""
+
+    key: tuple[str, str]
+    executor: concurrent.futures.ThreadPoolExecutor
+    runner: asyncio.Task | None = None
+    ssh: Any = None
+    hv: HostHypervisor | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    offered_key: str = ""          # public key offered when unknown (for TOFU)
+    offered_fp: str = ""
+
+
+class Engine:
+    def __init__(self, inventory: Inventory | str | os.PathLike | None = None, *,
+                 clock: Callable[[], float] = time.time, readonly: bool = False,
+                 offline: bool = False, reconnect_interval: float = 2.0,
+                 stats_interval: float = 5.0, shutdown_timeout: float = 90.0):
+        self.inv = inventory if isinstance(inventory, Inventory) else Inventory(inventory)
+        self.clock = clock
+        self.readonly = readonly
+        self.offline = offline
+        self.reconnect_interval = reconnect_interval
+        self.stats_interval = stats_interval
+        self.shutdown_timeout = shutdown_timeout
+        self._clusters: dict[str, Cluster] = {c.name: c for c in self.inv.clusters()}
+        # Last known state from the inventory: stale until contacted this session.
+        self._hosts: dict[tuple[str, str], Host] = {
+            (h.cluster, h.name): replace(h, status=HostStatus.STALE, problem="")
+            for h in self.inv.hosts()}
+        self._vms: dict[str, Vm] = {v.uuid: v for v in self.inv.vms()}
+        self._subs: list[Callable[[Event], None]] = []
+        self._passwords: dict[str, str] = {}
+        self._links: dict[tuple[str, str], _Link] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runtime = ""
+        self.journal = Journal(self.inv, clock, self._emit)
+
+    # ---- life cycle -----------------------------------------------------------
+    def start(self) -> None:
+        """Start the I/O thread; unless offline, begin connecting to every host."""
+        if self._thread:
+            return
+        self.journal.recover()
+        self._runtime = tempfile.mkdtemp(prefix="mvmtui-")
+        ready = threading.Event()
+
+        def run():
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._loop.call_soon(ready.set)
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="mvmtui-io", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if not self.offline:
+            self._submit(self._connect_all()).result()
+
+    def stop(self) -> None:
+        if not self._thread or not self._loop:
+            return
+        try:
+            self._submit(self._disconnect_all()).result(timeout=15)
+        except concurrent.futures.TimeoutError:
+            log.warning("hosts did not disconnect within 15 s")
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._thread = None
+        shutil.rmtree(self._runtime, ignore_errors=True)
+        self.inv.close()
+
+    def __enter__(self) -> "Engine":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _submit(self, coro: Awaitable) -> concurrent.futures.Future:
+        assert self._loop, "Engine.start() first"
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    async def _on_io(self, coro: Awaitable):
+        """Run a coroutine on the engine's I/O loop from any other loop."""
+        return await asyncio.wrap_future(self._submit(coro))
+
+    def call(self, coro: Awaitable, timeout: float | None = None):
+        """Synchronous bridge for the CLI and tests."""
+        return self._submit(coro).result(timeout)
+
+    # ---- subscriptions ----------------------------------------------------------
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        self._subs.append(callback)
+        return lambda: self._subs.remove(callback) if callback in self._subs else None
+
+    def _emit(self, event: Event) -> None:
+        for cb in list(self._subs):
+            try:
+                cb(event)
+            except Exception:  # a broken subscriber must not stop the engine
+                log.exception("subscriber failed")
+
+    # ---- reads (in memory, any thread) -------------------------------------------
+    def now(self) -> float:
+        return self.clock()
+
+    def clusters(self) -> list[Cluster]:
+        return sorted(self._clusters.values(), key=lambda c: c.name)
+
+    def cluster(self, name: str) -> Cluster:
+        try:
+            return self._clusters[name]
+        except KeyError:
+            raise NotFound(f"No cluster named {name!r}. Known: "
+                           f"{', '.join(self._clusters) or 'none'}.") from None
+
+    def hosts(self, cluster: str | None = None) -> list[Host]:
+        return sorted((h for h in list(self._hosts.values())
+                       if cluster is None or h.cluster == cluster),
+                      key=lambda h: (h.cluster, h.name))
+
+    def host(self, cluster: str, name: str) -> Host:
+        try:
+            return self._hosts[(cluster, name)]
+        except KeyError:
+            raise NotFound(f"No host {name!r} in cluster {cluster!r}.") from None
+
+    def _mark(self, vm: Vm) -> Vm:
+        h = self._hosts.get((vm.cluster, vm.host))
+        live = h is not None and h.status is HostStatus.UP
+        return vm if live != vm.stale else replace(vm, stale=not live)
+
+    def vms(self, cluster: str | None = None, host: str | None = None) -> list[Vm]:
+        """VMs, each marked stale when its host is not live (last known state)."""
+        return [self._mark(v) for v in list(self._vms.values())
+                if (cluster is None or v.cluster == cluster)
+                and (host is None or v.host == host)]
+
+    def vm(self, uuid: str) -> Vm:
+        try:
+            return self._mark(self._vms[uuid])
+        except KeyError:
+            raise NotFound(f"No VM with UUID {uuid}.") from None
+
+    def find_vm(self, name: str, cluster: str | None = None) -> Vm:
+        """By name or UUID; refuses a name that is on more than one cluster."""
+        if name in self._vms:
+            return self.vm(name)
+        hits = [v for v in self.vms(cluster) if v.name == name]
+        if not hits:
+            where = f" in cluster {cluster!r}" if cluster else ""
+            raise NotFound(f"No VM named {name!r}{where}. `mvmtui vm list` shows them.")
+        if len(hits) > 1:
+            raise Ambiguous(f"{len(hits)} VMs are named {name!r} (clusters: "
+                            f"{', '.join(sorted({v.cluster for v in hits}))}); "
+                            f"name the cluster with --cluster, or use the UUID.")
+        return hits[0]
+
+    def networks(self, cluster: str) -> list[Network]:
+        return self.inv.networks(cluster)
+
+    def datastores(self, cluster: str) -> list[Datastore]:
+        return self.inv.datastores(cluster)
+
+    def tasks(self, cluster: str | None = None, target: str | None = None,
+              host: str | None = None, limit: int = 500) -> list[Task]:
+        return self.inv.tasks(cluster=cluster, target=target, host=host, limit=limit)
+
+    def task(self, tid: int) -> Task:
+        t = self.inv.task(tid)
+        if t is None:
+            raise NotFound(f"No task {tid}.")
+        return t
+
+    def summary(self, cluster: str) -> ClusterSummary:
+        c = self.cluster(cluster)
+        hosts = self.hosts(cluster)
+        vms = self.vms(cluster)
+        up = [h for h in hosts if h.status is HostStatus.UP]
+        active = [v for v in vms if v.state.active]
+        used = [h.mem_used_mib for h in up if h.mem_used_mib is not None]
+        cpu = [h.cpu_pct for h in up if h.cpu_pct is not None]
+        problems = [f"{h.name}: {h.status.value}" + (f" — {h.problem}" if h.problem else "")
+                    for h in hosts if h.status is not HostStatus.UP]
+        problems += [f"{v.name}: crashed" for v in vms if v.state is VmState.CRASHED]
+        return ClusterSummary(
+            cluster=c, hosts_up=len(up), hosts_total=len(hosts),
+            vms_running=sum(v.state is VmState.RUNNING for v in vms), vms_total=len(vms),
+            cpus=sum(h.cpus for h in hosts),
+            vcpus_allocated=sum(v.vcpus for v in active),
+            memory_mib=sum(h.memory_mib for h in hosts),
+            memory_used_mib=sum(used) if used else None,
+            memory_allocated_mib=sum(v.memory_mib for v in active),
+            cpu_pct=sum(cpu) / len(cpu) if cpu else None,
+            problems=tuple(problems))
+
+    def summaries(self) -> list[ClusterSummary]:
+        return [self.summary(c.name) for c in self.clusters()]
+
+    # ---- clusters ---------------------------------------------------------------
+    def add_cluster(self, cluster: Cluster, hosts: Iterable[Host],
+                    password: str | None = None) -> None:
+        """Register (or replace) a cluster and its hosts; connects if running online."""
+        if self.readonly:
+            raise ReadOnly("registering a cluster")
+        hosts = list(hosts)
+        self.inv.save_cluster(cluster)
+        self._clusters[cluster.name] = cluster
+        if password:
+            self._passwords[cluster.name] = password  # memory only, never written
+        for h in hosts:
+            h = replace(h, cluster=cluster.name)
+            self._hosts[(h.cluster, h.name)] = h
+            self.inv.save_host(h)
+        if self._loop and not self.offline:
+            self._submit(self._connect_all()).result()
+
+    def remove_cluster(self, name: str) -> None:
+        if self.readonly:
+            raise ReadOnly("removing a cluster")
+        keys = [k for k in self._hosts if k[0] == name]
+        if self._loop:
+            self._submit(self._disconnect(keys)).result(timeout=15)
+        for k in keys:
+            self._hosts.pop(k, None)
+        for u in [u for u, v in self._vms.items() if v.cluster == name]:
+            self._vms.pop(u)
+        self._clusters.pop(name, None)
+        self.inv.delete_cluster(name)
+
+    # ---- host links (I/O loop) ----------------------------------------------------
+    async def _connect_all(self) -> None:
+        for key in list(self._hosts):
+            if key not in self._links:
+                ex = concurrent.futures.ThreadPoolExecutor(
+                    1, thread_name_prefix=f"libvirt-{key[1]}")
+                link = _Link(key, ex)
+                self._links[key] = link
+                link.runner = asyncio.get_running_loop().create_task(self._host_loop(link))
+
+    async def _disconnect_all(self) -> None:
+        await self._disconnect(list(self._links))
+
+    async def _disconnect(self, keys: list[tuple[str, str]]) -> None:
+        links = [self._links.pop(k) for k in keys if k in self._links]
+        for link in links:
+            if link.runner:
+                link.runner.cancel()
+        for link in links:
+            try:
+                await link.runner
+            except (asyncio.CancelledError, Exception):
+                pass
+            link.executor.shutdown(wait=False)
+
+    async def _lv(self, link: _Link, fn: Callable, *args):
+        """Run a libvirt call on the host's own libvirt thread."""
+        return await asyncio.get_running_loop().run_in_executor(link.executor, fn, *args)
+
+    def _set_host(self, key: tuple[str, str], **changes) -> Host:
+        old = self._hosts.get(key)
+        if old is None:
+            raise NotFound(f"host {key} is gone")
+        new = replace(old, **changes)
+        if new != old:
+            self._hosts[key] = new
+            self.inv.save_host(new)
+            if new.status is not old.status:
+                log.info("%s/%s: %s -> %s %s", *key, old.status.value, new.status.value,
+                         new.problem)
+                self.inv.add_event(self.clock(), key[0], key[1], key[1], "host.status",
+                                   f"{old.status.value} → {new.status.value}"
+                                   + (f": {new.problem}" if new.problem else ""))
+            self._emit(HostChanged(new))
+        return new
+
+    def _put_vm(self, vm: Vm, save: bool = True) -> None:
+        old = self._vms.get(vm.uuid)
+        self._vms[vm.uuid] = vm
+        if save:
+            self.inv.save_vms([vm])
+        if old is None or replace(old, seen_at=None) != replace(vm, seen_at=None):
+            self._emit(VmChanged(self._mark(vm)))
+
+    def _drop_vm(self, uuid: str) -> None:
+        vm = self._vms.pop(uuid, None)
+        if vm:
+            self.inv.delete_vms([uuid])
+            self._emit(VmRemoved(vm.cluster, uuid))
+
+    def _replace_host_vms(self, key: tuple[str, str], vms: list[Vm]) -> None:
+        fresh = {v.uuid for v in vms}
+        for uuid in [u for u, v in self._vms.items()
+                     if (v.cluster, v.host) == key and u not in fresh]:
+            self._drop_vm(uuid)
+        self.inv.save_vms(vms)
+        for v in vms:
+            self._put_vm(v, save=False)
+
+    async def _host_loop(self, link: _Link) -> None:
+        """Connect, refresh, watch; on loss mark the host and try again, forever."""
+        key = link.key
+        first = True
+        delay = self.reconnect_interval
+        while True:
+            host = self._hosts[key]
+            if first:
+                self._set_host(key, status=HostStatus.CONNECTING, problem="")
+            first = False
+            ssh_lost = asyncio.Event()
+            lv_lost = asyncio.Event()
+            try:
+                await self._open(link, host, ssh_lost, lv_lost)
+            except sshmod.SshError as exc:
+                link.offered_key, link.offered_fp = exc.public_key, exc.fingerprint
+                self._set_host(key, status=exc.status, problem=exc.message,
+                               fingerprint=exc.fingerprint or host.fingerprint)
+                if exc.status is HostStatus.HOST_KEY_UNKNOWN:
+                    self._emit(HostKeyQuestion(self._hosts[key], exc.key_type, exc.fingerprint))
+                # Wrong keys don't fix themselves: wait for the operator (or retry slowly).
+                slow = exc.status in (HostStatus.AUTH_FAILED, HostStatus.HOST_KEY_UNKNOWN,
+                                      HostStatus.HOST_KEY_CHANGED)
+                await self._pause(link, 60.0 if slow else delay)
+                delay = min(delay * 1.5, 10.0)
+                continue
+            except _LibvirtDown as exc:
+                await self._close(link)
+                self._set_host(key, status=HostStatus.LIBVIRT_DOWN, problem=str(exc))
+                await self._pause(link, delay)
+                delay = min(delay * 1.5, 10.0)
+                continue
+            delay = self.reconnect_interval
+            stats = asyncio.get_running_loop().create_task(self._stats_loop(link))
+            try:
+                await _first(ssh_lost.wait(), lv_lost.wait())
+            finally:
+                stats.cancel()
+                await self._close(link)
+            at = time.strftime("%H:%M:%S", time.localtime(self.clock()))
+            if ssh_lost.is_set():
+                self._set_host(key, status=HostStatus.UNREACHABLE,
+                               problem=f"lost contact at {at} (no answer to SSH keepalive)")
+            else:
+                self._set_host(key, status=HostStatus.LIBVIRT_DOWN,
+                               problem=f"libvirt connection closed at {at}")
+            await self._pause(link, delay)
+
+    async def _pause(self, link: _Link, seconds: float) -> None:
+        link.wake.clear()
+        try:
+            await asyncio.wait_for(link.wake.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _open(self, link: _Link, host: Host, ssh_lost: asyncio.Event,
+                    lv_lost: asyncio.Event) -> None:
+        key = link.key
+        loop = asyncio.get_running_loop()
+        cluster = self._clusters[host.cluster]
+        if host.address.startswith("test:"):
+            uri = host.address  # libvirt's test driver, for benchmarks without SSH
+        else:
+            known = cluster.known_hosts or os.path.expanduser("~/.ssh/known_hosts")
+            conn = await sshmod.connect(sshmod.Target(
+                host.address, host.port, cluster.ssh_user, cluster.ssh_key, known,
+                self._passwords.get(cluster.name)))
+            link.ssh = conn
+            loop.create_task(_when_closed(conn, ssh_lost))
+            sock = os.path.join(self._runtime, f"{key[0]}-{key[1]}.sock")
+            if os.path.exists(sock):
+                os.unlink(sock)
+            await conn.forward_local_path(sock, LIBVIRT_SOCKET)
+            uri = f"qemu+unix:///system?socket={sock}"
+        hv = HostHypervisor(uri, key[0], key[1], self.clock)
+
+        def on_event(uuid: str, event: int, detail: int) -> None:   # libvirt event thread
+            loop.call_soon_threadsafe(self._domain_event, link, hv, uuid, event)
+
+        def on_close(why: int) -> None:                             # libvirt event thread
+            loop.call_soon_threadsafe(lv_lost.set)
+
+        try:
+            await self._lv(link, hv.open, on_event, on_close)
+        except libvirt.libvirtError as exc:
+            raise _LibvirtDown(f"SSH works but libvirtd does not answer: {reason(exc)}") from exc
+        link.hv = hv
+        try:
+            facts = await self._lv(link, hv.facts)
+            if link.ssh is not None:
+                facts.update(await self._ssh_facts(link.ssh))
+            _cpu, mem_used = await self._lv(link, hv.host_usage)  # primes CPU counters
+            vms = await self._lv(link, hv.vms)
+            nets = await self._lv(link, hv.networks)
+            stores = await self._lv(link, hv.datastores)
+        except libvirt.libvirtError as exc:
+            raise _LibvirtDown(f"libvirt failed during refresh: {reason(exc)}") from exc
+        self.inv.replace_host_networks(key[0], key[1], nets, stores)
+        self._replace_host_vms(key, vms)
+        self._set_host(key, status=HostStatus.UP, problem="", seen_at=self.clock(),
+                       mem_used_mib=mem_used, **{k: v for k, v in facts.items() if k in Host.__dataclass_fields__})
+
+    async def _ssh_facts(self, conn) -> dict:
+        """What libvirt does not say: the OS release and the CPU's marketing name."""
+        try:
+            out = await sshmod.run(conn, "cat /etc/os-release; echo ---; "
+                                         "grep -m1 'model name' /proc/cpuinfo", timeout=10)
+        except (RuntimeError, asyncio.TimeoutError, OSError) as exc:
+            log.warning("facts over SSH failed: %s", exc)
+            return {}
+        release, _, cpu = out.partition("---")
+        facts = {}
+        for line in release.splitlines():
+            if line.startswith("PRETTY_NAME="):
+                facts["os_release"] = line.split("=", 1)[1].strip().strip('"')
+        if ":" in cpu:
+            facts["cpu_model"] = cpu.split(":", 1)[1].strip()
+        return facts
+
+    async def _close(self, link: _Link) -> None:
+        hv, link.hv = link.hv, None
+        if hv is not None:
+            try:
+                await asyncio.wait_for(self._lv(link, hv.close), 5)
+            except (asyncio.TimeoutError, Exception):
+                log.warning("%s: libvirt close did not finish", link.key)
+        conn, link.ssh = link.ssh, None
+        if conn is not None:
+            conn.abort()
+
+    def _domain_event(self, link: _Link, hv: HostHypervisor, uuid: str, event: int) -> None:
+        asyncio.get_running_loop().create_task(self._refresh_vm(link, hv, uuid))
+
+    async def _refresh_vm(self, link: _Link, hv: HostHypervisor, uuid: str) -> None:
+        if link.hv is not hv:
+            return  # event from a connection that has since closed
+        try:
+            vm = await self._lv(link, hv.vm, uuid)
+        except libvirt.libvirtError as exc:
+            log.warning("refresh of %s failed: %s", uuid, reason(exc))
+            return
+        if vm is None:
+            self._drop_vm(uuid)
+            return
+        old = self._vms.get(uuid)
+        if old is not None:
+            vm = replace(vm, cpu_pct=old.cpu_pct if vm.state.active else None,
+                         mem_used_mib=old.mem_used_mib if vm.state.active else None)
+            if old.state is not vm.state:
+                self.inv.add_event(self.clock(), vm.cluster, vm.host, uuid, "vm.state",
+                                   f"{vm.name}: {old.state.value} → {vm.state.value}")
+        self._put_vm(vm)
+
+    async def _stats_loop(self, link: _Link) -> None:
+        key = link.key
+        while True:
+            await asyncio.sleep(self.stats_interval)
+            hv = link.hv
+            if hv is None:
+                return
+            try:
+                cpu, mem = await self._lv(link, hv.host_usage)
+                per_vm = await self._lv(link, hv.stats)
+            except libvirt.libvirtError as exc:
+                log.warning("%s: stats failed: %s", key, reason(exc))
+                continue
+            now = self.clock()
+            self._set_host(key, cpu_pct=cpu, mem_used_mib=mem, seen_at=now)
+            samples = []
+            if cpu is not None:
+                samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=None,
+                                    metric="cpu_pct", value=cpu))
+            if mem is not None:
+                samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=None,
+                                    metric="mem_used_mib", value=mem))
+            for uuid, (pct, used) in per_vm.items():
+                vm = self._vms.get(uuid)
+                if vm is None or (vm.cluster, vm.host) != key:
+                    continue
+                self._put_vm(replace(vm, cpu_pct=pct, mem_used_mib=used, seen_at=now),
+                             save=False)
+                if pct is not None:
+                    samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=uuid,
+                                        metric="cpu_pct", value=pct))
+            self.inv.add_samples(samples, keep_seconds=86400, now=now)
+
+    # ---- operations (async facade) ------------------------------------------------------
+    async def wait_ready(self, timeout: float = 15.0, cluster: str | None = None) -> None:
+        """Until every host has left 'connecting' (first contact done, either way)."""
+        async def wait():
+            while any(h.status is HostStatus.CONNECTING for h in self.hosts(cluster)):
+                await asyncio.sleep(0.05)
+        try:
+            await self._on_io(asyncio.wait_for(wait(), timeout))
+        except asyncio.TimeoutError:
+            pass
+
+    async def refresh(self, cluster: str | None = None) -> None:
+        """Re-read every VM on every live host (events keep it current otherwise)."""
+        async def go():
+            links = [l for k, l in self._links.items()
+                     if (cluster is None or k[0] == cluster) and l.hv is not None]
+
+            async def one(link: _Link):
+                hv = link.hv
+                try:
+                    vms = await self._lv(link, hv.vms)
+                except libvirt.libvirtError as exc:
+                    log.warning("%s: refresh failed: %s", link.key, reason(exc))
+                    return
+                if link.hv is hv:
+                    self._replace_host_vms(link.key, vms)
+                    self._set_host(link.key, seen_at=self.clock())
+            await asyncio.gather(*(one(l) for l in links))
+        await self._on_io(go())
+
+    async def retry_host(self, cluster: str, name: str) -> None:
+        """Try to reach a host now instead of at its next retry."""
+        def wake():
+            link = self._links.get((cluster, name))
+            if link:
+                link.wake.set()
+        self._loop.call_soon_threadsafe(wake)
+
+    async def trust_host_key(self, cluster: str, name: str, fingerprint: str) -> None:
+        """The operator confirmed this fingerprint: record the key and connect."""
+        if self.readonly:
+            raise ReadOnly("trusting a host key")
+        h = self.host(cluster, name)
+        link = self._links.get((cluster, name))
+        if link is None or not link.offered_key:
+            raise EngineError(f"{name} has no host key waiting to be trusted.")
+        if link.offered_fp != fingerprint:
+            raise EngineError(f"{name} now offers {link.offered_fp}, not {fingerprint}; "
+                              f"not trusted. Check the host again.")
+        known = self._clusters[cluster].known_hosts or os.path.expanduser("~/.ssh/known_hosts")
+        sshmod.trust_key(known, h.address, h.port, link.offered_key)
+        link.offered_key = ""
+        await self.retry_host(cluster, name)
+
+    def set_password(self, cluster: str, password: str) -> None:
+        """SSH password for a cluster: kept in memory for this session only."""
+        self._passwords[cluster] = password
+
+    async def vm_action(self, uuid: str, action: str) -> Task:
+        """Run a VM power action as a journaled task; returns the finished task
+        (status failed with libvirt's reason if it refused). Raises Busy when the VM
+        is locked by another task, ReadOnly in read-only mode."""
+        if action not in VM_ACTIONS:
+            raise EngineError(f"Unknown VM action {action!r}; one of {', '.join(VM_ACTIONS)}.")
+        if self.readonly:
+            raise ReadOnly(f"{VM_ACTIONS[action][0].lower()} of a VM")
+        vm = self.vm(uuid)
+        verb, wait_for, _ = VM_ACTIONS[action]
+        steps = ["Check host", verb]
+        if wait_for is not None:
+            steps.append(f"Wait until {wait_for.value}")
+        spec = TaskSpec(kind=f"vm.{action}", title=f"{verb} {vm.name}", cluster=vm.cluster,
+                        target_kind="vm", target=vm.uuid, target_name=vm.name, host=vm.host,
+                        steps=tuple(steps), locks=(f"vm:{vm.uuid}",),
+                        params={"action": action})
+
+        async def body(ctx: TaskContext) -> None:
+            key = (vm.cluster, vm.host)
+            ctx.step(0)
+            link = self._links.get(key)
+            host = self._hosts.get(key)
+            if link is None or link.hv is None or host is None or host.status is not HostStatus.UP:
+                status = host.status.value if host else "unknown"
+                raise HostDown(f"Host {vm.host} is {status}"
+                               + (f" ({host.problem})" if host and host.problem else "")
+                               + "; nothing was changed.")
+            hv = link.hv
+            ctx.log(f"{vm.name} is on {vm.host}")
+            ctx.step(1)
+            try:
+                await self._lv(link, hv.act, vm.uuid, action)
+            except libvirt.libvirtError as exc:
+                raise TaskFailed(f"libvirt refused: {reason(exc)}") from exc
+            ctx.log(f"libvirt accepted {verb.lower()}")
+            if wait_for is not None:
+                ctx.step(2)
+                limit = self.shutdown_timeout if action == "shutdown" else 30.0
+                if action == "shutdown":
+                    ctx.log(f"Asked the guest to power off (ACPI); waiting up to {limit:.0f} s")
+                await self._wait_state(link, hv, vm.uuid, wait_for, limit, ctx)
+            await self._refresh_vm(link, hv, vm.uuid)
+
+        return await self._on_io(self.journal.run(spec, body))
+
+    async def _wait_state(self, link: _Link, hv: HostHypervisor, uuid: str,
+                          want: VmState, limit: float, ctx: TaskContext) -> None:
+        start = time.monotonic()
+        while True:
+            try:
+                state = await self._lv(link, hv.state, uuid)
+            except libvirt.libvirtError as exc:
+                raise TaskFailed(f"lost track of the VM: {reason(exc)}") from exc
+            if state is want:
+                ctx.log(f"VM is {want.value}")
+                return
+            waited = time.monotonic() - start
+            if waited > limit:
+                hint = " It may ignore ACPI: Force off cuts the power." \
+                    if want is VmState.SHUTOFF else ""
+                raise TaskFailed(f"VM still {state.value} after {limit:.0f} s.{hint}")
+            ctx.progress(min(0.95, 0.66 + 0.3 * waited / limit))
+            await asyncio.sleep(0.2)
+
+
+class _LibvirtDown(Exception):
+    pass
+
+
+async def _when_closed(conn, event: asyncio.Event) -> None:
+    try:
+        await conn.wait_closed()
+    finally:
+        event.set()
+
+
+async def _first(*aws: Awaitable) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

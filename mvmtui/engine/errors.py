@@ -1,0 +1,27 @@
+"""Errors the engine raises to its callers; each message says what to do."""
+from __future__ import annotations
+
+from .inventory import InventoryError  # noqa: F401  (re-exported)
+from .tasks import Busy  # noqa: F401
+
+
+class EngineError(Exception):
+    """Base for refusals the operator should read."""
+
+
+class NotFound(EngineError):
+    pass
+
+
+class Ambiguous(EngineError):
+    pass
+
+
+class ReadOnly(EngineError):
+    def __init__(self, what: str = "this change"):
+        super().__init__(f"Read-only mode: {what} is not allowed. "
+                         f"Start mvmtui without --readonly to make changes.")
+
+
+class HostDown(EngineError):
+    pass

@@ -1,0 +1,309 @@
+"""libvirt adapter. Blocking: every function here runs in a libvirt worker thread,
+never on the engine's I/O loop (DESIGN rule 3: the SSH tunnel that carries libvirt
+lives on that loop; a libvirt call there deadlocks, even through __del__).
+
+Libvirt objects never leave this module: callers get model dataclasses.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import xml.etree.ElementTree as ET
+from typing import Callable
+
+import libvirt
+
+from .model import Datastore, Disk, Network, Nic, Vm, VmState
+
+_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: VmState.UNKNOWN,
+    libvirt.VIR_DOMAIN_RUNNING: VmState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: VmState.BLOCKED,
+    libvirt.VIR_DOMAIN_PAUSED: VmState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: VmState.SHUTTING_DOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: VmState.SHUTOFF,
+    libvirt.VIR_DOMAIN_CRASHED: VmState.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: VmState.SUSPENDED,
+}
+
+_event_loop_lock = threading.Lock()
+_event_loop_started = False
+
+
+def ensure_event_loop() -> None:
+    """libvirt's own event loop, in one daemon thread: lifecycle events and keepalive."""
+    global _event_loop_started
+    with _event_loop_lock:
+        if _event_loop_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run():
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _event_loop_started = True
+
+
+def _quiet(ctx, err):  # libvirt prints every error to stderr by default
+    pass
+
+
+libvirt.registerErrorHandler(_quiet, None)
+
+
+def reason(exc: Exception) -> str:
+    """libvirt's own words for a refusal, without the Python wrapper's noise."""
+    if isinstance(exc, libvirt.libvirtError):
+        return exc.get_error_message() or str(exc)
+    return str(exc)
+
+
+def version_str(v: int) -> str:
+    return f"{v // 1000000}.{(v // 1000) % 1000}.{v % 1000}"
+
+
+class HostHypervisor:
+    """One libvirt connection to one host. Use only from libvirt worker threads."""
+
+    def __init__(self, uri: str, cluster: str, host: str, clock: Callable[[], float] = time.time):
+        self.uri = uri
+        self.cluster = cluster
+        self.host = host
+        self.clock = clock
+        self.conn: libvirt.virConnect | None = None
+        self._callbacks: list[int] = []
+        self._prev_cpu: dict[str, tuple[float, int]] = {}   # uuid -> (wall, cpu ns)
+        self._prev_host_cpu: tuple[int, int] | None = None  # (busy, total)
+
+    # ---- connection -------------------------------------------------------
+    def open(self, on_domain_event: Callable[[str, int, int], None],
+             on_close: Callable[[int], None]) -> None:
+        ensure_event_loop()
+        conn = libvirt.open(self.uri)
+        try:
+            conn.setKeepAlive(2, 3)
+        except libvirt.libvirtError:
+            pass  # test driver has no keepalive
+
+        def lifecycle(_conn, dom, event, detail, _opaque):
+            on_domain_event(dom.UUIDString(), event, detail)
+
+        self._callbacks.append(conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, lifecycle, None))
+        try:
+            conn.registerCloseCallback(lambda _c, why, _o: on_close(why), None)
+        except libvirt.libvirtError:
+            pass
+        self.conn = conn
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        for cb in self._callbacks:
+            try:
+                conn.domainEventDeregisterAny(cb)
+            except libvirt.libvirtError:
+                pass
+        self._callbacks.clear()
+        try:
+            conn.unregisterCloseCallback()
+        except libvirt.libvirtError:
+            pass
+        try:
+            conn.close()
+        except libvirt.libvirtError:
+            pass
+
+    def _c(self) -> libvirt.virConnect:
+        if self.conn is None:
+            raise libvirt.libvirtError("not connected to libvirt")
+        return self.conn
+
+    # ---- facts --------------------------------------------------------------
+    def facts(self) -> dict:
+        c = self._c()
+        model, mem_mib, cpus, *_ = c.getInfo()
+        facts = {"hostname": c.getHostname(), "cpus": cpus, "memory_mib": mem_mib,
+                 "cpu_model": model, "libvirt_version": version_str(c.getLibVersion())}
+        try:
+            facts["qemu_version"] = version_str(c.getVersion())
+        except libvirt.libvirtError:
+            facts["qemu_version"] = ""
+        try:
+            caps = ET.fromstring(c.getCapabilities())
+            m = caps.findtext("host/cpu/model")
+            if m:
+                facts["cpu_model"] = m
+        except (libvirt.libvirtError, ET.ParseError):
+            pass
+        return facts
+
+    def host_usage(self) -> tuple[float | None, int | None]:
+        """Host CPU % since the previous call, and memory in use (MiB)."""
+        c = self._c()
+        cpu_pct = None
+        try:
+            s = c.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS)
+            busy = s.get("kernel", 0) + s.get("user", 0)
+            total = busy + s.get("idle", 0) + s.get("iowait", 0)
+            if self._prev_host_cpu and total > self._prev_host_cpu[1]:
+                cpu_pct = 100.0 * (busy - self._prev_host_cpu[0]) / (total - self._prev_host_cpu[1])
+            self._prev_host_cpu = (busy, total)
+        except libvirt.libvirtError:
+            pass
+        mem_used = None
+        try:
+            m = c.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS)
+            free = m.get("free", 0) + m.get("buffers", 0) + m.get("cached", 0)
+            mem_used = int((m["total"] - free) // 1024)
+        except (libvirt.libvirtError, KeyError):
+            pass
+        return cpu_pct, mem_used
+
+    # ---- domains ------------------------------------------------------------
+    def _vm(self, dom: libvirt.virDomain, now: float) -> Vm:
+        state, max_kib, mem_kib, vcpus, _cpu = dom.info()
+        root = ET.fromstring(dom.XMLDesc(0))
+        disks = []
+        for d in root.findall("devices/disk"):
+            src = d.find("source")
+            target = d.find("target")
+            if target is None:
+                continue
+            source = ""
+            if src is not None:
+                source = src.get("file") or src.get("dev") or src.get("name") or ""
+            dev = target.get("dev", "")
+            cap = alloc = None
+            if source and d.get("device", "disk") == "disk":
+                try:
+                    cap, alloc, _phys = dom.blockInfo(dev)
+                except libvirt.libvirtError:
+                    pass
+            disks.append(Disk(target=dev, source=source, kind=d.get("type", "file"),
+                              bus=target.get("bus", ""), device=d.get("device", "disk"),
+                              capacity_bytes=cap, allocation_bytes=alloc,
+                              readonly=d.find("readonly") is not None))
+        nics = []
+        for n in root.findall("devices/interface"):
+            src = n.find("source")
+            source = ""
+            if src is not None:
+                source = src.get("network") or src.get("bridge") or src.get("dev") or ""
+            mac = n.find("mac")
+            model = n.find("model")
+            tgt = n.find("target")
+            nics.append(Nic(mac=mac.get("address", "") if mac is not None else "",
+                            kind=n.get("type", ""), source=source,
+                            model=model.get("type", "") if model is not None else "",
+                            target=tgt.get("dev", "") if tgt is not None else ""))
+        try:
+            autostart = bool(dom.autostart())
+        except libvirt.libvirtError:
+            autostart = False
+        return Vm(cluster=self.cluster, host=self.host, uuid=dom.UUIDString(),
+                  name=dom.name(), state=_STATES.get(state, VmState.UNKNOWN),
+                  vcpus=vcpus, memory_mib=mem_kib // 1024, max_memory_mib=max_kib // 1024,
+                  autostart=autostart, persistent=bool(dom.isPersistent()),
+                  disks=tuple(disks), nics=tuple(nics), seen_at=now)
+
+    def vms(self) -> list[Vm]:
+        now = self.clock()
+        out = []
+        for dom in self._c().listAllDomains(0):
+            try:
+                out.append(self._vm(dom, now))
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise  # a domain that vanished mid-listing is simply gone
+        return out
+
+    def vm(self, uuid: str) -> Vm | None:
+        try:
+            return self._vm(self._c().lookupByUUIDString(uuid), self.clock())
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    def state(self, uuid: str) -> VmState:
+        st, _ = self._c().lookupByUUIDString(uuid).state()
+        return _STATES.get(st, VmState.UNKNOWN)
+
+    def stats(self) -> dict[str, tuple[float | None, int | None]]:
+        """Per-VM (cpu %, memory in use MiB) from one getAllDomainStats call."""
+        c = self._c()
+        now = time.monotonic()
+        flags = libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
+        out: dict[str, tuple[float | None, int | None]] = {}
+        prev, self._prev_cpu = self._prev_cpu, {}
+        try:
+            records = c.getAllDomainStats(flags, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE)
+        except libvirt.libvirtError:
+            return out
+        for dom, rec in records:
+            uuid = dom.UUIDString()
+            cpu_ns = rec.get("cpu.time")
+            pct = None
+            if cpu_ns is not None:
+                self._prev_cpu[uuid] = (now, cpu_ns)
+                if uuid in prev and now > prev[uuid][0]:
+                    pct = max(0.0, (cpu_ns - prev[uuid][1]) / 1e9 / (now - prev[uuid][0]) * 100)
+            mem = None
+            if "balloon.rss" in rec:
+                mem = int(rec["balloon.rss"]) // 1024
+            elif "balloon.current" in rec:
+                mem = int(rec["balloon.current"]) // 1024
+            out[uuid] = (pct, mem)
+        return out
+
+    def networks(self) -> list[Network]:
+        out = []
+        try:
+            for n in self._c().listAllNetworks(0):
+                try:
+                    bridge = n.bridgeName()
+                except libvirt.libvirtError:
+                    bridge = ""
+                out.append(Network(cluster=self.cluster, host=self.host, name=n.name(),
+                                   active=bool(n.isActive()), bridge=bridge,
+                                   autostart=bool(n.autostart())))
+        except libvirt.libvirtError:
+            pass
+        return out
+
+    def datastores(self) -> list[Datastore]:
+        out = []
+        try:
+            for p in self._c().listAllStoragePools(0):
+                _st, cap, alloc, avail = p.info()
+                root = ET.fromstring(p.XMLDesc(0))
+                out.append(Datastore(cluster=self.cluster, host=self.host, name=p.name(),
+                                     kind=root.get("type", ""),
+                                     path=root.findtext("target/path") or "",
+                                     active=bool(p.isActive()), capacity_bytes=cap,
+                                     allocation_bytes=alloc, available_bytes=avail))
+        except libvirt.libvirtError:
+            pass
+        return out
+
+    # ---- actions ------------------------------------------------------------
+    def act(self, uuid: str, action: str) -> None:
+        dom = self._c().lookupByUUIDString(uuid)
+        if action == "start":
+            dom.create()
+        elif action == "shutdown":
+            dom.shutdown()
+        elif action == "destroy":
+            dom.destroy()
+        elif action == "reboot":
+            dom.reboot(0)
+        elif action == "suspend":
+            dom.suspend()
+        elif action == "resume":
+            dom.resume()
+        else:
+            raise ValueError(f"unknown VM action {action!r}")

@@ -1,0 +1,395 @@
+"""The inventory: what the console knows of every cluster, in one SQLite file.
+
+sqlite-utils over one connection guarded by a lock (the engine writes from its
+I/O thread, readers may come from any thread). WAL so readers never block the
+writer. The schema version lives in `PRAGMA user_version`; migrations run in
+order. A file that is not ours, is corrupt, or comes from a newer mvmtui is
+refused with a clear error and left exactly as it was.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Callable, Iterable
+
+import sqlite_utils
+
+from .model import (Cluster, Datastore, Disk, Host, HostStatus, Network, Nic,
+                    Task, TaskLog, TaskStatus, TaskStep, Vm, VmState)
+
+
+class InventoryError(Exception):
+    """The inventory file cannot be used; the message says why and what to do."""
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["clusters"].create({"name": str, "layout": str, "ssh_user": str, "ssh_key": str,
+                           "known_hosts": str, "description": str}, pk="name")
+    db["hosts"].create({"cluster": str, "name": str, "address": str, "port": int,
+                        "status": str, "problem": str, "fingerprint": str,
+                        "hostname": str, "cpu_model": str, "cpus": int, "memory_mib": int,
+                        "os_release": str, "libvirt_version": str, "qemu_version": str,
+                        "cpu_pct": float, "mem_used_mib": int, "seen_at": float},
+                       pk=("cluster", "name"), foreign_keys=[("cluster", "clusters", "name")])
+    db["vms"].create({"uuid": str, "cluster": str, "host": str, "name": str, "state": str,
+                      "vcpus": int, "memory_mib": int, "max_memory_mib": int,
+                      "autostart": int, "persistent": int, "cpu_pct": float,
+                      "mem_used_mib": int, "seen_at": float}, pk="uuid")
+    db["vms"].create_index(["cluster", "host"])
+    db["disks"].create({"vm_uuid": str, "target": str, "source": str, "kind": str,
+                        "bus": str, "device": str, "capacity_bytes": int,
+                        "allocation_bytes": int, "readonly": int}, pk=("vm_uuid", "target"))
+    db["nics"].create({"vm_uuid": str, "mac": str, "kind": str, "source": str,
+                       "model": str, "target": str}, pk=("vm_uuid", "mac"))
+    db["networks"].create({"cluster": str, "host": str, "name": str, "active": int,
+                           "bridge": str, "autostart": int}, pk=("cluster", "host", "name"))
+    db["datastores"].create({"cluster": str, "host": str, "name": str, "kind": str,
+                             "path": str, "active": int, "capacity_bytes": int,
+                             "allocation_bytes": int, "available_bytes": int},
+                            pk=("cluster", "host", "name"))
+    db["tasks"].create({"id": int, "kind": str, "title": str, "cluster": str,
+                        "target_kind": str, "target": str, "target_name": str, "host": str,
+                        "status": str, "progress": float, "created_at": float,
+                        "started_at": float, "finished_at": float, "error": str,
+                        "params": str}, pk="id")
+    db["tasks"].create_index(["cluster", "created_at"])
+    db["tasks"].create_index(["target"])
+    db["task_steps"].create({"task_id": int, "idx": int, "name": str, "status": str,
+                             "started_at": float, "finished_at": float},
+                            pk=("task_id", "idx"))
+    db["task_logs"].create({"id": int, "task_id": int, "at": float, "level": str,
+                            "message": str}, pk="id")
+    db["task_logs"].create_index(["task_id"])
+    db["locks"].create({"resource": str, "task_id": int, "taken_at": float}, pk="resource")
+    db["events"].create({"id": int, "at": float, "cluster": str, "host": str,
+                         "target": str, "kind": str, "message": str}, pk="id")
+    db["events"].create_index(["cluster", "at"])
+    db["metric_samples"].create({"id": int, "at": float, "cluster": str, "host": str,
+                                 "vm_uuid": str, "metric": str, "value": float}, pk="id")
+    db["metric_samples"].create_index(["cluster", "host", "metric", "at"])
+
+
+# Index i migrates schema version i to i+1. Append, never edit.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def default_path() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(base) / "mvmtui" / "inventory.db"
+
+
+def _check_existing(path: Path) -> int:
+    """Read-only look at an existing file: its schema version, or InventoryError."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise InventoryError(
+            f"The inventory {path} cannot be read ({exc}). It was left untouched. "
+            f"Move it aside (or restore a backup) and start again; "
+            f"or point MVMTUI_INVENTORY at another file.") from exc
+    if version > SCHEMA_VERSION:
+        raise InventoryError(
+            f"The inventory {path} was written by a newer mvmtui (schema {version}; "
+            f"this one knows up to {SCHEMA_VERSION}). It was left untouched. "
+            f"Upgrade mvmtui, or use another inventory file.")
+    if version == 0 and tables:
+        raise InventoryError(
+            f"{path} is a SQLite file but not an mvmtui inventory "
+            f"(tables: {', '.join(sorted(tables)[:5])}). It was left untouched.")
+    return version
+
+
+class Inventory:
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path else default_path()
+        if self.path.exists() and self.path.stat().st_size > 0:
+            version = _check_existing(self.path)
+        else:
+            version = 0
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        with self._lock:
+            for i in range(version, SCHEMA_VERSION):
+                with conn:
+                    conn.execute("BEGIN")
+                    MIGRATIONS[i](self.db)
+                    conn.execute(f"PRAGMA user_version={i + 1}")
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _rows(self, sql: str, params: Iterable = ()) -> list[dict]:
+        with self._lock:
+            cur = self.db.conn.execute(sql, tuple(params))
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+    def transaction(self):
+        """`with inv.transaction():` groups writes; nests by holding the lock."""
+        inv = self
+
+        class _Tx:
+            def __enter__(self):
+                inv._lock.acquire()
+                self.outer = inv.db.conn.in_transaction
+                if not self.outer:
+                    inv.db.conn.execute("BEGIN")
+
+            def __exit__(self, exc_type, exc, tb):
+                try:
+                    if not self.outer:
+                        inv.db.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                finally:
+                    inv._lock.release()
+        return _Tx()
+
+    # ---- clusters and hosts -------------------------------------------------
+    def save_cluster(self, c: Cluster) -> None:
+        with self._lock:
+            self.db["clusters"].upsert(
+                {"name": c.name, "layout": c.layout, "ssh_user": c.ssh_user,
+                 "ssh_key": c.ssh_key, "known_hosts": c.known_hosts,
+                 "description": c.description}, pk="name")
+
+    def clusters(self) -> list[Cluster]:
+        return [Cluster(**r) for r in self._rows("SELECT * FROM clusters ORDER BY name")]
+
+    def delete_cluster(self, name: str) -> None:
+        with self.transaction():
+            uuids = [r["uuid"] for r in self._rows("SELECT uuid FROM vms WHERE cluster=?", [name])]
+            for u in uuids:
+                self._delete_vm_rows(u)
+            for t in ("hosts", "networks", "datastores"):
+                self.db.conn.execute(f"DELETE FROM {t} WHERE cluster=?", [name])
+            self.db.conn.execute("DELETE FROM clusters WHERE name=?", [name])
+
+    def save_host(self, h: Host) -> None:
+        row = {k: getattr(h, k) for k in h.__dataclass_fields__}
+        row["status"] = h.status.value
+        with self._lock:
+            self.db["hosts"].upsert(row, pk=("cluster", "name"))
+
+    def hosts(self, cluster: str | None = None) -> list[Host]:
+        sql, p = "SELECT * FROM hosts", []
+        if cluster:
+            sql, p = sql + " WHERE cluster=?", [cluster]
+        out = []
+        for r in self._rows(sql + " ORDER BY cluster, name", p):
+            r["status"] = HostStatus(r["status"] or "stale")
+            out.append(Host(**{k: v for k, v in r.items() if v is not None or k in
+                               ("cpu_pct", "mem_used_mib", "seen_at")}))
+        return out
+
+    # ---- VMs ---------------------------------------------------------------
+    def _delete_vm_rows(self, uuid: str) -> None:
+        for t, col in (("vms", "uuid"), ("disks", "vm_uuid"), ("nics", "vm_uuid")):
+            self.db.conn.execute(f"DELETE FROM {t} WHERE {col}=?", [uuid])
+
+    def save_vms(self, vms: Iterable[Vm]) -> None:
+        with self.transaction():
+            for vm in vms:
+                self._delete_vm_rows(vm.uuid)
+                row = {k: getattr(vm, k) for k in Vm.__dataclass_fields__
+                       if k not in ("disks", "nics", "stale")}
+                row["state"] = vm.state.value
+                row["autostart"] = int(vm.autostart)
+                row["persistent"] = int(vm.persistent)
+                self.db["vms"].insert(row)
+                if vm.disks:
+                    self.db["disks"].insert_all(
+                        [dict(vm_uuid=vm.uuid, **{k: getattr(d, k) for k in Disk.__dataclass_fields__})
+                         for d in vm.disks])
+                if vm.nics:
+                    self.db["nics"].insert_all(
+                        [dict(vm_uuid=vm.uuid, **{k: getattr(n, k) for k in Nic.__dataclass_fields__})
+                         for n in vm.nics])
+
+    def delete_vms(self, uuids: Iterable[str]) -> None:
+        with self.transaction():
+            for u in uuids:
+                self._delete_vm_rows(u)
+
+    def vms(self, cluster: str | None = None, host: str | None = None) -> list[Vm]:
+        where, p = [], []
+        if cluster:
+            where.append("cluster=?"); p.append(cluster)
+        if host:
+            where.append("host=?"); p.append(host)
+        w = (" WHERE " + " AND ".join(where)) if where else ""
+        rows = self._rows("SELECT * FROM vms" + w + " ORDER BY cluster, name", p)
+        disks: dict[str, list[Disk]] = {}
+        nics: dict[str, list[Nic]] = {}
+        for r in self._rows("SELECT * FROM disks ORDER BY vm_uuid, target"):
+            u = r.pop("vm_uuid"); r["readonly"] = bool(r["readonly"])
+            disks.setdefault(u, []).append(Disk(**r))
+        for r in self._rows("SELECT * FROM nics ORDER BY vm_uuid, mac"):
+            u = r.pop("vm_uuid")
+            nics.setdefault(u, []).append(Nic(**r))
+        out = []
+        for r in rows:
+            r["state"] = VmState(r["state"])
+            r["autostart"] = bool(r["autostart"])
+            r["persistent"] = bool(r["persistent"])
+            out.append(Vm(disks=tuple(disks.get(r["uuid"], ())),
+                          nics=tuple(nics.get(r["uuid"], ())), **r))
+        return out
+
+    # ---- networks and datastores ------------------------------------------
+    def replace_host_networks(self, cluster: str, host: str, nets: list[Network],
+                              stores: list[Datastore]) -> None:
+        with self.transaction():
+            for t in ("networks", "datastores"):
+                self.db.conn.execute(f"DELETE FROM {t} WHERE cluster=? AND host=?", [cluster, host])
+            if nets:
+                self.db["networks"].insert_all(
+                    [{k: getattr(n, k) for k in Network.__dataclass_fields__} for n in nets])
+            if stores:
+                self.db["datastores"].insert_all(
+                    [{k: getattr(s, k) for k in Datastore.__dataclass_fields__} for s in stores])
+
+    def networks(self, cluster: str) -> list[Network]:
+        return [Network(**{**r, "active": bool(r["active"]), "autostart": bool(r["autostart"])})
+                for r in self._rows("SELECT * FROM networks WHERE cluster=? ORDER BY host, name", [cluster])]
+
+    def datastores(self, cluster: str) -> list[Datastore]:
+        return [Datastore(**{**r, "active": bool(r["active"])})
+                for r in self._rows("SELECT * FROM datastores WHERE cluster=? ORDER BY host, name", [cluster])]
+
+    # ---- tasks (the journal) ----------------------------------------------
+    def create_task(self, t: Task, params: dict | None = None) -> int:
+        row = {k: getattr(t, k) for k in Task.__dataclass_fields__
+               if k not in ("id", "steps", "logs")}
+        row["status"] = t.status.value
+        row["params"] = json.dumps(params or {})
+        with self.transaction():
+            tid = self.db["tasks"].insert(row).last_pk
+            for s in t.steps:
+                self.db["task_steps"].insert({"task_id": tid, "idx": s.index, "name": s.name,
+                                              "status": s.status.value, "started_at": None,
+                                              "finished_at": None})
+        return int(tid)
+
+    def update_task(self, tid: int, **fields) -> None:
+        if "status" in fields:
+            fields["status"] = TaskStatus(fields["status"]).value
+        with self._lock:
+            self.db["tasks"].update(tid, fields)
+
+    def update_step(self, tid: int, idx: int, **fields) -> None:
+        if "status" in fields:
+            fields["status"] = TaskStatus(fields["status"]).value
+        with self._lock:
+            self.db["task_steps"].update((tid, idx), fields)
+
+    def add_log(self, tid: int, at: float, level: str, message: str) -> None:
+        with self._lock:
+            self.db["task_logs"].insert({"task_id": tid, "at": at, "level": level,
+                                         "message": message})
+
+    def task(self, tid: int) -> Task | None:
+        rows = self._rows("SELECT * FROM tasks WHERE id=?", [tid])
+        if not rows:
+            return None
+        steps = tuple(TaskStep(index=r["idx"], name=r["name"], status=TaskStatus(r["status"]),
+                               started_at=r["started_at"], finished_at=r["finished_at"])
+                      for r in self._rows("SELECT * FROM task_steps WHERE task_id=? ORDER BY idx", [tid]))
+        logs = tuple(TaskLog(at=r["at"], level=r["level"], message=r["message"])
+                     for r in self._rows("SELECT * FROM task_logs WHERE task_id=? ORDER BY id", [tid]))
+        return self._task(rows[0], steps, logs)
+
+    @staticmethod
+    def _task(r: dict, steps=(), logs=()) -> Task:
+        r = dict(r)
+        r.pop("params", None)
+        r["status"] = TaskStatus(r["status"])
+        r["error"] = r["error"] or ""
+        r["host"] = r["host"] or ""
+        return Task(steps=steps, logs=logs, **r)
+
+    def task_params(self, tid: int) -> dict:
+        rows = self._rows("SELECT params FROM tasks WHERE id=?", [tid])
+        return json.loads(rows[0]["params"] or "{}") if rows else {}
+
+    def tasks(self, cluster: str | None = None, target: str | None = None,
+              host: str | None = None, statuses: Iterable[TaskStatus] | None = None,
+              limit: int = 500) -> list[Task]:
+        where, p = [], []
+        if cluster:
+            where.append("cluster=?"); p.append(cluster)
+        if target:
+            where.append("target=?"); p.append(target)
+        if host:
+            where.append("host=?"); p.append(host)
+        if statuses:
+            st = [s.value for s in statuses]
+            where.append(f"status IN ({','.join('?' * len(st))})"); p.extend(st)
+        w = (" WHERE " + " AND ".join(where)) if where else ""
+        return [self._task(r) for r in
+                self._rows(f"SELECT * FROM tasks{w} ORDER BY id DESC LIMIT ?", [*p, limit])]
+
+    # ---- locks ------------------------------------------------------------
+    def take_locks(self, tid: int, resources: Iterable[str], at: float) -> list[str]:
+        """Take every lock or none; returns the resources already held by others."""
+        resources = list(resources)
+        with self.transaction():
+            held = self._rows(
+                f"SELECT resource, task_id FROM locks WHERE resource IN "
+                f"({','.join('?' * len(resources))})", resources) if resources else []
+            if held:
+                return [f"{r['resource']} (task {r['task_id']})" for r in held]
+            for res in resources:
+                self.db["locks"].insert({"resource": res, "task_id": tid, "taken_at": at})
+        return []
+
+    def release_locks(self, tid: int) -> None:
+        with self._lock:
+            self.db.conn.execute("DELETE FROM locks WHERE task_id=?", [tid])
+
+    def locks(self) -> dict[str, int]:
+        return {r["resource"]: r["task_id"] for r in self._rows("SELECT * FROM locks")}
+
+    # ---- events and metrics -------------------------------------------------
+    def add_event(self, at: float, cluster: str, host: str, target: str, kind: str,
+                  message: str) -> None:
+        with self._lock:
+            self.db["events"].insert({"at": at, "cluster": cluster, "host": host,
+                                      "target": target, "kind": kind, "message": message})
+
+    def events(self, cluster: str, limit: int = 200) -> list[dict]:
+        return self._rows("SELECT * FROM events WHERE cluster=? ORDER BY id DESC LIMIT ?",
+                          [cluster, limit])
+
+    def add_samples(self, rows: list[dict], keep_seconds: float | None = None,
+                    now: float | None = None) -> None:
+        with self.transaction():
+            if rows:
+                self.db["metric_samples"].insert_all(rows)
+            if keep_seconds is not None and now is not None:
+                self.db.conn.execute("DELETE FROM metric_samples WHERE at < ?",
+                                     [now - keep_seconds])
+
+    def samples(self, cluster: str, host: str, metric: str, vm_uuid: str | None = None,
+                since: float = 0.0) -> list[tuple[float, float]]:
+        sql = ("SELECT at, value FROM metric_samples WHERE cluster=? AND host=? AND metric=? "
+               "AND at>=? AND vm_uuid IS ? ORDER BY at")
+        return [(r["at"], r["value"]) for r in self._rows(sql, [cluster, host, metric, since, vm_uuid])]

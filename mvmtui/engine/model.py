@@ -1,0 +1,257 @@
+"""Plain data that crosses the engine boundary: frozen dataclasses, nothing live.
+
+Screens and the CLI only ever see these; never libvirt objects or SQLite rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+
+class HostStatus(str, Enum):
+    """What the console knows about its link to a host."""
+
+    UP = "up"                          # connected; data is live
+    CONNECTING = "connecting"          # first contact or reconnect under way
+    UNREACHABLE = "unreachable"        # network/SSH down; data is last known
+    AUTH_FAILED = "auth-failed"        # SSH refused our credentials
+    HOST_KEY_UNKNOWN = "host-key-unknown"  # needs trust-on-first-use
+    HOST_KEY_CHANGED = "host-key-changed"  # possible MITM: never connect
+    LIBVIRT_DOWN = "libvirt-down"      # SSH works, libvirtd does not answer
+    STALE = "stale"                    # not contacted this session (offline)
+
+    @property
+    def live(self) -> bool:
+        return self is HostStatus.UP
+
+
+class VmState(str, Enum):
+    RUNNING = "running"
+    BLOCKED = "blocked"
+    PAUSED = "paused"
+    SHUTTING_DOWN = "shutting down"
+    SHUTOFF = "shut off"
+    CRASHED = "crashed"
+    SUSPENDED = "pmsuspended"
+    UNKNOWN = "unknown"
+
+    @property
+    def active(self) -> bool:
+        return self in (VmState.RUNNING, VmState.BLOCKED, VmState.PAUSED,
+                        VmState.SHUTTING_DOWN, VmState.SUSPENDED)
+
+
+class TaskStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"   # the console died while it ran
+
+    @property
+    def finished(self) -> bool:
+        return self not in (TaskStatus.QUEUED, TaskStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    layout: str = "kvm"             # e.g. "kvm", "kvm+ceph" (hyperconverged)
+    ssh_user: str = "root"
+    ssh_key: str | None = None       # path of the private key
+    known_hosts: str | None = None   # path of the known_hosts file
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Host:
+    cluster: str
+    name: str
+    address: str
+    port: int = 22
+    status: HostStatus = HostStatus.STALE
+    problem: str = ""               # readable reason when not up
+    fingerprint: str = ""           # SHA256 host-key fingerprint, when known
+    hostname: str = ""
+    cpu_model: str = ""
+    cpus: int = 0
+    memory_mib: int = 0
+    os_release: str = ""
+    libvirt_version: str = ""
+    qemu_version: str = ""
+    cpu_pct: float | None = None     # host CPU use, 0..100
+    mem_used_mib: int | None = None
+    seen_at: float | None = None     # when data was last confirmed live
+
+    @property
+    def key(self) -> str:
+        return f"{self.cluster}/{self.name}"
+
+    def age(self, now: float) -> float | None:
+        return None if self.seen_at is None else max(0.0, now - self.seen_at)
+
+
+@dataclass(frozen=True)
+class Disk:
+    target: str                      # vda, sdb …
+    source: str                      # file path, rbd pool/image, …
+    kind: str = "file"               # file, block, network
+    bus: str = "virtio"
+    device: str = "disk"             # disk, cdrom
+    capacity_bytes: int | None = None
+    allocation_bytes: int | None = None
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class Nic:
+    mac: str
+    kind: str                        # network, bridge, user, direct
+    source: str = ""                 # network/bridge name
+    model: str = ""
+    target: str = ""                 # host-side device (vnet0)
+
+
+@dataclass(frozen=True)
+class Vm:
+    cluster: str
+    host: str
+    uuid: str
+    name: str
+    state: VmState = VmState.UNKNOWN
+    vcpus: int = 0
+    memory_mib: int = 0
+    max_memory_mib: int = 0
+    autostart: bool = False
+    persistent: bool = True
+    disks: tuple[Disk, ...] = ()
+    nics: tuple[Nic, ...] = ()
+    cpu_pct: float | None = None
+    mem_used_mib: int | None = None
+    seen_at: float | None = None
+    stale: bool = False             # host is not live: this is last known state
+
+    @property
+    def key(self) -> str:
+        return self.uuid
+
+    def age(self, now: float) -> float | None:
+        return None if self.seen_at is None else max(0.0, now - self.seen_at)
+
+
+@dataclass(frozen=True)
+class Network:
+    cluster: str
+    host: str
+    name: str
+    active: bool = False
+    bridge: str = ""
+    autostart: bool = False
+
+
+@dataclass(frozen=True)
+class Datastore:
+    cluster: str
+    host: str
+    name: str
+    kind: str = "dir"
+    path: str = ""
+    active: bool = False
+    capacity_bytes: int = 0
+    allocation_bytes: int = 0
+    available_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class TaskStep:
+    index: int
+    name: str
+    status: TaskStatus = TaskStatus.QUEUED
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True)
+class TaskLog:
+    at: float
+    level: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    kind: str                        # vm.start, vm.shutdown, …
+    title: str                       # "Start web-01"
+    cluster: str
+    target_kind: str                 # vm, host, cluster
+    target: str                      # uuid or host name
+    target_name: str
+    status: TaskStatus = TaskStatus.QUEUED
+    progress: float = 0.0            # 0..1
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str = ""
+    host: str = ""
+    steps: tuple[TaskStep, ...] = ()
+    logs: tuple[TaskLog, ...] = ()
+
+    def duration(self, now: float) -> float | None:
+        if self.started_at is None:
+            return None
+        return max(0.0, (self.finished_at or now) - self.started_at)
+
+
+@dataclass(frozen=True)
+class ClusterSummary:
+    """Counts and capacity of one cluster, computed from hosts and VMs."""
+
+    cluster: Cluster
+    hosts_up: int
+    hosts_total: int
+    vms_running: int
+    vms_total: int
+    cpus: int
+    vcpus_allocated: int
+    memory_mib: int
+    memory_used_mib: int | None
+    memory_allocated_mib: int
+    cpu_pct: float | None
+    problems: tuple[str, ...] = ()
+
+
+# Engine → UI notifications (delivered on an engine thread; the UI coalesces).
+@dataclass(frozen=True)
+class HostChanged:
+    host: Host
+
+
+@dataclass(frozen=True)
+class VmChanged:
+    vm: Vm
+
+
+@dataclass(frozen=True)
+class VmRemoved:
+    cluster: str
+    uuid: str
+
+
+@dataclass(frozen=True)
+class TaskChanged:
+    task: Task
+
+
+@dataclass(frozen=True)
+class HostKeyQuestion:
+    """An unknown host key: the console must show it and let the operator decide."""
+
+    host: Host
+    key_type: str
+    fingerprint: str
+
+
+Event = HostChanged | VmChanged | VmRemoved | TaskChanged | HostKeyQuestion
+
+__all__ = [name for name in dir() if not name.startswith("_")] + ["field", "replace"]

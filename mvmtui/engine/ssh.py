@@ -1,0 +1,150 @@
+"""SSH to hosts with asyncssh: one connection per host carries everything.
+
+Host keys are always verified against the cluster's known_hosts file. An unknown
+key is reported with its fingerprint so the operator can trust it (TOFU); a key
+that differs from the recorded one is refused outright. Passwords live only in
+memory. Keepalive on the connection is the first heartbeat.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from .model import HostStatus
+
+KEEPALIVE_INTERVAL = 1.0
+KEEPALIVE_COUNT_MAX = 3
+CONNECT_TIMEOUT = 5.0
+
+
+class SshError(Exception):
+    """Why a host could not be reached, as a host status and a readable message."""
+
+    def __init__(self, status: HostStatus, message: str, *, key_type: str = "",
+                 fingerprint: str = "", public_key: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.key_type = key_type
+        self.fingerprint = fingerprint
+        self.public_key = public_key   # OpenSSH line body, for trusting it
+
+
+@dataclass
+class Target:
+    address: str
+    port: int
+    user: str
+    key_path: str | None
+    known_hosts: str
+    password: str | None = None
+
+
+class _Client(asyncssh.SSHClient):
+    """Remembers the key a server offered when known_hosts did not vouch for it."""
+
+    def __init__(self):
+        self.offered: asyncssh.SSHKey | None = None
+
+    def validate_host_public_key(self, host, addr, port, key):
+        self.offered = key
+        return False
+
+
+def fingerprint(key: asyncssh.SSHKey) -> str:
+    return key.get_fingerprint("sha256")
+
+
+def known_entry(known_hosts: str, address: str, port: int) -> bool:
+    """Whether known_hosts already has a key for this address (then a mismatch = changed)."""
+    try:
+        kh = asyncssh.read_known_hosts(known_hosts)
+    except (OSError, ValueError):
+        return False
+    trusted = kh.match(address, address, port)[0]
+    return bool(trusted)
+
+
+def host_pattern(address: str, port: int) -> str:
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def trust_key(known_hosts: str, address: str, port: int, public_key: str) -> None:
+    """Append a host key to known_hosts (after the operator confirmed it)."""
+    path = Path(known_hosts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(f"{host_pattern(address, port)} {public_key.strip()}\n")
+
+
+async def connect(t: Target) -> asyncssh.SSHClientConnection:
+    Path(t.known_hosts).touch(exist_ok=True)
+    client: _Client | None = None
+
+    def factory():
+        nonlocal client
+        client = _Client()
+        return client
+
+    opts = dict(port=t.port, username=t.user, known_hosts=t.known_hosts,
+                keepalive_interval=KEEPALIVE_INTERVAL,
+                keepalive_count_max=KEEPALIVE_COUNT_MAX,
+                connect_timeout=CONNECT_TIMEOUT, login_timeout=CONNECT_TIMEOUT,
+                client_factory=factory, config=None)
+    if t.key_path:
+        opts["client_keys"] = [t.key_path]
+    if t.password:
+        opts["password"] = t.password
+    if not os.environ.get("SSH_AUTH_SOCK"):
+        opts["agent_path"] = None
+    where = f"{t.user}@{t.address}:{t.port}"
+    try:
+        return await asyncssh.connect(t.address, **opts)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        key = client.offered if client else None
+        fp = fingerprint(key) if key else ""
+        body = key.export_public_key("openssh").decode().strip() if key else ""
+        ktype = key.get_algorithm() if key else ""
+        if known_entry(t.known_hosts, t.address, t.port):
+            raise SshError(
+                HostStatus.HOST_KEY_CHANGED,
+                f"The host key of {t.address} has CHANGED (it now offers {ktype} {fp}). "
+                f"This may be a man-in-the-middle attack; mvmtui will not connect. "
+                f"If the host was reinstalled, remove its line from {t.known_hosts} "
+                f"and trust the new key.", key_type=ktype, fingerprint=fp,
+                public_key=body) from exc
+        raise SshError(
+            HostStatus.HOST_KEY_UNKNOWN,
+            f"The host key of {t.address} is not known ({ktype} {fp}). "
+            f"Check the fingerprint on the host (ssh-keygen -lf "
+            f"/etc/ssh/ssh_host_*_key.pub) and trust it if it matches.",
+            key_type=ktype, fingerprint=fp, public_key=body) from exc
+    except asyncssh.PermissionDenied as exc:
+        raise SshError(HostStatus.AUTH_FAILED,
+                       f"SSH refused our credentials for {where}: {exc.reason}. "
+                       f"Check the cluster's SSH key or user.") from exc
+    except asyncssh.DisconnectError as exc:
+        raise SshError(HostStatus.UNREACHABLE,
+                       f"SSH to {where} was closed by the host: {exc.reason}") from exc
+    except (asyncio.TimeoutError, TimeoutError) as exc:
+        raise SshError(HostStatus.UNREACHABLE,
+                       f"No answer from {where} within {CONNECT_TIMEOUT:.0f} s") from exc
+    except OSError as exc:
+        raise SshError(HostStatus.UNREACHABLE,
+                       f"Cannot reach {where}: {exc.strerror or exc}") from exc
+    except (asyncssh.Error, ValueError, KeyError) as exc:
+        raise SshError(HostStatus.UNREACHABLE, f"SSH to {where} failed: {exc}") from exc
+
+
+async def run(conn: asyncssh.SSHClientConnection, command: str,
+              timeout: float = 30.0) -> str:
+    """Run a command on the host; its stdout, or RuntimeError with stderr."""
+    result = await asyncio.wait_for(conn.run(command, check=False), timeout)
+    if result.exit_status != 0:
+        raise RuntimeError(f"`{command}` exited {result.exit_status}: "
+                           f"{(result.stderr or '').strip()[:300]}")
+    return str(result.stdout)

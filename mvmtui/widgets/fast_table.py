@@ -1,0 +1,438 @@
+"""A virtualised table for big inventories (thousands of VMs).
+
+The stock `DataTable` re-measures every cell on each reload, which costs ~1.8 s
+at 10,000 rows. `FastTable` keeps rows in plain Python lists, gives columns fixed
+widths, and draws only the lines on screen through the Line API, so a filter
+keystroke or a sort is a list operation plus one screenful of drawing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence, Union
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+Cell = Union[str, Text, int, float, None]
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int = 10
+    align: str = "left"  # or "right"
+    flex: bool = False  # takes leftover width (the last column does if none is marked)
+
+
+@dataclass(eq=False, slots=True)
+class Row:
+    """One row. Mutable so an upsert that keeps its place is seen by every list."""
+
+    key: str
+    cells: tuple
+    search: str  # lowercase plain text of all cells, built once per set/upsert
+
+
+def _plain(cell: Cell) -> str:
+    if type(cell) is str:
+        return cell
+    if cell is None:
+        return ""
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def make_row(key: str, cells: tuple) -> Row:
+    return Row(key, tuple(cells), "\0".join(map(_plain, cells)).lower())
+
+
+def _sort_value(cell: Cell) -> tuple:
+    # Numbers before text so mixed columns still compare; text case-insensitively.
+    if isinstance(cell, (int, float)):
+        return (0, cell, "")
+    return (1, 0, _plain(cell).casefold())
+
+
+def _sort_cell(row: Row, index: int) -> tuple:
+    cell = row.cells[index] if index < len(row.cells) else None
+    return (cell is None, _sort_value(cell))
+
+
+def sort_rows(rows: Iterable[Row], index: int | None, reverse: bool = False) -> list[Row]:
+    """Stable sort by raw cell value; None (or a missing cell) stays last either way."""
+    if index is None:
+        return list(rows)
+    present, missing = [], []
+    for row in rows:
+        cells = row.cells
+        (present if index < len(cells) and cells[index] is not None else missing).append(row)
+    present.sort(key=lambda r: _sort_value(r.cells[index]), reverse=reverse)
+    return present + missing
+
+
+def filter_rows(rows: Sequence[Row], text: str) -> list[Row]:
+    needle = text.lower()
+    return [r for r in rows if needle in r.search] if needle else list(rows)
+
+
+def apply_view(rows: Sequence[Row], filter_text: str, sort_index: int | None, reverse: bool) -> list[Row]:
+    """What the table shows. The widget does the same in two steps, caching the sort."""
+    return filter_rows(sort_rows(rows, sort_index, reverse), filter_text)
+
+
+def _fit(text: str, width: int, align: str) -> str:
+    """Crop with an ellipsis or pad to exactly `width` cells."""
+    n = cell_len(text)
+    if n > width:
+        return set_cell_size(text, width - 1) + "…" if width > 1 else "…"[:width]
+    pad = " " * (width - n)
+    return pad + text if align == "right" else text + pad
+
+
+class FastTable(ScrollView, can_focus=True):
+    """Sticky header on line 0, rows below; only visible lines are drawn."""
+
+    COMPONENT_CLASSES = {"fast-table--header", "fast-table--cursor", "fast-table--even", "fast-table--empty"}
+    DEFAULT_CSS = """
+    FastTable {
+        background: $surface;
+        color: $foreground;
+        & > .fast-table--header { background: $panel; color: $foreground; text-style: bold; }
+        & > .fast-table--even { background: $surface-lighten-1 50%; }
+        & > .fast-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        &:focus > .fast-table--cursor {
+            background: $block-cursor-background;
+            color: $block-cursor-foreground;
+            text-style: $block-cursor-text-style;
+        }
+        & > .fast-table--empty { color: $text-muted; text-style: italic; }
+    }
+    """
+    BINDINGS = [
+        Binding("up,k", "cursor(-1)", "Up", show=False, id="table.up"),
+        Binding("down,j", "cursor(1)", "Down", show=False, id="table.down"),
+        Binding("pageup,ctrl+b", "page(-1)", "Page up", show=False, id="table.page_up"),
+        Binding("pagedown,ctrl+f", "page(1)", "Page down", show=False, id="table.page_down"),
+        Binding("ctrl+u", "page(-0.5)", "Half page up", show=False, id="table.half_page_up"),
+        Binding("ctrl+d", "page(0.5)", "Half page down", show=False, id="table.half_page_down"),
+        Binding("home,g", "first", "First", show=False, id="table.first"),
+        Binding("end,G", "last", "Last", show=False, id="table.last"),
+        Binding("enter,l", "select", "Select", show=False, id="table.select"),
+        Binding("o", "cycle_sort", "Sort", id="table.sort"),
+        Binding("O", "reverse_sort", "Reverse", id="table.reverse"),
+    ]
+
+    class _TableMessage(Message):
+        def __init__(self, table: FastTable, key: str | None) -> None:
+            super().__init__()
+            self.table, self.key = table, key
+
+        @property
+        def control(self) -> FastTable:  # lets `@on(FastTable.RowSelected, "#vms")` match
+            return self.table
+
+    # Siblings, not parent and child: `@on` also matches subclasses of the message.
+    class RowSelected(_TableMessage):
+        """Enter, `l` or a double click on a row."""
+
+    class CursorMoved(_TableMessage):
+        """The cursor is on another row (key is None when the view is empty)."""
+
+    def __init__(self, columns: list[Column], *, name=None, id=None, classes=None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._rows: dict[str, Row] = {}  # insertion order is the unsorted order
+        self._sorted: list[Row] | None = []  # all rows in sort order; None = stale
+        self._view: list[Row] = []  # sorted rows that pass the filter
+        self._view_stale = False
+        self._filter = ""  # as typed, for filter_text and the empty-state line
+        self._needle = ""  # lowercased once per keystroke
+        self._sort_index: int | None = None
+        self._reverse = False
+        self._cursor = 0
+        self._last_key: str | None = None
+        self.columns = columns
+
+    # -- read-only state -------------------------------------------------------
+    @property
+    def columns(self) -> list[Column]:
+        return self._columns
+
+    @columns.setter
+    def columns(self, columns: list[Column]) -> None:
+        """Replace the columns (rows must match them); drops the sort."""
+        self._columns = list(columns)
+        self._min_width = sum(c.width for c in columns) + len(columns) - 1
+        self._column_layout = (-1, [])
+        self._sort_index = None
+        self._sorted = None
+        self._rebuild()
+
+    filter_text = property(lambda self: self._filter)
+    sort_reverse = property(lambda self: self._reverse)
+    total_count = property(lambda self: len(self._rows))
+
+    @property
+    def sort_key(self) -> str | None:
+        return None if self._sort_index is None else self.columns[self._sort_index].key
+
+    @property
+    def row_count(self) -> int:
+        self._ensure_view()
+        return len(self._view)
+
+    @property
+    def cursor_row(self) -> int:
+        self._ensure_view()
+        return self._cursor
+
+    @property
+    def cursor_key(self) -> str | None:
+        self._ensure_view()
+        return self._view[self._cursor].key if self._view else None
+
+    # -- data ------------------------------------------------------------------
+    def set_rows(self, rows: list[tuple[str, tuple]]) -> None:
+        self._rows = {key: make_row(key, cells) for key, cells in rows}
+        self._sorted = None
+        self._rebuild()
+
+    def upsert_row(self, key: str, cells: tuple) -> None:
+        new = make_row(key, cells)
+        old = self._rows.get(key)
+        i, needle = self._sort_index, self._needle
+        keeps_place = (
+            old is not None and not self._view_stale
+            and (i is None or _sort_cell(old, i) == _sort_cell(new, i))
+            and (needle in old.search) == (needle in new.search)
+        )
+        if not keeps_place:
+            # Order or membership changes: re-sort once for a whole burst of upserts.
+            self._rows[key] = new
+            self._sorted = None
+            if not self._view_stale:
+                self._view_stale = True
+                self.call_later(self._ensure_view)
+            return
+        old.cells, old.search = new.cells, new.search  # same object sits in every list
+        top = int(self.scroll_y)
+        for n, row in enumerate(self._view[top : top + self._page_height()]):
+            if row is old:  # on screen: repaint that line only (virtual y; header is 0)
+                self.refresh_line(top + n + 1)
+
+    def remove_row(self, key: str) -> None:
+        row = self._rows.pop(key, None)
+        if row is not None:
+            if self._sorted is not None:
+                self._sorted.remove(row)  # identity compare in C; no re-sort needed
+            self._rebuild()
+
+    def set_filter(self, text: str) -> None:
+        self._filter, self._needle = text, text.lower()
+        self._rebuild()
+
+    def sort_by(self, column_key: str, reverse: bool | None = None) -> None:
+        index = [c.key for c in self.columns].index(column_key)  # ValueError if unknown
+        if reverse is None:
+            reverse = not self._reverse if index == self._sort_index else False
+        self._sort_index, self._reverse, self._sorted = index, reverse, None
+        self._rebuild()
+
+    def cycle_sort(self) -> None:
+        i = -1 if self._sort_index is None else self._sort_index
+        self.sort_by(self.columns[(i + 1) % len(self.columns)].key, reverse=False)
+
+    def reverse_sort(self) -> None:
+        self.sort_by(self.columns[self._sort_index or 0].key, reverse=not self._reverse)
+
+    def move_cursor_to_key(self, key: str) -> bool:
+        index = self._index_of(key)
+        if index is not None:
+            self._move_cursor(index)
+        return index is not None
+
+    # -- view upkeep -----------------------------------------------------------
+    def _ensure_view(self) -> None:
+        if self._view_stale:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Recompute the visible list, keeping the cursor on the same key if it survives."""
+        key = self._last_key
+        if self._sorted is None:
+            self._sorted = sort_rows(self._rows.values(), self._sort_index, self._reverse)
+        self._view = filter_rows(self._sorted, self._needle)
+        self._view_stale = False
+        self.virtual_size = Size(self._min_width, len(self._view) + 1)
+        index = self._index_of(key)
+        self._move_cursor(self._cursor if index is None else index, force=True)
+        self.refresh()
+
+    def _index_of(self, key: str | None) -> int | None:
+        self._ensure_view()
+        try:  # list.index compares by identity in C: cheaper than keeping a key map
+            return self._view.index(self._rows[key])
+        except (KeyError, ValueError):
+            return None
+
+    def _page_height(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def _move_cursor(self, index: int, force: bool = False) -> None:
+        old = self._cursor
+        self._cursor = max(0, min(index, len(self._view) - 1))
+        top, height = int(self.scroll_y), self._page_height()
+        if self._cursor < top:
+            self.scroll_to(y=self._cursor, animate=False, force=True)
+        elif self._cursor >= top + height:
+            self.scroll_to(y=self._cursor - height + 1, animate=False, force=True)
+        if not force and old != self._cursor:
+            # Repaint just the two lines the cursor left and entered.
+            for row in (old, self._cursor):
+                if 0 <= row - top < height:
+                    self.refresh_line(row + 1)
+        key = self._view[self._cursor].key if self._view else None
+        if key != self._last_key:
+            self._last_key = key
+            self.post_message(self.CursorMoved(self, key))
+
+    # -- actions and mouse -----------------------------------------------------
+    def action_cursor(self, delta: int) -> None:
+        self._move_cursor(self.cursor_row + delta)
+
+    def action_page(self, pages: float) -> None:
+        self._move_cursor(self.cursor_row + int(pages * self._page_height()))
+
+    def action_first(self) -> None:
+        self._move_cursor(0)
+
+    def action_last(self) -> None:
+        self._move_cursor(self.row_count - 1)
+
+    def action_select(self) -> None:
+        if (key := self.cursor_key) is not None:
+            self.post_message(self.RowSelected(self, key))
+
+    def action_cycle_sort(self) -> None:
+        self.cycle_sort()
+
+    def action_reverse_sort(self) -> None:
+        self.reverse_sort()
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        event.stop()
+        if offset.y == 0:  # header: sort by the column under the mouse
+            x = offset.x + int(self.scroll_x)
+            for column, start, width in self._layout(self.scrollable_content_region.width):
+                if start <= x < start + width + 1:
+                    self.sort_by(column.key)
+                    break
+            return
+        index = int(self.scroll_y) + offset.y - 1
+        if index < self.row_count:
+            self._move_cursor(index)
+            if event.chain >= 2:
+                self.action_select()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.refresh()  # focus changes the cursor colour
+
+    # -- drawing ---------------------------------------------------------------
+    def _layout(self, width: int) -> list[tuple[Column, int, int]]:
+        """(column, start x, width) per column; flex columns share the spare cells."""
+        if self._column_layout[0] != width:
+            self._column_layout = (width, self._compute_layout(width))
+        return self._column_layout[1]
+
+    def _compute_layout(self, width: int) -> list[tuple[Column, int, int]]:
+        flex = [c for c in self.columns if c.flex] or self.columns[-1:]
+        spare, share = max(0, width - self._min_width), {}
+        for n, column in enumerate(flex):
+            share[column.key] = spare // len(flex) + (n < spare % len(flex))
+        out, x = [], 0
+        for column in self.columns:
+            w = column.width + share.get(column.key, 0)
+            out.append((column, x, w))
+            x += w + 1
+        return out
+
+    def render_line(self, y: int) -> Strip:
+        self._ensure_view()
+        width = self.scrollable_content_region.width
+        layout = self._layout(width)
+        line_width = max(width, self._min_width)
+        scroll_x, scroll_y = self.scroll_offset
+        if y == 0:
+            style = self.get_component_rich_style("fast-table--header")
+            cells = []
+            for i, (column, _, w) in enumerate(layout):
+                label = column.label
+                if i == self._sort_index:
+                    if cell_len(label) + 2 > w:
+                        label = _fit(label, max(0, w - 2), "left")
+                    label += " ▼" if self._reverse else " ▲"
+                cells.append(_fit(label, w, column.align))
+            segments = [Segment(" ".join(cells), style)]
+        elif not self._view:
+            style = self.rich_style
+            if y != max(1, self.scrollable_content_region.height // 2):
+                return Strip.blank(width, style)
+            text = f"No rows match “{self._filter}”" if self._rows else "Nothing here yet"
+            style = self.get_component_rich_style("fast-table--empty")
+            return Strip([Segment(_fit(text, width, "left").strip().center(width), style)], width)
+        else:
+            index = scroll_y + y - 1
+            if index >= len(self._view):
+                return Strip.blank(width, self.rich_style)
+            if index == self._cursor:
+                style = self.get_component_rich_style("fast-table--cursor")
+            elif index % 2:
+                style = self.get_component_rich_style("fast-table--even")
+            else:
+                style = self.rich_style
+            segments = self._row_segments(self._view[index].cells, layout, style)
+        strip = Strip(segments, line_width)  # cells are fitted, so the width is exact
+        return strip.crop(scroll_x, scroll_x + width) if line_width > width else strip
+
+    def _row_segments(self, cells: tuple, layout, style: Style) -> list[Segment]:
+        # Plain cells are joined into one string; only rich Text cells add segments.
+        segments: list[Segment] = []
+        plain: list[str] = []
+        for n, (column, _, w) in enumerate(layout):
+            if n:
+                plain.append(" ")
+            cell = cells[n] if n < len(cells) else None
+            if not isinstance(cell, Text):
+                plain.append(_fit(_plain(cell), w, column.align))
+                continue
+            text = cell.copy()
+            text.truncate(w, overflow="ellipsis")
+            pad = " " * (w - text.cell_len)
+            if column.align == "right":
+                plain.append(pad)
+                pad = ""
+            segments.append(Segment("".join(plain), style))
+            console = self.app.console
+            # Text.render leaves out the Text's own base style; add it under the spans.
+            base = style + console.get_style(text.style) if text.style else style
+            segments.extend(Segment(s.text, base + s.style if s.style else base)
+                            for s in text.render(console))
+            plain = [pad]
+        segments.append(Segment("".join(plain), style))
+        return segments

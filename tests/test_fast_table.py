@@ -1,0 +1,224 @@
+"""FastTable: rendering, filter, sort, updates, keys and mouse; plus the pure view helper."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.text import Text
+from textual import on
+from textual.app import App, ComposeResult
+
+from mvmtui.widgets.fast_table import Column, FastTable, apply_view, make_row
+
+COLUMNS = [
+    Column("name", "Name", 10),
+    Column("state", "State", 8),
+    Column("cpu", "CPU", 6, align="right"),
+    Column("note", "Note", 8, flex=True),
+]
+
+
+def vm_rows(n: int) -> list[tuple[str, tuple]]:
+    states = ["running", "stopped", "paused"]
+    return [(f"vm{i}", (f"vm-{i:03d}", states[i % 3], i * 1.5, f"n{i}")) for i in range(n)]
+
+
+class TableApp(App):
+    def __init__(self, rows: list[tuple[str, tuple]]) -> None:
+        super().__init__()
+        self.rows = rows
+        self.selected: list[str] = []
+        self.moved: list[str | None] = []
+
+    def compose(self) -> ComposeResult:
+        yield FastTable(COLUMNS, id="table")
+
+    def on_mount(self) -> None:
+        table = self.query_one(FastTable)
+        table.set_rows(self.rows)
+        table.focus()
+
+    @on(FastTable.RowSelected, "#table")  # `control` lets selectors match
+    def record_selected(self, message: FastTable.RowSelected) -> None:
+        self.selected.append(message.key)
+
+    def on_fast_table_cursor_moved(self, message: FastTable.CursorMoved) -> None:
+        self.moved.append(message.key)
+
+
+def screen_lines(table: FastTable) -> list[str]:
+    return ["".join(s.text for s in table.render_line(y)) for y in range(table.size.height)]
+
+
+def run(rows, check, size=(60, 12)) -> None:
+    """Run `check(pilot, app, table)` inside a headless app."""
+
+    async def go() -> None:
+        app = TableApp(rows)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await check(pilot, app, app.query_one(FastTable))
+
+    asyncio.run(go())
+
+
+def test_render_shows_header_and_rows():
+    async def check(pilot, app, table):
+        lines = screen_lines(table)
+        assert lines[0].startswith("Name") and "CPU" in lines[0]
+        assert lines[1].startswith("vm-000") and lines[2].startswith("vm-001")
+        assert table.row_count == table.total_count == 40
+        assert table.cursor_key == "vm0"
+        table.set_rows([("a", ("a" * 30, Text("ok", style="green"), None, "x"))])
+        await pilot.pause()
+        assert screen_lines(table)[1].startswith("a" * 9 + "… ok")  # cropped with ellipsis
+        ok = next(seg for seg in table.render_line(1) if seg.text == "ok")
+        assert ok.style.color.name == "green"  # a Text cell keeps its own style
+
+    run(vm_rows(40), check)
+
+
+def test_empty_state_messages():
+    async def check(pilot, app, table):
+        assert any("Nothing here yet" in line for line in screen_lines(table))
+        table.set_rows(vm_rows(3))
+        table.set_filter("xyz")
+        await pilot.pause()
+        assert table.row_count == 0 and table.cursor_key is None
+        assert any("No rows match “xyz”" in line for line in screen_lines(table))
+
+    run([], check)
+
+
+def test_filter_narrows_rows_and_keeps_cursor_key():
+    async def check(pilot, app, table):
+        assert table.move_cursor_to_key("vm12")
+        table.set_filter("PAUSED")  # case-insensitive; vm12 is "running"
+        assert table.filter_text == "PAUSED"
+        assert table.row_count == 10 and table.total_count == 30
+        table.set_filter("")
+        table.move_cursor_to_key("vm14")  # paused
+        table.set_filter("paus")
+        assert table.cursor_key == "vm14"
+        assert all("paused" in line for line in screen_lines(table)[1:11])
+        table.set_filter("vm-02")
+        assert [table.cursor_key, table.row_count] == ["vm24", 10]  # vm14 gone: same index
+        assert not table.move_cursor_to_key("vm14")
+
+    run(vm_rows(30), check)
+
+
+def test_sort_numeric_text_reverse_and_none_last():
+    rows = [("a", ("10", 10)), ("b", ("9", 9)), ("c", ("100", None)), ("d", ("Apple", 100))]
+    columns = [Column("text", "Text", 8), Column("num", "Num", 6, align="right")]
+
+    async def check(pilot, app, table):
+        table.columns = columns
+        table.set_rows(rows)
+        table.sort_by("num")
+        assert [r.key for r in table._view] == ["b", "a", "d", "c"]
+        assert "Num ▲" in screen_lines(table)[0]
+        table.sort_by("num")  # same column toggles
+        assert table.sort_reverse and [r.key for r in table._view] == ["d", "a", "b", "c"]
+        assert "Num ▼" in screen_lines(table)[0]
+        table.sort_by("text")  # new column: ascending, text compares as text
+        assert table.sort_key == "text" and not table.sort_reverse
+        assert [r.key for r in table._view] == ["a", "c", "b", "d"]
+        table.cycle_sort()
+        assert table.sort_key == "num"
+        table.reverse_sort()
+        assert table.sort_reverse
+
+    run([], check)
+
+
+def test_upsert_and_remove():
+    async def check(pilot, app, table):
+        table.sort_by("cpu")
+        table.move_cursor_to_key("vm2")
+        table.upsert_row("vm1", ("vm-001", "paused", 1.5, "same place"))
+        assert table.row_count == 5 and "same place" in screen_lines(table)[2]
+        table.upsert_row("vm0", ("vm-000", "running", 99.0, "moved"))  # sort value changed
+        table.upsert_row("new", ("vm-new", "running", 50.0, "added"))
+        await pilot.pause()
+        assert [r.key for r in table._view] == ["vm1", "vm2", "vm3", "vm4", "new", "vm0"]
+        assert table.cursor_key == "vm2" and table.total_count == 6
+        table.set_filter("running")
+        table.upsert_row("vm1", ("vm-001", "running", 1.5, "now matches"))
+        assert table.row_count == 4  # membership change is seen at once by readers
+        table.remove_row("vm2")
+        table.remove_row("missing")
+        assert "vm2" not in [r.key for r in table._view] and table.total_count == 5
+
+    run(vm_rows(5), check)
+
+
+def test_keyboard_navigation_and_cursor_messages():
+    async def check(pilot, app, table):
+        await pilot.press("j", "j", "j", "k")
+        assert table.cursor_row == 2
+        await pilot.press("G")
+        assert table.cursor_key == "vm99" and table.scroll_y > 0
+        assert screen_lines(table)[-1].startswith("vm-099")
+        await pilot.press("g")
+        assert table.cursor_row == 0 and table.scroll_y == 0
+        await pilot.press("pagedown")
+        assert table.cursor_row == 11  # 12 lines minus the header
+        await pilot.press("ctrl+u")
+        assert table.cursor_row == 6
+        await pilot.press("end", "k", "home")
+        await pilot.pause()
+        assert app.moved[-4:] == ["vm6", "vm99", "vm98", "vm0"]
+
+    run(vm_rows(100), check)
+
+
+def test_enter_and_l_post_row_selected():
+    async def check(pilot, app, table):
+        await pilot.press("j", "enter", "j", "l")
+        await pilot.pause()
+        assert app.selected == ["vm1", "vm2"]
+
+    run(vm_rows(10), check)
+
+
+def test_mouse_header_click_sorts_and_row_click_moves_cursor():
+    async def check(pilot, app, table):
+        await pilot.click(FastTable, offset=(22, 0))  # "CPU" header cell (x 20..25)
+        assert table.sort_key == "cpu" and not table.sort_reverse
+        await pilot.click(FastTable, offset=(22, 0))
+        assert table.sort_reverse and table.cursor_key == "vm0"
+        await pilot.click(FastTable, offset=(2, 3))
+        assert table.cursor_key == "vm7"  # third row of the reversed view
+        await pilot.double_click(FastTable, offset=(2, 1))
+        await pilot.pause()
+        assert app.selected == ["vm9"]
+
+    run(vm_rows(10), check)
+
+
+# -- the pure helper ---------------------------------------------------------
+
+cell = st.one_of(st.none(), st.integers(-50, 50), st.text("abcAB ", max_size=4))
+row_cells = st.tuples(cell, cell)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cells=st.lists(row_cells, max_size=25), needle=st.text("abAB", max_size=2),
+       index=st.sampled_from([None, 0, 1]), reverse=st.booleans())
+def test_apply_view_properties(cells, needle, index, reverse):
+    rows = [make_row(f"k{i}", c) for i, c in enumerate(cells)]
+    view = apply_view(rows, needle, index, reverse)
+    assert len({id(r) for r in view}) == len(view) and set(map(id, view)) <= set(map(id, rows))
+    assert all(needle.lower() in r.search for r in view)
+    assert len(view) == sum(needle.lower() in r.search for r in rows)  # nothing lost
+    if index is None:
+        assert view == [r for r in rows if r in view]  # original order kept
+        return
+    values = [r.cells[index] for r in view]
+    present = [v for v in values if v is not None]
+    assert values == present + [None] * (len(values) - len(present))  # None last
+    keys = [(0, v, "") if isinstance(v, int) else (1, 0, v.casefold()) for v in present]
+    assert keys == sorted(keys, reverse=reverse)
