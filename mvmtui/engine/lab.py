@@ -55,6 +55,8 @@ def _run(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
 
 # Not under /root or /etc: a host bind-mounts its own over those, hiding the lab's files.
 DEFAULT_ROOT = Path("/var/lib/mvmtui/labs")
+# The guest kernel and initramfs are shared by every lab (and kept between runs).
+GUEST_ROOT = Path(os.environ.get("MVMTUI_GUEST_DIR", "/var/lib/mvmtui/guest"))
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,6 @@ class Lab:
         self.root = Path(root or os.environ.get("MVMTUI_LAB_DIR") or DEFAULT_ROOT) / name
         self.bridge = f"mv{name}br"
         self.gateway = f"10.{self.subnet}.0.1"
-        self.guest_dir = self.root.parent / "guest"
         self.ssh_key = self.root / "ssh" / "id_ed25519"
         self.known_hosts = self.root / "ssh" / "known_hosts"
 
@@ -121,7 +122,7 @@ class Lab:
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"mvmtui-{self.name}",
              "-f", str(self.ssh_key))
         try:
-            kernel, initrd = guest.build(self.guest_dir, self.root.parent / "debs")
+            kernel, initrd = guest.build(GUEST_ROOT / "image", GUEST_ROOT / "debs")
         except (RuntimeError, OSError, subprocess.CalledProcessError, StopIteration) as exc:
             kernel = initrd = None
             print(f"lab: no guest kernel ({exc}); VMs boot without an OS "

@@ -1,0 +1,58 @@
+"""The real lab cluster for tests: three hosts (namespaces, sshd, libvirtd, QEMU),
+up once per session under a temporary root, torn down at the end."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mvmtui.engine import Engine, Inventory
+from mvmtui.engine.lab import Lab
+
+
+@dataclass
+class LabCluster:
+    lab: Lab
+    inventory: Path
+    name: str
+
+
+@pytest.fixture(scope="session")
+def lab_cluster(tmp_path_factory) -> LabCluster:
+    if os.geteuid() != 0:
+        pytest.fail("lab tests need root (network namespaces, libvirtd); run `make test` as root")
+    root = tmp_path_factory.mktemp("lab")
+    lab = Lab("citest", hosts=3, subnet=78, root=root / "labs")
+    inv_path = root / "inventory.db"
+    inv = Inventory(inv_path)
+    lab.up(inv)
+    inv.close()
+    try:
+        yield LabCluster(lab, inv_path, "citest")
+    finally:
+        lab.down()
+
+
+@pytest.fixture
+def engine(lab_cluster):
+    eng = Engine(lab_cluster.inventory, reconnect_interval=0.5, stats_interval=1.0,
+                 shutdown_timeout=30.0)
+    eng.start()
+    eng.call(eng.wait_ready(timeout=15))
+    yield eng
+    eng.stop()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.02):
+    """Poll until predicate() is truthy; returns (value, seconds taken)."""
+    start = time.monotonic()
+    while True:
+        value = predicate()
+        if value:
+            return value, time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not true within {timeout} s")
+        time.sleep(interval)

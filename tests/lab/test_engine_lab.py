@@ -1,0 +1,215 @@
+"""The engine against the real lab: SSH tunnel, libvirt, events, faults."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from mvmtui.engine import Engine, Inventory
+from mvmtui.engine.model import Cluster, Host, HostStatus, TaskStatus, VmState
+
+from .conftest import wait_for
+
+
+def _names(vms):
+    return sorted(v.name for v in vms)
+
+
+def _virsh_names(lab, host):
+    return sorted(lab.virsh(host, "list", "--all", "--name").stdout.split())
+
+
+def test_every_host_is_up_with_its_facts(engine, lab_cluster):
+    hosts = engine.hosts(lab_cluster.name)
+    assert [h.name for h in hosts] == ["kvm-01", "kvm-02", "kvm-03"]
+    for h in hosts:
+        assert h.status is HostStatus.UP, h.problem
+        assert h.hostname == h.name            # its own UTS namespace
+        assert h.cpus > 0 and h.memory_mib > 0
+        assert h.libvirt_version.startswith("9.") and h.qemu_version
+        assert "Debian" in h.os_release
+
+
+def test_each_host_sees_only_its_own_vms(engine, lab_cluster):
+    lab = lab_cluster.lab
+    seen = set()
+    for host in ("kvm-01", "kvm-02", "kvm-03"):
+        vms = engine.vms(lab_cluster.name, host)
+        assert _names(vms) == _virsh_names(lab, host)
+        uuids = {v.uuid for v in vms}
+        assert not uuids & seen
+        seen |= uuids
+    web = engine.find_vm("web-01", lab_cluster.name)
+    assert web.host == "kvm-01" and web.disks[0].target == "vda"
+    assert web.disks[0].capacity_bytes == 2 * 1024 ** 3
+    assert web.nics[0].mac.startswith("52:54:00:")
+
+
+def test_start_and_force_off_through_the_tunnel(engine, lab_cluster):
+    lab = lab_cluster.lab
+    vm = engine.find_vm("db-01", lab_cluster.name)
+    assert vm.state is VmState.SHUTOFF
+    task = asyncio.run(engine.vm_action(vm.uuid, "start"))
+    assert task.status is TaskStatus.SUCCEEDED, task.error
+    assert lab.virsh("kvm-01", "domstate", "db-01").stdout.strip() == "running"
+    assert engine.vm(vm.uuid).state is VmState.RUNNING
+    task = asyncio.run(engine.vm_action(vm.uuid, "destroy"))
+    assert task.status is TaskStatus.SUCCEEDED, task.error
+    assert lab.virsh("kvm-01", "domstate", "db-01").stdout.strip() == "shut off"
+    assert [s.status for s in task.steps] == [TaskStatus.SUCCEEDED] * 3
+    assert engine.tasks(target=vm.uuid)[0].id == task.id
+
+
+def test_graceful_shutdown_reaches_the_guest(engine, lab_cluster):
+    """The lab guest is a real Linux that honours the ACPI power button."""
+    vm = engine.find_vm("web-02", lab_cluster.name)
+    if vm.state is not VmState.RUNNING:
+        assert asyncio.run(engine.vm_action(vm.uuid, "start")).status is TaskStatus.SUCCEEDED
+    # Let the guest finish booting (it answers the button once its init runs).
+    console = lab_cluster.lab.host("kvm-01").dir / "log-libvirt" / "web-02-console.log"
+    wait_for(lambda: "guest: up" in console.read_text(), 60, 0.2)
+    task = asyncio.run(engine.vm_action(vm.uuid, "shutdown"))
+    assert task.status is TaskStatus.SUCCEEDED, task.error
+    assert engine.vm(vm.uuid).state is VmState.SHUTOFF
+    assert any("ACPI" in line.message for line in task.logs)
+    assert asyncio.run(engine.vm_action(vm.uuid, "start")).status is TaskStatus.SUCCEEDED
+
+
+def test_libvirt_refusal_is_the_task_error(engine, lab_cluster):
+    vm = engine.find_vm("web-01", lab_cluster.name)
+    assert vm.state is VmState.RUNNING
+    task = asyncio.run(engine.vm_action(vm.uuid, "start"))
+    assert task.status is TaskStatus.FAILED
+    assert "already running" in task.error
+    assert task.steps[1].status is TaskStatus.FAILED
+    assert engine.vm(vm.uuid).state is VmState.RUNNING
+
+
+def test_change_behind_the_consoles_back_arrives_within_a_second(engine, lab_cluster):
+    lab = lab_cluster.lab
+    vm = engine.find_vm("backup-01", lab_cluster.name)
+    assert vm.state is VmState.SHUTOFF
+    seen = []
+    engine.subscribe(lambda ev: seen.append(ev))
+    lab.virsh("kvm-02", "start", "backup-01")
+    _, took = wait_for(lambda: engine.vm(vm.uuid).state is VmState.RUNNING, 1.0)
+    assert took < 1.0
+    assert any(getattr(ev, "vm", None) and ev.vm.uuid == vm.uuid for ev in seen)
+    lab.virsh("kvm-02", "destroy", "backup-01")
+    wait_for(lambda: engine.vm(vm.uuid).state is VmState.SHUTOFF, 1.0)
+
+
+def test_suspend_and_resume(engine, lab_cluster):
+    vm = engine.find_vm("cache-01", lab_cluster.name)
+    assert asyncio.run(engine.vm_action(vm.uuid, "suspend")).status is TaskStatus.SUCCEEDED
+    assert engine.vm(vm.uuid).state is VmState.PAUSED
+    assert asyncio.run(engine.vm_action(vm.uuid, "resume")).status is TaskStatus.SUCCEEDED
+    assert engine.vm(vm.uuid).state is VmState.RUNNING
+
+
+def test_libvirtd_down_then_back(engine, lab_cluster):
+    lab = lab_cluster.lab
+    lab.exec("kvm-02", "pkill", "-x", "libvirtd")
+    h, _ = wait_for(lambda: (h := engine.host(lab_cluster.name, "kvm-02")).status
+                    is HostStatus.LIBVIRT_DOWN and h, 15)
+    assert h.problem
+    assert engine.host(lab_cluster.name, "kvm-01").status is HostStatus.UP
+    lab.exec("kvm-02", "libvirtd", "-d")
+    wait_for(lambda: engine.host(lab_cluster.name, "kvm-02").status is HostStatus.UP, 20)
+
+
+def test_power_cut_marks_host_unreachable_and_vms_stale(engine, lab_cluster):
+    lab = lab_cluster.lab
+    before = {v.uuid: v.state for v in engine.vms(lab_cluster.name, "kvm-03")}
+    t0 = time.monotonic()
+    lab.crash("kvm-03")
+    wait_for(lambda: engine.host(lab_cluster.name, "kvm-03").status
+             is HostStatus.UNREACHABLE, 5.0)
+    detected = time.monotonic() - t0
+    assert detected < 5.0
+    host = engine.host(lab_cluster.name, "kvm-03")
+    assert "lost contact" in host.problem
+    stale = engine.vms(lab_cluster.name, "kvm-03")
+    assert stale and all(v.stale for v in stale)
+    assert {v.uuid: v.state for v in stale} == before     # last known state, not blanks
+    # The console stays alive: other hosts answer, actions on them work.
+    assert engine.host(lab_cluster.name, "kvm-01").status is HostStatus.UP
+    vm = stale[0]
+    task = asyncio.run(engine.vm_action(vm.uuid, "start"))
+    assert task.status is TaskStatus.FAILED and "kvm-03" in task.error
+    s = engine.summary(lab_cluster.name)
+    assert s.hosts_up == 2 and any("kvm-03" in p for p in s.problems)
+
+    lab.revive("kvm-03")
+    wait_for(lambda: engine.host(lab_cluster.name, "kvm-03").status is HostStatus.UP, 20)
+    back = engine.vms(lab_cluster.name, "kvm-03")
+    assert back and not any(v.stale for v in back)
+    # After a power cut only autostart VMs run again.
+    monitor = engine.find_vm("monitor-01", lab_cluster.name)
+    wait_for(lambda: engine.vm(monitor.uuid).state is VmState.RUNNING, 10)
+
+
+def _other_cluster(lab_cluster, tmp_path, *, known_hosts: str, key: str) -> Engine:
+    inv = Inventory(tmp_path / "inv.db")
+    inv.save_cluster(Cluster(name="keys", ssh_key=key, known_hosts=known_hosts))
+    h = lab_cluster.lab.host("kvm-01")
+    inv.save_host(Host(cluster="keys", name="kvm-01", address=h.address))
+    eng = Engine(inv, reconnect_interval=0.5)
+    eng.start()
+    eng.call(eng.wait_ready(timeout=10))
+    return eng
+
+
+def _host_fingerprint(lab_cluster) -> str:
+    import asyncssh
+    pub = (lab_cluster.lab.host("kvm-01").dir / "ssh_host_ed25519_key.pub").read_text()
+    return asyncssh.import_public_key(pub).get_fingerprint("sha256")
+
+
+def test_unknown_host_key_is_asked_then_trusted(lab_cluster, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    questions = []
+    eng = _other_cluster(lab_cluster, tmp_path, known_hosts=str(known),
+                         key=str(lab_cluster.lab.ssh_key))
+    try:
+        h = eng.host("keys", "kvm-01")
+        assert h.status is HostStatus.HOST_KEY_UNKNOWN
+        assert h.fingerprint == _host_fingerprint(lab_cluster)
+        assert h.fingerprint in h.problem
+        eng.subscribe(questions.append)
+        asyncio.run(eng.trust_host_key("keys", "kvm-01", h.fingerprint))
+        wait_for(lambda: eng.host("keys", "kvm-01").status is HostStatus.UP, 10)
+        assert lab_cluster.lab.host("kvm-01").address in known.read_text()
+    finally:
+        eng.stop()
+
+
+def test_changed_host_key_is_refused(lab_cluster, tmp_path):
+    import asyncssh
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    known = tmp_path / "known_hosts"
+    known.write_text(f"{lab_cluster.lab.host('kvm-01').address} {other}")
+    eng = _other_cluster(lab_cluster, tmp_path, known_hosts=str(known),
+                         key=str(lab_cluster.lab.ssh_key))
+    try:
+        h = eng.host("keys", "kvm-01")
+        assert h.status is HostStatus.HOST_KEY_CHANGED
+        assert "CHANGED" in h.problem and "man-in-the-middle" in h.problem
+        assert eng.vms("keys") == []
+    finally:
+        eng.stop()
+
+
+def test_wrong_ssh_key_is_auth_failed(lab_cluster, tmp_path):
+    import asyncssh
+    key = tmp_path / "id_wrong"
+    key.write_bytes(asyncssh.generate_private_key("ssh-ed25519").export_private_key())
+    key.chmod(0o600)
+    eng = _other_cluster(lab_cluster, tmp_path, known_hosts=str(lab_cluster.lab.known_hosts),
+                         key=str(key))
+    try:
+        h = eng.host("keys", "kvm-01")
+        assert h.status is HostStatus.AUTH_FAILED
+        assert "refused our credentials" in h.problem
+    finally:
+        eng.stop()
