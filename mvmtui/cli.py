@@ -180,7 +180,12 @@ def cmd_lab(args) -> int:
     from .engine.inventory import Inventory
     from .engine.lab import Lab
     lab = Lab(args.name, hosts=getattr(args, "hosts", 3))
-    if args.lab_cmd == "up":
+    if args.lab_cmd == "prepare":
+        from .engine import guest
+        from .engine.lab import GUEST_ROOT
+        kernel, initrd = guest.build(GUEST_ROOT / "image", GUEST_ROOT / "debs")
+        print(f"lab guest ready: {kernel}, {initrd}")
+    elif args.lab_cmd == "up":
         inv = Inventory(_inventory_path(args))
         lab.up(inv)
         inv.close()
@@ -279,6 +284,7 @@ def parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", help="the built-in lab cluster (needs root)")
     lab.add_argument("--name", default="lab", help="lab (and cluster) name (default: lab)")
     ls = lab.add_subparsers(dest="lab_cmd", required=True)
+    ls.add_parser("prepare", help="fetch and build the lab's guest image (no hosts)")
     x = ls.add_parser("up", help="start the lab and register it as a cluster")
     x.add_argument("--hosts", type=int, default=3)
     ls.add_parser("down", help="stop the lab and remove all it made")
@@ -311,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc, UNREACHABLE)
     except InventoryError as exc:
         return _fail(exc, INVENTORY)
-    except LabError as exc:
+    except (LabError, RuntimeError) as exc:
         return _fail(exc, LAB)
     except EngineError as exc:
         return _fail(exc, FAILED)

@@ -1,0 +1,169 @@
+"""The inventory and the task journal, without hosts."""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from mvmtui.engine import Engine, InventoryError
+from mvmtui.engine.inventory import SCHEMA_VERSION, Inventory
+from mvmtui.engine.model import (Cluster, Disk, Host, HostStatus, Nic, TaskStatus, Vm,
+                                 VmState)
+from mvmtui.engine.tasks import Busy, Journal, TaskSpec
+
+
+def test_round_trip_of_hosts_and_vms(tmp_path):
+    inv = Inventory(tmp_path / "i.db")
+    assert inv.schema_version == SCHEMA_VERSION
+    inv.save_cluster(Cluster(name="prod", layout="kvm+ceph"))
+    h = Host(cluster="prod", name="kvm-01", address="10.0.0.1", status=HostStatus.UP,
+             cpus=32, memory_mib=262144, seen_at=100.0)
+    inv.save_host(h)
+    vm = Vm(cluster="prod", host="kvm-01", uuid="u1", name="web-01", state=VmState.RUNNING,
+            vcpus=2, memory_mib=2048, disks=(Disk("vda", "/img/a.qcow2", capacity_bytes=10),),
+            nics=(Nic("52:54:00:00:00:01", "bridge", "br0", "virtio"),), seen_at=100.0)
+    inv.save_vms([vm])
+    inv.close()
+    inv = Inventory(tmp_path / "i.db")
+    assert inv.hosts("prod") == [h]
+    assert inv.vms("prod") == [vm]
+    inv.delete_cluster("prod")
+    assert inv.vms() == [] and inv.hosts() == [] and inv.clusters() == []
+
+
+def test_corrupt_file_is_refused_and_left_untouched(tmp_path):
+    p = tmp_path / "inventory.db"
+    junk = b"this is not a database" * 100
+    p.write_bytes(junk)
+    with pytest.raises(InventoryError, match="cannot be read.*left untouched"):
+        Inventory(p)
+    assert p.read_bytes() == junk
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["inventory.db"]
+
+
+def test_newer_schema_is_refused_and_left_untouched(tmp_path):
+    p = tmp_path / "inventory.db"
+    Inventory(p).close()
+    conn = sqlite3.connect(p)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    before = p.read_bytes()
+    with pytest.raises(InventoryError, match="newer mvmtui"):
+        Inventory(p)
+    assert p.read_bytes() == before
+
+
+def test_foreign_sqlite_file_is_refused(tmp_path):
+    p = tmp_path / "other.db"
+    conn = sqlite3.connect(p)
+    conn.execute("CREATE TABLE photos (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(InventoryError, match="not an mvmtui inventory"):
+        Inventory(p)
+
+
+def _spec(**kw):
+    base = dict(kind="vm.start", title="Start web-01", cluster="prod", target_kind="vm",
+                target="u1", target_name="web-01", host="kvm-01",
+                steps=("Check host", "Start"), locks=("vm:u1",), params={})
+    base.update(kw)
+    return TaskSpec(**base)
+
+
+def test_journal_records_steps_logs_and_outcome(tmp_path):
+    inv = Inventory(tmp_path / "i.db")
+    events = []
+    clock = iter(range(100, 200)).__next__
+    j = Journal(inv, lambda: float(clock()), events.append)
+
+    async def ok(ctx):
+        ctx.step(0)
+        ctx.log("checked")
+        ctx.step(1)
+
+    async def boom(ctx):
+        ctx.step(0)
+        raise RuntimeError("libvirt refused: domain is already running")
+
+    t = asyncio.run(j.run(_spec(), ok))
+    assert t.status is TaskStatus.SUCCEEDED and t.progress == 1.0
+    assert [s.status for s in t.steps] == [TaskStatus.SUCCEEDED] * 2
+    assert [l.message for l in t.logs] == ["Start web-01: started", "checked", "Start web-01: done"]
+    t = asyncio.run(j.run(_spec(), boom))
+    assert t.status is TaskStatus.FAILED and "already running" in t.error
+    assert t.steps[0].status is TaskStatus.FAILED and t.steps[1].status is TaskStatus.QUEUED
+    assert inv.locks() == {}
+    assert events and all(e.task.id in (1, 2) for e in events)
+
+
+def test_a_locked_target_refuses_a_second_task(tmp_path):
+    inv = Inventory(tmp_path / "i.db")
+    j = Journal(inv, lambda: 1.0, lambda e: None)
+
+    async def scenario():
+        gate = asyncio.Event()
+
+        async def slow(ctx):
+            await gate.wait()
+
+        first = asyncio.ensure_future(j.run(_spec(), slow))
+        await asyncio.sleep(0.01)
+        with pytest.raises(Busy, match="locked by another task"):
+            await j.run(_spec(title="Stop web-01"), slow)
+        gate.set()
+        return await first
+
+    assert asyncio.run(scenario()).status is TaskStatus.SUCCEEDED
+    refused = inv.tasks()[0]
+    assert refused.status is TaskStatus.FAILED and "busy" in refused.error
+
+
+def test_tasks_of_a_crashed_console_are_marked_interrupted(tmp_path):
+    p = tmp_path / "i.db"
+    inv = Inventory(p)
+    inv.save_cluster(Cluster(name="prod"))
+    j = Journal(inv, lambda: 5.0, lambda e: None)
+
+    async def hang(ctx):
+        ctx.step(0)
+        raise SystemExit  # the console dies mid-task: nothing closes the record
+
+    with pytest.raises(SystemExit):
+        asyncio.run(j.run(_spec(), hang))
+    inv.close()
+    eng = Engine(p, offline=True, clock=lambda: 9.0)
+    eng.start()
+    try:
+        t = eng.tasks()[0]
+        assert t.status is TaskStatus.INTERRUPTED
+        full = eng.task(t.id)
+        assert full.steps[0].status is TaskStatus.INTERRUPTED
+        assert "outcome is unknown" in full.logs[-1].message
+        assert eng.inv.locks() == {}
+    finally:
+        eng.stop()
+
+
+def test_offline_engine_shows_last_known_state_as_stale(tmp_path):
+    p = tmp_path / "i.db"
+    inv = Inventory(p)
+    inv.save_cluster(Cluster(name="prod"))
+    inv.save_host(Host(cluster="prod", name="kvm-01", address="10.0.0.1",
+                       status=HostStatus.UP, seen_at=1000.0))
+    inv.save_vms([Vm(cluster="prod", host="kvm-01", uuid="u1", name="web-01",
+                     state=VmState.RUNNING, seen_at=1000.0)])
+    inv.close()
+    eng = Engine(p, offline=True, clock=lambda: 1125.0)
+    eng.start()
+    try:
+        h = eng.host("prod", "kvm-01")
+        assert h.status is HostStatus.STALE and h.age(eng.now()) == 125.0
+        (vm,) = eng.vms("prod")
+        assert vm.stale and vm.state is VmState.RUNNING
+        s = eng.summary("prod")
+        assert s.hosts_up == 0 and s.vms_running == 1
+    finally:
+        eng.stop()
