@@ -9,6 +9,7 @@ Exit codes (for scripts):
 from __future__ import annotations
 
 import argparse
+import getpass
 import asyncio
 import json
 import logging
@@ -19,12 +20,16 @@ from enum import Enum
 
 from .engine import (VM_ACTIONS, Ambiguous, Busy, Engine, EngineError, HostDown,
                      InventoryError, NotFound, ReadOnly)
-from .engine.model import HostStatus, TaskStatus
+from .engine.model import Cluster, Host, HostStatus, TaskStatus
 
 OK, FAILED, USAGE, NOT_FOUND, UNREACHABLE, INVENTORY, READONLY, BUSY, LAB = range(9)
 
 CLI_ACTIONS = {"start": "start", "shutdown": "shutdown", "destroy": "destroy",
                "reboot": "reboot", "suspend": "suspend", "resume": "resume"}
+
+
+class UsageError(EngineError):
+    """Bad arguments: exit 2."""
 
 
 def _inventory_path(args) -> str | None:
@@ -84,6 +89,49 @@ def cmd_cluster_list(args) -> int:
                      f"{s.vms_running}/{s.vms_total}", _pct(s.cpu_pct),
                      f"{(s.memory_used_mib or 0) // 1024}/{s.memory_mib // 1024} GiB"]
                     for s in sums])
+    return OK
+
+
+def _parse_host(spec: str) -> Host:
+    """NAME=ADDRESS[:PORT], or just ADDRESS (then it is the name too)."""
+    name, eq, addr = spec.partition("=")
+    if not eq:
+        addr, name = name, name.split(":")[0]
+    port = 22
+    if addr.count(":") == 1:
+        addr, _, p = addr.partition(":")
+        if not p.isdigit():
+            raise UsageError(f"bad port in {spec!r}: write NAME=ADDRESS[:PORT]")
+        port = int(p)
+    if not name or not addr:
+        raise UsageError(f"bad host {spec!r}: write NAME=ADDRESS[:PORT]")
+    return Host(cluster="", name=name, address=addr, port=port)
+
+
+def cmd_cluster_add(args) -> int:
+    hosts = [_parse_host(h) for h in args.hosts]
+    eng = Engine(_inventory_path(args), offline=True)
+    eng.start()
+    with _closing(eng):
+        if args.name in {c.name for c in eng.clusters()} and not args.replace:
+            raise UsageError(f"cluster {args.name!r} exists; add --replace to redefine it")
+        for path in (args.key,):
+            if path and not os.path.exists(path):
+                raise UsageError(f"SSH key {path} does not exist")
+        eng.add_cluster(Cluster(name=args.name, layout=args.layout, ssh_user=args.user,
+                                ssh_key=args.key, known_hosts=args.known_hosts), hosts)
+    print(f"cluster {args.name!r}: {len(hosts)} hosts registered. Unknown host keys are "
+          f"shown for you to confirm when the console first connects.")
+    return OK
+
+
+def cmd_cluster_remove(args) -> int:
+    eng = Engine(_inventory_path(args), offline=True)
+    eng.start()
+    with _closing(eng):
+        eng.cluster(args.name)
+        eng.remove_cluster(args.name)
+    print(f"cluster {args.name!r} removed from the inventory (hosts untouched)")
     return OK
 
 
@@ -168,6 +216,8 @@ def cmd_task_show(args) -> int:
 def cmd_console(args) -> int:
     from .app import run_console  # Textual is imported only for the console
     eng = Engine(_inventory_path(args), readonly=args.readonly, offline=args.offline)
+    for cluster in args.ask_password or ():
+        eng.set_password(cluster, getpass.getpass(f"SSH password for cluster {cluster}: "))
     eng.start()
     try:
         run_console(eng, start_cluster=args.cluster)
@@ -243,12 +293,26 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--readonly", action="store_true", help="hide and refuse every change")
     c.add_argument("--offline", action="store_true", help="do not contact hosts")
     c.add_argument("--cluster", help="open this cluster directly")
+    c.add_argument("--ask-password", action="append", metavar="CLUSTER",
+                   help="prompt for this cluster's SSH password (kept in memory only)")
     c.set_defaults(func=cmd_console)
 
     cl = sub.add_parser("cluster", help="clusters").add_subparsers(dest="verb", required=True)
     x = cl.add_parser("list", help="list clusters")
     common(x)
     x.set_defaults(func=cmd_cluster_list)
+    x = cl.add_parser("add", help="register a cluster and its hosts")
+    x.add_argument("name")
+    x.add_argument("hosts", nargs="+", metavar="NAME=ADDRESS[:PORT]")
+    x.add_argument("--user", default="root", help="SSH user (default root)")
+    x.add_argument("--key", help="SSH private key (default: agent / ~/.ssh keys)")
+    x.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
+    x.add_argument("--layout", default="kvm", help="e.g. kvm, kvm+ceph")
+    x.add_argument("--replace", action="store_true", help="redefine an existing cluster")
+    x.set_defaults(func=cmd_cluster_add)
+    x = cl.add_parser("remove", help="forget a cluster (its hosts are not touched)")
+    x.add_argument("name")
+    x.set_defaults(func=cmd_cluster_remove)
 
     hl = sub.add_parser("host", help="hosts").add_subparsers(dest="verb", required=True)
     x = hl.add_parser("list", help="list hosts (exit 4 if any is not up)")
@@ -307,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     from .engine.lab import LabError
     try:
         return args.func(args)
+    except UsageError as exc:
+        return _fail(exc, USAGE)
     except (NotFound, Ambiguous) as exc:
         return _fail(exc, NOT_FOUND)
     except ReadOnly as exc:
