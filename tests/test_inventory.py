@@ -167,3 +167,32 @@ def test_offline_engine_shows_last_known_state_as_stale(tmp_path):
         assert s.hosts_up == 0 and s.vms_running == 1
     finally:
         eng.stop()
+
+
+def test_cli_registers_and_removes_a_cluster(tmp_path, capsys):
+    from mvmtui.cli import main
+    inv = str(tmp_path / "i.db")
+    assert main(["--inventory", inv, "cluster", "add", "prod", "kvm-01=10.1.2.3",
+                 "10.1.2.4:2222", "--user", "admin"]) == 0
+    assert main(["--inventory", inv, "cluster", "add", "prod", "x=1.2.3.4"]) == 2
+    assert main(["--inventory", inv, "cluster", "add", "q", "x=1.2.3.4:ssh"]) == 2
+    assert "write NAME=ADDRESS[:PORT]" in capsys.readouterr().err
+    eng = Engine(inv, offline=True)
+    eng.start()
+    try:
+        assert eng.cluster("prod").ssh_user == "admin"
+        assert [(h.name, h.address, h.port) for h in eng.hosts("prod")] == [
+            ("10.1.2.4", "10.1.2.4", 2222), ("kvm-01", "10.1.2.3", 22)]
+    finally:
+        eng.stop()
+    assert main(["--inventory", inv, "cluster", "remove", "prod"]) == 0
+    assert main(["--inventory", inv, "cluster", "remove", "prod"]) == 3
+
+
+def test_cli_reports_a_corrupt_inventory(tmp_path, capsys):
+    from mvmtui.cli import main
+    p = tmp_path / "i.db"
+    p.write_bytes(b"garbage" * 50)
+    assert main(["--inventory", str(p), "vm", "list", "--offline"]) == 5
+    assert "left untouched" in capsys.readouterr().err
+    assert p.read_bytes() == b"garbage" * 50
