@@ -526,14 +526,13 @@ class Engine:
             if mem is not None:
                 samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=None,
                                     metric="mem_used_mib", value=mem))
-            for uuid, (pct, used) in per_vm.items():
-                vm = self._vms.get(uuid)
-                if vm is None or (vm.cluster, vm.host) != key:
-                    continue
+            for vm in [v for v in self._vms.values() if (v.cluster, v.host) == key]:
+                pct, used = per_vm.get(vm.uuid, (None, None))
+                # Every VM of a live host is confirmed now; only changes are announced.
                 self._put_vm(replace(vm, cpu_pct=pct, mem_used_mib=used, seen_at=now),
                              save=False)
                 if pct is not None:
-                    samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=uuid,
+                    samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=vm.uuid,
                                         metric="cpu_pct", value=pct))
             self.inv.add_samples(samples, keep_seconds=86400, now=now)
 

@@ -213,3 +213,14 @@ def test_wrong_ssh_key_is_auth_failed(lab_cluster, tmp_path):
         assert "refused our credentials" in h.problem
     finally:
         eng.stop()
+
+
+def test_usage_is_sampled_and_kept(engine, lab_cluster):
+    name = lab_cluster.name
+    h, _ = wait_for(lambda: (h := engine.host(name, "kvm-01")).cpu_pct is not None and h, 5)
+    assert 0 <= h.cpu_pct <= 100 and h.mem_used_mib > 0
+    web = engine.find_vm("web-01", name)
+    vm, _ = wait_for(lambda: (v := engine.vm(web.uuid)).cpu_pct is not None and v, 5)
+    assert vm.cpu_pct >= 0
+    assert engine.inv.samples(name, "kvm-01", "cpu_pct")
+    assert engine.inv.samples(name, "kvm-01", "cpu_pct", vm_uuid=web.uuid)

@@ -1,0 +1,100 @@
+"""Launch to first frame: mvmtui's console vs a bare Textual app, in one run.
+
+Each sample is a fresh process (imports included, as an operator would see it),
+run headless; it exits from the first frame's after-refresh callback and reports
+the time since the interpreter started. The console opens on an offline engine
+over a small inventory (3 hosts, 9 VMs), so hosts' latency is not counted.
+
+    .venv/bin/python bench/bench_launch.py [RUNS]
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+
+PRELUDE = """
+import time, os, sys
+T0 = float(os.environ["T0"])
+"""
+BARE = PRELUDE + """
+from textual.app import App
+from textual.widgets import Static, Footer
+class Bare(App):
+    def compose(self):
+        yield Static("hello")
+        yield Footer()
+    def on_mount(self):
+        self.call_after_refresh(self.done)
+    def done(self):
+        print(time.time() - T0); self.exit()
+Bare().run(headless=True, size=(120, 36))
+"""
+CONSOLE = PRELUDE + """
+from mvmtui.engine import Engine
+from mvmtui.app import MvmApp
+class Probe(MvmApp):
+    def on_mount(self):  # Textual also runs MvmApp's own on_mount
+        self.call_after_refresh(self.done)
+    def done(self):
+        print(time.time() - T0); self.exit()
+eng = Engine(sys.argv[1], offline=True)
+eng.start()
+Probe(eng).run(headless=True, size=(120, 36))
+eng.stop()
+"""
+
+
+def make_inventory(path: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from mvmtui.engine import Inventory
+    from mvmtui.engine.model import Cluster, Host, HostStatus, Vm, VmState
+    inv = Inventory(path)
+    inv.save_cluster(Cluster(name="lab"))
+    vms = []
+    for i in range(1, 4):
+        inv.save_host(Host(cluster="lab", name=f"kvm-{i:02d}", address=f"10.0.0.{i}",
+                           status=HostStatus.UP, cpus=8, memory_mib=32768, seen_at=1.0))
+        for j in range(3):
+            vms.append(Vm(cluster="lab", host=f"kvm-{i:02d}", uuid=f"u-{i}-{j}",
+                          name=f"vm-{i}{j}", state=VmState.RUNNING, vcpus=1,
+                          memory_mib=512, seen_at=1.0))
+    inv.save_vms(vms)
+    inv.close()
+
+
+def sample(code: str, *args: str) -> float:
+    env = dict(os.environ, T0=repr(time.time()))
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                         text=True, env=env, cwd=ROOT, timeout=60)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-2000:])
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        inv = Path(d) / "inv.db"
+        make_inventory(inv)
+        bare, console = [], []
+        for _ in range(RUNS):  # interleaved, so both see the same machine load
+            bare.append(sample(BARE))
+            console.append(sample(CONSOLE, str(inv)))
+    b, c = statistics.median(bare), statistics.median(console)
+    print(f"launch to first frame, median of {RUNS} fresh processes — {platform.node()}, "
+          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+    print(f"  bare Textual app   {b * 1000:7.0f} ms")
+    print(f"  mvmtui console     {c * 1000:7.0f} ms")
+    print(f"  ratio              {c / b:7.2f}×   (goal ≤ 1.2×)")
+
+
+if __name__ == "__main__":
+    main()
