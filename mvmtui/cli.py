@@ -218,8 +218,7 @@ def cmd_console(args) -> int:
     eng = Engine(_inventory_path(args), readonly=args.readonly, offline=args.offline)
     for cluster in args.ask_password or ():
         eng.set_password(cluster, getpass.getpass(f"SSH password for cluster {cluster}: "))
-    eng.start()
-    try:
+    try:  # run_console starts the engine once the app listens, so no question is lost
         run_console(eng, start_cluster=args.cluster)
     finally:
         eng.stop()

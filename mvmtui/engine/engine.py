@@ -61,6 +61,7 @@ class _Link:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     offered_key: str = ""          # public key offered when unknown (for TOFU)
     offered_fp: str = ""
+    offered_type: str = ""
 
 
 class Engine:
@@ -80,7 +81,7 @@ class Engine:
         self._hosts: dict[tuple[str, str], Host] = {
             (h.cluster, h.name): replace(h, status=HostStatus.STALE, problem="")
             for h in self.inv.hosts()}
-        self._vms: dict[str, Vm] = {v.uuid: v for v in self.inv.vms()}
+        self._vms: dict[str, Vm] = {v.uuid: replace(v, stale=True) for v in self.inv.vms()}
         self._subs: list[Callable[[Event], None]] = []
         self._passwords: dict[str, str] = {}
         self._links: dict[tuple[str, str], _Link] = {}
@@ -179,20 +180,19 @@ class Engine:
         except KeyError:
             raise NotFound(f"No host {name!r} in cluster {cluster!r}.") from None
 
-    def _mark(self, vm: Vm) -> Vm:
-        h = self._hosts.get((vm.cluster, vm.host))
-        live = h is not None and h.status is HostStatus.UP
-        return vm if live != vm.stale else replace(vm, stale=not live)
+    def _live(self, cluster: str, host: str) -> bool:
+        h = self._hosts.get((cluster, host))
+        return h is not None and h.status is HostStatus.UP
 
     def vms(self, cluster: str | None = None, host: str | None = None) -> list[Vm]:
-        """VMs, each marked stale when its host is not live (last known state)."""
-        return [self._mark(v) for v in list(self._vms.values())
+        """VMs; those whose host is not live are marked stale (last known state)."""
+        return [v for v in list(self._vms.values())
                 if (cluster is None or v.cluster == cluster)
                 and (host is None or v.host == host)]
 
     def vm(self, uuid: str) -> Vm:
         try:
-            return self._mark(self._vms[uuid])
+            return self._vms[uuid]
         except KeyError:
             raise NotFound(f"No VM with UUID {uuid}.") from None
 
@@ -319,6 +319,8 @@ class Engine:
         if new != old:
             self._hosts[key] = new
             self.inv.save_host(new)
+            if (new.status is HostStatus.UP) != (old.status is HostStatus.UP):
+                self._restale(key, stale=new.status is not HostStatus.UP)
             if new.status is not old.status:
                 log.info("%s/%s: %s -> %s %s", *key, old.status.value, new.status.value,
                          new.problem)
@@ -328,13 +330,21 @@ class Engine:
             self._emit(HostChanged(new))
         return new
 
+    def _restale(self, key: tuple[str, str], stale: bool) -> None:
+        """A host went (not) live: flag its VMs once here, so reads stay free."""
+        for uuid, vm in list(self._vms.items()):
+            if (vm.cluster, vm.host) == key and vm.stale != stale:
+                self._vms[uuid] = replace(vm, stale=stale)
+                self._emit(VmChanged(self._vms[uuid]))
+
     def _put_vm(self, vm: Vm, save: bool = True) -> None:
         old = self._vms.get(vm.uuid)
+        vm = replace(vm, stale=not self._live(vm.cluster, vm.host))
         self._vms[vm.uuid] = vm
         if save:
             self.inv.save_vms([vm])
         if old is None or replace(old, seen_at=None) != replace(vm, seen_at=None):
-            self._emit(VmChanged(self._mark(vm)))
+            self._emit(VmChanged(vm))
 
     def _drop_vm(self, uuid: str) -> None:
         vm = self._vms.pop(uuid, None)
@@ -367,6 +377,7 @@ class Engine:
                 await self._open(link, host, ssh_lost, lv_lost)
             except sshmod.SshError as exc:
                 link.offered_key, link.offered_fp = exc.public_key, exc.fingerprint
+                link.offered_type = exc.key_type
                 self._set_host(key, status=exc.status, problem=exc.message,
                                fingerprint=exc.fingerprint or host.fingerprint)
                 if exc.status is HostStatus.HOST_KEY_UNKNOWN:
@@ -589,6 +600,15 @@ class Engine:
         sshmod.trust_key(known, h.address, h.port, link.offered_key)
         link.offered_key = ""
         await self.retry_host(cluster, name)
+
+    def pending_host_keys(self) -> list[HostKeyQuestion]:
+        """Unknown host keys still waiting for the operator (for a UI that starts late)."""
+        out = []
+        for key, link in list(self._links.items()):
+            h = self._hosts.get(key)
+            if h and h.status is HostStatus.HOST_KEY_UNKNOWN and link.offered_key:
+                out.append(HostKeyQuestion(h, link.offered_type, link.offered_fp))
+        return out
 
     def set_password(self, cluster: str, password: str) -> None:
         """SSH password for a cluster: kept in memory for this session only."""

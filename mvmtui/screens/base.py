@@ -1,0 +1,256 @@
+"""What every console screen shares: the title bar, the footer, the `/` filter for
+its tables, engine updates, and VM actions on "the current VM"."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from ..engine.errors import EngineError
+from ..engine.model import Host, Task, Vm
+from ..widgets.fast_table import FastTable
+from ..widgets.listing import Listing
+from ..widgets.title_bar import TitleBar
+from .rows import Palette
+from .vm_actions import BY_ACTION, confirmation
+
+if TYPE_CHECKING:
+    from ..app import MvmApp
+    from ..engine.engine import Engine
+
+
+@dataclass(frozen=True)
+class Changes:
+    """One flush of engine events (latest per object wins)."""
+
+    hosts: dict[tuple[str, str], Host] = field(default_factory=dict)
+    vms: dict[str, Vm] = field(default_factory=dict)
+    removed: dict[str, str] = field(default_factory=dict)    # VM uuid -> cluster
+    tasks: dict[int, Task] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.hosts or self.vms or self.removed or self.tasks)
+
+
+class EngineChanges(Message):
+    """Posted by the app to each console screen at most 10 times a second."""
+
+    def __init__(self, changes: Changes) -> None:
+        super().__init__()
+        self.changes = changes
+
+
+class FilterBar(Input):
+    """`/` opens it for one table; typing narrows; enter keeps; escape clears."""
+
+    BINDINGS = [Binding("escape", "clear", "Clear filter", id="filter.clear")]
+
+    def __init__(self) -> None:
+        super().__init__(placeholder="Filter", compact=True, id="filter-bar",
+                         select_on_focus=False)
+        self.cursor_blink = False   # over SSH a blinking cursor is traffic; tests need stillness
+        self.listing: Listing | None = None
+
+    def open(self, listing: Listing) -> None:
+        self.listing = listing
+        self.placeholder = f"Filter {listing.noun}s: type to narrow · enter keeps · esc clears"
+        with self.prevent(Input.Changed):
+            self.value = listing.filter_text
+        self.cursor_position = len(self.value)
+        self.display = True
+        self.focus()
+
+    def close(self) -> None:
+        listing, self.listing = self.listing, None
+        self.display = False
+        if listing is not None:
+            listing.table.focus()
+
+    def action_clear(self) -> None:
+        if self.listing is not None:
+            self.listing.set_filter("")
+        self.close()
+
+
+class ConsoleScreen(Screen):
+    """Subclasses give crumbs(), compose_body() and reload(); they may refine
+    apply_changes() to update rows one by one."""
+
+    BINDINGS = [Binding("slash", "filter", "Filter", key_display="/", id="screen.filter")]
+    #: the screen's name for help and the palette
+    TITLE_TEXT = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._throttled: dict[str, tuple[float, object]] = {}
+        self._had_vm = False
+
+    @property
+    def engine(self) -> "Engine":
+        return self.app.engine
+
+    @property
+    def mvm(self) -> "MvmApp":
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def palette(self) -> Palette:
+        return self.mvm.palette
+
+    def now(self) -> float:
+        return self.engine.now()
+
+    # -- structure --------------------------------------------------------------
+    def crumbs(self) -> list[str]:
+        return ["mvmtui"]
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar(self.crumbs(), readonly=self.engine.readonly,
+                       offline=self.engine.offline)
+        yield from self.compose_body()
+        bar = FilterBar()
+        bar.display = False
+        yield bar
+        yield Footer(compact=True)
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    # Textual calls a message handler in every class of the MRO: subclasses override
+    # the hooks below (reload, focus_first, apply_changes), never on_mount or
+    # on_engine_changes, so nothing runs twice.
+    def on_mount(self) -> None:
+        self.reload()
+        self.focus_first()
+
+    def focus_first(self) -> None:
+        listing = self.main_listing()
+        if listing is not None:
+            listing.table.focus()
+
+    def reload(self) -> None:
+        """Pull everything this screen shows from the engine (cheap, in memory)."""
+
+    def set_crumbs(self) -> None:
+        self.query_one(TitleBar).set_crumbs(self.crumbs())
+
+    def tick(self) -> None:
+        """Every few seconds while visible: ages move on even when nothing changes."""
+        self.reload()
+
+    def on_engine_changes(self, message: EngineChanges) -> None:
+        self.apply_changes(message.changes)
+
+    def apply_changes(self, changes: Changes) -> None:
+        """Engine changes since the last flush; the default re-reads everything."""
+        self.reload()
+
+    def throttle(self, name: str, callback, interval: float = 1.0) -> None:
+        """Run callback now if it has not run for `interval` seconds, else once at the
+        end of the interval: aggregates (summaries, per-host counts) that cost a pass
+        over every VM follow a stream of changes at most once a second."""
+        timers = self._throttled
+        last, pending = timers.get(name, (0.0, None))
+        if pending is not None:
+            return                      # already scheduled; it will see the latest state
+        wait = last + interval - time.monotonic()
+        if wait <= 0:
+            timers[name] = (time.monotonic(), None)
+            callback()
+            return
+
+        def fire() -> None:
+            timers[name] = (time.monotonic(), None)
+            callback()
+        timers[name] = (last, self.set_timer(wait, fire))
+
+    # -- filter -------------------------------------------------------------------
+    def current_listing(self) -> Listing | None:
+        """The table that `/` filters: the focused one, else the screen's main one."""
+        focused = self.focused
+        if isinstance(focused, FilterBar) and focused.listing is not None:
+            return focused.listing
+        if isinstance(focused, FastTable) and isinstance(focused.parent, Listing):
+            return focused.parent
+        return self.main_listing()
+
+    def main_listing(self) -> Listing | None:
+        listings = [l for l in self.query(Listing) if l.display]
+        return listings[0] if listings else None
+
+    def action_filter(self) -> None:
+        listing = self.current_listing()
+        if listing is not None:
+            self.query_one(FilterBar).open(listing)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if isinstance(event.input, FilterBar) and event.input.listing is not None:
+            event.stop()
+            event.input.listing.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if isinstance(event.input, FilterBar):
+            event.stop()
+            event.input.close()
+
+    def go_back(self) -> None:
+        """escape / q: first clear the current table's filter, then leave the screen."""
+        listing = self.current_listing()
+        if listing is not None and listing.filter_text:
+            listing.set_filter("")
+            return
+        if len(self.app.screen_stack) > 2:
+            self.app.pop_screen()
+
+    # -- VM actions -----------------------------------------------------------------
+    def selected_vm(self) -> Vm | None:
+        """The VM the action keys act on, or None (then the keys are hidden)."""
+        return None
+
+    def sync_vm_bindings(self, force: bool = False) -> None:
+        """Show or hide the VM action keys when "is there a current VM" changes."""
+        has_vm = self.selected_vm() is not None
+        if force or has_vm != self._had_vm:
+            self._had_vm = has_vm
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "vm_action":
+            return not self.engine.readonly and self.selected_vm() is not None
+        if action == "filter":
+            return self.current_listing() is not None
+        return True
+
+    def action_vm_action(self, action: str) -> None:
+        if self.engine.readonly:      # check_action hides the key; this is the backstop
+            self.app.notify(f"Read-only mode: {BY_ACTION[action].verb.lower()} is not allowed.",
+                        severity="error")
+            return
+        vm = self.selected_vm()
+        if vm is None:
+            return
+        key = BY_ACTION[action]
+        if not key.destructive:
+            self.mvm.run_vm_action(vm.uuid, action, vm.name)
+            return
+        from .confirm import ConfirmScreen
+        try:
+            host = self.engine.host(vm.cluster, vm.host)
+        except EngineError:
+            host = None
+
+        def decided(yes: bool | None) -> None:
+            if yes:
+                self.mvm.run_vm_action(vm.uuid, action, vm.name)
+
+        self.app.push_screen(
+            ConfirmScreen(f"{key.verb} {vm.name}?",
+                          confirmation(vm, host, action, self.now()),
+                          yes_label=f"{key.verb} {vm.name}"),
+            decided)

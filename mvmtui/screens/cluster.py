@@ -1,0 +1,238 @@
+"""One cluster: Summary, Hosts, VMs and History tabs (keys 1–4)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Static, TabbedContent, TabPane
+
+from ..engine.errors import NotFound
+from ..engine.model import HostStatus, Vm
+from ..widgets import format as fmt
+from ..widgets.fast_table import FastTable
+from ..widgets.gauge import Gauge
+from ..widgets.listing import Listing
+from .base import Changes, ConsoleScreen
+from .rows import HOST_COLUMNS, TASK_COLUMNS, VM_COLUMNS, host_cells, task_cells, vm_cells
+from .vm_actions import vm_action_bindings
+
+TABS = {"summary": "Summary", "hosts": "Hosts", "vms": "VMs", "history": "History"}
+
+
+class ClusterScreen(ConsoleScreen):
+    CSS_PATH = Path(__file__).with_name("cluster.tcss")
+    BINDINGS = [
+        *[Binding(str(n), f"show_tab('{tab}')", label, show=False, id=f"cluster.tab_{tab}")
+          for n, (tab, label) in enumerate(TABS.items(), 1)],
+        *vm_action_bindings(),
+    ]
+
+    def __init__(self, cluster: str, tab: str = "summary") -> None:
+        super().__init__()
+        self.cluster = cluster
+        self.initial_tab = tab
+        self._host_live: dict[str, bool] = {}
+        self._ticks = 0
+
+    @property
+    def TITLE_TEXT(self) -> str:  # type: ignore[override]
+        return f"Cluster {self.cluster}"
+
+    def crumbs(self) -> list[str]:
+        return ["mvmtui", self.cluster]
+
+    # -- layout ---------------------------------------------------------------------
+    def compose_body(self) -> ComposeResult:
+        with TabbedContent(initial=f"tab-{self.initial_tab}", id="tabs"):
+            with TabPane("1 Summary", id="tab-summary"):
+                with VerticalScroll(id="summary"):
+                    yield Static(id="counts")
+                    yield Gauge("CPU use", detail_width=40, id="g-cpu")
+                    yield Gauge("Memory used", detail_width=40, id="g-mem")
+                    yield Gauge("vCPUs allocated", detail_width=40, warn=None, bad=None, id="g-vcpu")
+                    yield Gauge("Memory allocated", detail_width=40, warn=90, bad=100, id="g-memalloc")
+                    yield Static("Health", classes="section-title")
+                    yield Static(id="health")
+            with TabPane("2 Hosts", id="tab-hosts"):
+                yield Listing(HOST_COLUMNS, "host", sort="name", id="hosts")
+            with TabPane("3 VMs", id="tab-vms"):
+                yield Listing(VM_COLUMNS, "VM", sort="name", id="vms")
+            with TabPane("4 History", id="tab-history"):
+                yield Listing(TASK_COLUMNS, "task", sort="id", reverse=True, id="history")
+
+    def focus_first(self) -> None:
+        self._focus_tab(self.active_tab)
+
+    @property
+    def active_tab(self) -> str:
+        return (self.query_one("#tabs", TabbedContent).active or "tab-summary")[4:]
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = f"tab-{tab}"
+        self._focus_tab(tab)
+
+    @on(TabbedContent.TabActivated, "#tabs")
+    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        self._focus_tab(self.active_tab)
+
+    def _focus_tab(self, tab: str) -> None:
+        if tab in ("hosts", "vms", "history"):
+            self.query_one(f"#{tab}", Listing).table.focus()
+        self.sync_vm_bindings(force=True)
+
+    def main_listing(self) -> Listing | None:
+        tab = self.active_tab
+        return self.query_one(f"#{tab}", Listing) if tab != "summary" else None
+
+    # -- data -----------------------------------------------------------------------
+    def reload(self) -> None:
+        try:
+            self.engine.cluster(self.cluster)
+        except NotFound:
+            self.query_one("#health", Static).update(
+                Text(f"Cluster {self.cluster} is no longer in the inventory.",
+                     style=self.palette.bad))
+            return
+        # What the VM rows are drawn with: a host changing liveness later re-draws its VMs.
+        self._host_live = {h.name: h.status.live for h in self.engine.hosts(self.cluster)}
+        vms = self.engine.vms(self.cluster)
+        self._load_summary()
+        self._load_hosts(vms)
+        now, pal = self.now(), self.palette
+        self.query_one("#vms", Listing).set_rows([(v.uuid, vm_cells(v, now, pal)) for v in vms])
+        self._load_history()
+        self.sync_vm_bindings()
+
+    def _load_history(self) -> None:
+        now, pal = self.now(), self.palette
+        self.query_one("#history", Listing).set_rows(
+            [(str(t.id), task_cells(t, now, pal)) for t in self.engine.tasks(self.cluster)])
+
+    def tick(self) -> None:
+        """Ages move on: hosts, summary and history every tick; VM rows only where
+        their age is shown as stale (live VMs are refreshed by their stats), and a
+        big stale list (offline, thousands of VMs) every sixth tick."""
+        self._ticks += 1
+        vms = self.engine.vms(self.cluster)
+        self._load_summary()
+        self._load_hosts(vms)
+        self._load_history()
+        stale = [v for v in vms if v.stale]
+        if stale and (len(stale) <= 2000 or self._ticks % 6 == 0):
+            now, pal = self.now(), self.palette
+            self.query_one("#vms", Listing).update([(v.uuid, vm_cells(v, now, pal))
+                                                    for v in stale])
+
+    def _load_hosts(self, vms: list[Vm] | None = None) -> None:
+        now, pal = self.now(), self.palette
+        hosts = self.engine.hosts(self.cluster)
+        counts: dict[str, list[int]] = {}
+        for v in self.engine.vms(self.cluster) if vms is None else vms:
+            c = counts.setdefault(v.host, [0, 0])
+            c[0] += v.state.active
+            c[1] += 1
+        self.query_one("#hosts", Listing).set_rows(
+            [(h.name, host_cells(h, now, pal, *counts.get(h.name, (0, 0))))
+             for h in hosts])
+
+    def _load_summary(self) -> None:
+        s = self.engine.summary(self.cluster)
+        pal = self.palette
+        live = [h for h in self.engine.hosts(self.cluster) if h.status is HostStatus.UP]
+        live_mem = sum(h.memory_mib for h in live)
+        counts = Text.assemble(
+            (f"{s.cluster.name}", "bold"), f"  ·  layout {s.cluster.layout}  ·  ",
+            (f"{s.hosts_up} of {s.hosts_total} hosts up", pal.ok if s.hosts_up == s.hosts_total
+             else f"bold {pal.bad}"),
+            f"  ·  {s.vms_running} of {s.vms_total} VMs running  ·  "
+            f"{s.cpus} CPUs  ·  {fmt.size_mib(s.memory_mib)} memory")
+        if s.cluster.description:
+            counts.append(f"\n{s.cluster.description}", style="dim")
+        self.query_one("#counts", Static).update(counts)
+        live_note = "no live host to ask" if not live else \
+            f"{len(live)} live host{'s' if len(live) != 1 else ''}"
+        self.query_one("#g-cpu", Gauge).show_percent(s.cpu_pct, f"average of {live_note}"
+                                                    if live else live_note)
+        self.query_one("#g-mem", Gauge).show(
+            s.memory_used_mib, live_mem,
+            f"{fmt.mib_of(s.memory_used_mib, live_mem)} on {live_note}" if live else live_note)
+        self.query_one("#g-vcpu", Gauge).show(
+            s.vcpus_allocated, s.cpus,
+            f"{s.vcpus_allocated} vCPUs of active VMs on {s.cpus} CPUs")
+        self.query_one("#g-memalloc", Gauge).show(
+            s.memory_allocated_mib, s.memory_mib,
+            f"{fmt.mib_of(s.memory_allocated_mib, s.memory_mib)} to active VMs")
+        health = self.query_one("#health", Static)
+        if s.problems:
+            health.update(Text("\n").join(Text(f"• {p}", style=pal.bad if "stale" not in p
+                                               else pal.warn) for p in s.problems))
+        else:
+            health.update(Text("All hosts up", style=pal.ok))
+
+    def apply_changes(self, ch: Changes) -> None:
+        c = self.cluster
+        now, pal = self.now(), self.palette
+        removed = [u for u, cl in ch.removed.items() if cl == c]
+        changed: dict[str, Vm] = {}
+        # A host going live or not live turns its VMs' data live or stale: re-read them.
+        flipped = set()
+        for (cl, name), h in ch.hosts.items():
+            if cl == c and self._host_live.get(name) != h.status.live:
+                self._host_live[name] = h.status.live
+                flipped.add(name)
+        if flipped:
+            changed.update((v.uuid, v) for v in self.engine.vms(c) if v.host in flipped)
+        for uuid, v in ch.vms.items():
+            if v.cluster == c:
+                try:
+                    changed[uuid] = self.engine.vm(uuid)
+                except NotFound:
+                    removed.append(uuid)
+        if changed or removed:
+            self.query_one("#vms", Listing).update(
+                [(u, vm_cells(v, now, pal)) for u, v in changed.items()], removed)
+            self.sync_vm_bindings()
+        if changed or removed or any(k[0] == c for k in ch.hosts):
+            self.throttle("aggregates", self._load_aggregates)
+        tasks = [t for t in ch.tasks.values() if t.cluster == c]
+        if tasks:
+            self.query_one("#history", Listing).update(
+                [(str(t.id), task_cells(t, now, pal)) for t in tasks])
+
+    def _load_aggregates(self) -> None:
+        """Summary and host rows: a pass over every VM of the cluster."""
+        if self.is_attached:
+            self._load_summary()
+            self._load_hosts()
+
+    # -- navigation -----------------------------------------------------------------
+    @on(FastTable.RowSelected, "#hosts-table")
+    def _open_host(self, message: FastTable.RowSelected) -> None:
+        self.mvm.open_host(self.cluster, message.key)
+
+    @on(FastTable.RowSelected, "#vms-table")
+    def _open_vm(self, message: FastTable.RowSelected) -> None:
+        self.mvm.open_vm(message.key)
+
+    @on(FastTable.RowSelected, "#history-table")
+    def _open_task(self, message: FastTable.RowSelected) -> None:
+        self.mvm.open_task(int(message.key))
+
+    @on(FastTable.CursorMoved, "#vms-table")
+    def _vm_cursor_moved(self, message: FastTable.CursorMoved) -> None:
+        self.sync_vm_bindings()
+
+    def selected_vm(self) -> Vm | None:
+        if not self.is_mounted or self.active_tab != "vms":
+            return None
+        key = self.query_one("#vms", Listing).table.cursor_key
+        if key is None:
+            return None
+        try:
+            return self.engine.vm(key)
+        except NotFound:
+            return None

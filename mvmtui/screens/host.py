@@ -1,0 +1,145 @@
+"""One host: what it is, how loaded it is, its VMs and what was done on it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import events, on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+
+from ..engine.errors import NotFound
+from ..engine.model import Host, Vm
+from ..widgets import format as fmt
+from ..widgets.fast_table import FastTable
+from ..widgets.gauge import Gauge
+from ..widgets.listing import Listing
+from .base import Changes, ConsoleScreen
+from .rows import (TASK_COLUMNS, VM_COLUMNS, facts_table, host_state_text, task_cells,
+                   vm_cells)
+from .vm_actions import vm_action_bindings
+
+
+class HostScreen(ConsoleScreen):
+    CSS_PATH = Path(__file__).with_name("host.tcss")
+    BINDINGS = [*vm_action_bindings()]
+
+    def __init__(self, cluster: str, name: str) -> None:
+        super().__init__()
+        self.cluster = cluster
+        self.host_name = name
+        self.host: Host | None = None
+        self._vm_uuids: set[str] = set()
+        self._vms_table_current = True     # VM keys follow the VMs table, not the history
+
+    @property
+    def TITLE_TEXT(self) -> str:  # type: ignore[override]
+        return f"Host {self.host_name} ({self.cluster})"
+
+    def crumbs(self) -> list[str]:
+        return ["mvmtui", self.cluster, self.host_name]
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="host-top"):
+            facts = Static(id="facts", classes="panel")
+            facts.border_title = f"Host {self.host_name}"
+            yield facts
+            with Vertical(id="resources", classes="panel") as resources:
+                resources.border_title = "Resources"
+                yield Gauge("CPU use", label_width=14, detail_width=18, id="g-cpu")
+                yield Gauge("Memory used", label_width=14, detail_width=18, id="g-mem")
+                yield Gauge("vCPUs alloc.", label_width=14, detail_width=18, warn=None, bad=None, id="g-vcpu")
+                yield Gauge("Memory alloc.", label_width=14, detail_width=18, warn=90, bad=100, id="g-memalloc")
+        yield Listing(VM_COLUMNS, "VM", sort="name", id="vms")
+        yield Listing(TASK_COLUMNS, "task", sort="id", reverse=True, id="history")
+
+    def reload(self) -> None:
+        now, pal = self.now(), self.palette
+        try:
+            h = self.host = self.engine.host(self.cluster, self.host_name)
+        except NotFound:
+            self.query_one("#facts", Static).update(
+                Text(f"{self.host_name} is no longer in the inventory of {self.cluster}.",
+                     style=pal.bad))
+            return
+        vms = sorted(self.engine.vms(self.cluster, host=h.name), key=lambda v: v.name)
+        address = h.address if h.port == 22 else f"{h.address}:{h.port}"
+        self.query_one("#facts", Static).update(facts_table([
+            ("Status", host_state_text(h, now, pal)),
+            ("Hostname", fmt.or_dash(h.hostname)),
+            ("Address", address),
+            ("CPU", f"{h.cpus or fmt.DASH} × {h.cpu_model or 'unknown model'}"),
+            ("Memory", fmt.size_mib(h.memory_mib or None)),
+            ("OS", fmt.or_dash(h.os_release)),
+            ("libvirt", fmt.or_dash(h.libvirt_version)),
+            ("QEMU", fmt.or_dash(h.qemu_version)),
+            ("Host key", fmt.or_dash(h.fingerprint)),
+            ("Last seen", f"{fmt.timestamp(h.seen_at)} ({fmt.ago(h.age(now))})"),
+        ]))
+        live = h.status.live
+        why = "" if live else h.status.value
+        active = [v for v in vms if v.state.active]
+        vcpus = sum(v.vcpus for v in active)
+        mem_alloc = sum(v.memory_mib for v in active)
+        self.query_one("#g-cpu", Gauge).show_percent(h.cpu_pct if live else None,
+                                                    f"{h.cpus} CPUs" if live else why)
+        used = h.mem_used_mib if live else None
+        self.query_one("#g-mem", Gauge).show(
+            used, h.memory_mib, fmt.mib_of(used, h.memory_mib or None) if live else why)
+        self.query_one("#g-vcpu", Gauge).show(vcpus, h.cpus, f"{vcpus} of {h.cpus}")
+        self.query_one("#g-memalloc", Gauge).show(
+            mem_alloc, h.memory_mib, fmt.mib_of(mem_alloc, h.memory_mib or None))
+        self._vm_uuids = {v.uuid for v in vms}
+        self.query_one("#vms", Listing).set_rows(
+            [(v.uuid, vm_cells(v, now, pal)) for v in vms])
+        self.query_one("#history", Listing).set_rows(
+            [(str(t.id), task_cells(t, now, pal))
+             for t in self.engine.tasks(self.cluster, host=h.name)])
+        self.sync_vm_bindings()
+
+    def apply_changes(self, ch: Changes) -> None:
+        shown = self._vm_uuids
+        mine = ((self.cluster, self.host_name) in ch.hosts
+                or any(v.cluster == self.cluster and (v.host == self.host_name or u in shown)
+                       for u, v in ch.vms.items())
+                or any(u in shown for u in ch.removed))
+        if mine:
+            self.reload()
+            return
+        tasks = [t for t in ch.tasks.values()
+                 if t.cluster == self.cluster and t.host == self.host_name]
+        if tasks:
+            now, pal = self.now(), self.palette
+            self.query_one("#history", Listing).update(
+                [(str(t.id), task_cells(t, now, pal)) for t in tasks])
+
+    @on(FastTable.RowSelected, "#vms-table")
+    def _open_vm(self, message: FastTable.RowSelected) -> None:
+        self.mvm.open_vm(message.key)
+
+    @on(FastTable.RowSelected, "#history-table")
+    def _open_task(self, message: FastTable.RowSelected) -> None:
+        self.mvm.open_task(int(message.key))
+
+    @on(FastTable.CursorMoved, "#vms-table")
+    def _vm_cursor_moved(self, message: FastTable.CursorMoved) -> None:
+        self.sync_vm_bindings()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # Remember which table was last in use: the palette takes focus for a moment
+        # and must not change what "the current VM" is.
+        if isinstance(event.widget, FastTable):
+            self._vms_table_current = event.widget.id == "vms-table"
+            self.sync_vm_bindings()
+
+    def selected_vm(self) -> Vm | None:
+        if not self.is_mounted or not self._vms_table_current:
+            return None
+        table = self.query_one("#vms", Listing).table
+        if table.cursor_key is None:
+            return None
+        try:
+            return self.engine.vm(table.cursor_key)
+        except NotFound:
+            return None

@@ -1,0 +1,256 @@
+"""How hosts, VMs and tasks read in tables: columns and cells, one place for all
+screens. Pure functions of model objects, `now` and a palette of theme colours."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from ..engine.model import ClusterSummary, Disk, Host, HostStatus, Nic, Task, TaskStatus, Vm, VmState
+from ..widgets import format as fmt
+from ..widgets.fast_table import Column
+from ..widgets.format import DASH, Num
+
+
+@dataclass(frozen=True)
+class Palette:
+    ok: str = "green"
+    warn: str = "yellow"
+    bad: str = "red"
+    accent: str = "blue"
+
+    @classmethod
+    def from_variables(cls, variables: dict[str, str]) -> "Palette":
+        return cls(ok=variables.get("text-success", cls.ok),
+                   warn=variables.get("text-warning", cls.warn),
+                   bad=variables.get("text-error", cls.bad),
+                   accent=variables.get("text-primary", variables.get("primary", cls.accent)))
+
+
+# ---- shared cells ------------------------------------------------------------------
+def host_status_text(host: Host, pal: Palette) -> Text:
+    s = host.status
+    if s is HostStatus.UP:
+        style = pal.ok
+    elif s in (HostStatus.CONNECTING, HostStatus.STALE):
+        style = pal.warn
+    else:  # unreachable, auth-failed, host-key-*, libvirt-down
+        style = f"bold {pal.bad}"
+    return Text(s.value, style=style)
+
+
+def vm_state_text(vm: Vm, pal: Palette) -> Text:
+    st = vm.state
+    style = {VmState.RUNNING: pal.ok, VmState.BLOCKED: pal.warn, VmState.PAUSED: pal.warn,
+             VmState.SHUTTING_DOWN: pal.warn, VmState.SUSPENDED: pal.warn,
+             VmState.CRASHED: f"bold {pal.bad}", VmState.SHUTOFF: "dim",
+             VmState.UNKNOWN: "dim"}[st]
+    if vm.stale:
+        # Last known state: never drawn as if it were live.
+        return Text.assemble((st.value, "dim italic"), (" (stale)", pal.warn))
+    return Text(st.value, style=style)
+
+
+def task_status_text(task: Task, pal: Palette) -> Text:
+    st = task.status
+    if st is TaskStatus.RUNNING:
+        return Text(f"running {task.progress * 100:.0f}%", style=f"bold {pal.accent}")
+    style = {TaskStatus.QUEUED: "dim", TaskStatus.SUCCEEDED: pal.ok,
+             TaskStatus.FAILED: f"bold {pal.bad}", TaskStatus.INTERRUPTED: pal.warn}[st]
+    return Text(st.value, style=style)
+
+
+def data_age(seen_at: float | None, now: float, live: bool) -> Num | str:
+    """Sortable by age; "stale · 2m 5s ago" unless the source is live."""
+    if seen_at is None:
+        return "stale · never seen" if not live else DASH
+    age = max(0.0, now - seen_at)
+    return Num(age, fmt.ago(age) if live else fmt.stale(age))
+
+
+def pct_cell(value: float | None) -> Num | str:
+    return DASH if value is None else Num(value, fmt.percent(value))
+
+
+def mib_cell(mib: int | None) -> Num | str:
+    return DASH if mib is None else Num(mib, fmt.size_mib(mib))
+
+
+def host_problem(host: Host) -> str:
+    if host.status is HostStatus.UP:
+        return ""
+    if host.problem:
+        return host.problem
+    if host.status is HostStatus.STALE:
+        return "not contacted this session: last known data"
+    return ""
+
+
+# ---- clusters ----------------------------------------------------------------------
+CLUSTER_COLUMNS = [
+    Column("name", "Name", 16),
+    Column("layout", "Layout", 10),
+    Column("hosts", "Hosts up", 9, align="right"),
+    Column("vms", "VMs running", 12, align="right"),
+    Column("cpu", "CPU %", 6, align="right"),
+    Column("memory", "Memory used", 18, align="right"),
+    Column("health", "Health", 20, flex=True),
+]
+
+
+def cluster_cells(s: ClusterSummary, pal: Palette) -> tuple:
+    problems = len(s.problems)
+    health = (Text("OK", style=pal.ok) if not problems else
+              Text(f"{problems} problem{'s' if problems != 1 else ''}",
+                   style=f"bold {pal.bad}" if s.hosts_up < s.hosts_total else pal.warn))
+    return (s.cluster.name, s.cluster.layout,
+            Num(s.hosts_up, fmt.ratio(s.hosts_up, s.hosts_total)),
+            Num(s.vms_running, fmt.ratio(s.vms_running, s.vms_total)),
+            pct_cell(s.cpu_pct),
+            Num(s.memory_used_mib or 0, fmt.mib_of(s.memory_used_mib, s.memory_mib))
+            if s.memory_used_mib is not None else fmt.mib_of(None, s.memory_mib),
+            health)
+
+
+# ---- hosts -------------------------------------------------------------------------
+HOST_COLUMNS = [
+    Column("name", "Name", 12),
+    Column("status", "Status", 16),
+    Column("address", "Address", 15),
+    Column("cpus", "CPUs", 4, align="right"),
+    Column("memory", "Memory used", 17, align="right"),
+    Column("cpu", "CPU %", 6, align="right"),
+    Column("vms", "VMs", 5, align="right"),
+    Column("age", "Data age", 18),
+    Column("problem", "Problem", 14, flex=True),
+]
+
+
+def host_cells(h: Host, now: float, pal: Palette, vms_running: int, vms_total: int) -> tuple:
+    live = h.status.live
+    used = h.mem_used_mib if live else None
+    return (h.name, host_status_text(h, pal), h.address, h.cpus or DASH,
+            Num(used, fmt.mib_of(used, h.memory_mib)) if used is not None
+            else fmt.mib_of(None, h.memory_mib or None),
+            pct_cell(h.cpu_pct if live else None),
+            Num(vms_total, fmt.ratio(vms_running, vms_total)),
+            data_age(h.seen_at, now, live), host_problem(h))
+
+
+# ---- VMs ---------------------------------------------------------------------------
+VM_COLUMNS = [
+    Column("name", "Name", 16, flex=True),
+    Column("state", "State", 20),
+    Column("host", "Host", 12),
+    Column("vcpus", "vCPUs", 5, align="right"),
+    Column("memory", "Memory", 9, align="right"),
+    Column("cpu", "CPU %", 6, align="right"),
+    Column("age", "Data age", 18),
+]
+
+
+def vm_cells(vm: Vm, now: float, pal: Palette) -> tuple:
+    live = not vm.stale
+    return (vm.name, vm_state_text(vm, pal), vm.host, vm.vcpus, mib_cell(vm.memory_mib),
+            pct_cell(vm.cpu_pct if live and vm.state.active else None),
+            data_age(vm.seen_at, now, live))
+
+
+# ---- tasks -------------------------------------------------------------------------
+TASK_COLUMNS = [
+    Column("id", "ID", 5, align="right"),
+    Column("title", "Task", 22),
+    Column("target", "Target", 12),
+    Column("host", "Host", 10),
+    Column("status", "Status", 12),
+    Column("started", "Started", 14),
+    Column("duration", "Duration", 8, align="right"),
+    Column("error", "Error", 16, flex=True),
+]
+
+
+def task_cells(t: Task, now: float, pal: Palette) -> tuple:
+    started = t.started_at if t.started_at is not None else t.created_at
+    took = t.duration(now)
+    return (t.id, t.title, t.target_name, t.host or DASH, task_status_text(t, pal),
+            Num(started, fmt.clock(started, now)),
+            DASH if took is None else Num(took, fmt.duration(took)),
+            Text(t.error, style=pal.bad) if t.error else "")
+
+
+STEP_COLUMNS = [
+    Column("index", "#", 3, align="right"),
+    Column("name", "Step", 30, flex=True),
+    Column("status", "Status", 12),
+    Column("started", "Started", 14),
+    Column("duration", "Took", 8, align="right"),
+]
+
+LOG_COLUMNS = [
+    Column("at", "Time", 14),
+    Column("level", "Level", 7),
+    Column("message", "Message", 40, flex=True),
+]
+
+
+def log_level_text(level: str, pal: Palette) -> Text:
+    style = {"error": f"bold {pal.bad}", "warning": pal.warn, "debug": "dim"}.get(level, "")
+    return Text(level, style=style)
+
+
+# ---- disks and NICs ----------------------------------------------------------------
+DISK_COLUMNS = [
+    Column("target", "Device", 6),
+    Column("device", "Type", 6),
+    Column("bus", "Bus", 7),
+    Column("kind", "Kind", 7),
+    Column("source", "Source", 30, flex=True),
+    Column("capacity", "Capacity", 10, align="right"),
+    Column("allocation", "Allocated", 10, align="right"),
+    Column("mode", "Mode", 4),
+]
+
+
+def disk_cells(d: Disk) -> tuple:
+    return (d.target, d.device, d.bus, d.kind, d.source or DASH,
+            DASH if d.capacity_bytes is None else Num(d.capacity_bytes, fmt.size_bytes(d.capacity_bytes)),
+            DASH if d.allocation_bytes is None else Num(d.allocation_bytes, fmt.size_bytes(d.allocation_bytes)),
+            "ro" if d.readonly else "rw")
+
+
+NIC_COLUMNS = [
+    Column("mac", "MAC", 17),
+    Column("kind", "Kind", 8),
+    Column("source", "Network / bridge", 20, flex=True),
+    Column("model", "Model", 10),
+    Column("target", "Host device", 12),
+]
+
+
+def nic_cells(n: Nic) -> tuple:
+    return (n.mac, n.kind, n.source or DASH, n.model or DASH, n.target or DASH)
+
+
+# ---- key/value panels --------------------------------------------------------------
+def facts_table(rows: list[tuple[str, str | Text]]):
+    """A two-column grid: muted labels, values that wrap."""
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 2), expand=True)
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(ratio=1, overflow="fold")
+    for label, value in rows:
+        table.add_row(label, value if isinstance(value, Text) else Text(str(value)))
+    return table
+
+
+def host_state_text(h: Host, now: float, pal: Palette) -> Text:
+    """"up · data 4s old" or "unreachable — lost contact … · stale · 2m 5s ago"."""
+    text = host_status_text(h, pal)
+    problem = host_problem(h)
+    if problem:
+        text.append(f" — {problem}")
+    age = h.age(now)
+    text.append(f"  ·  {fmt.ago(age)}" if h.status.live else f"  ·  {fmt.stale(age)}",
+                style="" if h.status.live else pal.warn)
+    return text

@@ -1,0 +1,144 @@
+"""One task from the journal: what it did to what, step by step, with its log.
+Follows a running task live (TaskChanged)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from ..engine.errors import NotFound
+from ..engine.model import Task, TaskStatus
+from ..widgets import format as fmt
+from ..widgets.format import DASH, Num
+from ..widgets.gauge import Gauge
+from ..widgets.listing import Listing
+from .base import Changes, ConsoleScreen
+from .rows import LOG_COLUMNS, STEP_COLUMNS, facts_table, log_level_text, task_status_text
+
+
+class TaskScreen(ConsoleScreen):
+    CSS_PATH = Path(__file__).with_name("task.tcss")
+    BINDINGS = [Binding("t", "open_target", "Open target", id="task.open_target")]
+
+    def __init__(self, task_id: int) -> None:
+        super().__init__()
+        self.task_id = task_id
+        self.entry: Task | None = None
+        self._log_lines = 0
+
+    def _lookup(self) -> Task | None:
+        try:
+            self.entry = self.engine.task(self.task_id)
+        except NotFound:
+            pass
+        return self.entry
+
+    @property
+    def cluster(self) -> str | None:
+        return self.entry.cluster if self.entry else None
+
+    @property
+    def TITLE_TEXT(self) -> str:  # type: ignore[override]
+        return f"Task {self.task_id}"
+
+    def crumbs(self) -> list[str]:
+        t = self.entry or self._lookup()
+        return ["mvmtui", t.cluster if t else "?", "history", f"task {self.task_id}"]
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="task-top", classes="panel") as top:
+            top.border_title = f"Task {self.task_id}"
+            yield Static(id="task-facts")
+            yield Gauge("Progress", label_width=14, warn=None, bad=None, id="g-progress")
+        yield Listing(STEP_COLUMNS, "step", id="steps")
+        yield Listing(LOG_COLUMNS, "log line", id="log")
+
+    def focus_first(self) -> None:
+        self.query_one("#log", Listing).table.focus()
+
+    def reload(self) -> None:
+        now, pal = self.now(), self.palette
+        t = self._lookup()
+        if t is None:
+            self.query_one("#task-facts", Static).update(
+                Text(f"No task {self.task_id} in the journal.", style=pal.bad))
+            return
+        target = t.target_name or t.target
+        if t.target_kind == "vm" and t.target != t.target_name:
+            target += f"  ({t.target})"
+        rows: list[tuple[str, str | Text]] = [
+            ("Task", Text(t.title, style="bold")),
+            ("Status", task_status_text(t, pal)),
+            ("Target", f"{t.target_kind} {target}"),
+            ("Host", t.host or DASH),
+            ("Created", fmt.timestamp(t.created_at)),
+            ("Started", fmt.timestamp(t.started_at)),
+            ("Finished", fmt.timestamp(t.finished_at) if t.finished_at else
+             ("not yet" if not t.status.finished else DASH)),
+            ("Duration", fmt.duration(t.duration(now))
+             + (" so far" if t.status is TaskStatus.RUNNING else "")),
+        ]
+        if t.error:
+            rows.append(("Error", Text(t.error, style=f"bold {pal.bad}")))
+        self.query_one("#task-facts", Static).update(facts_table(rows))
+        self.query_one("#g-progress", Gauge).show(
+            t.progress, 1.0, f"step {self._current_step(t)} of {len(t.steps)}"
+            if t.steps else "")
+        self.query_one("#steps", Listing).set_rows(
+            [(str(s.index), (s.index + 1, s.name, _step_status(s.status, pal),
+                             DASH if s.started_at is None else Num(s.started_at, fmt.clock(s.started_at, now)),
+                             _took(s.started_at, s.finished_at, now, s.status)))
+             for s in t.steps])
+        log = self.query_one("#log", Listing)
+        at_end = log.table.cursor_row >= max(0, log.table.row_count - 1)
+        log.set_rows([(str(i), (Num(line.at, fmt.clock(line.at, now)),
+                                log_level_text(line.level, pal), line.message))
+                      for i, line in enumerate(t.logs)])
+        if at_end and len(t.logs) > self._log_lines:   # follow the log while at its end
+            log.table.action_last()
+        self._log_lines = len(t.logs)
+
+    @staticmethod
+    def _current_step(t: Task) -> int:
+        running = [s.index for s in t.steps if s.status is TaskStatus.RUNNING]
+        done = [s.index for s in t.steps if s.status is not TaskStatus.QUEUED]
+        return (running or done or [-1])[-1] + 1
+
+    def apply_changes(self, changes: Changes) -> None:
+        if self.task_id in changes.tasks:
+            self.reload()
+
+    def tick(self) -> None:
+        if self.entry is None or not self.entry.status.finished:
+            self.reload()
+
+    def action_open_target(self) -> None:
+        t = self.entry
+        if t is None:
+            return
+        if t.target_kind == "vm":
+            self.mvm.open_vm(t.target)
+        elif t.target_kind == "host":
+            self.mvm.open_host(t.cluster, t.target)
+        else:
+            self.mvm.open_cluster(t.cluster)
+
+
+def _step_status(status: TaskStatus, pal) -> Text:
+    style = {TaskStatus.SUCCEEDED: pal.ok, TaskStatus.FAILED: f"bold {pal.bad}",
+             TaskStatus.RUNNING: f"bold {pal.accent}", TaskStatus.INTERRUPTED: pal.warn,
+             TaskStatus.QUEUED: "dim"}[status]
+    return Text(status.value, style=style)
+
+
+def _took(start: float | None, end: float | None, now: float, status: TaskStatus):
+    if start is None:
+        return DASH
+    if end is None and status is not TaskStatus.RUNNING:
+        return DASH
+    took = max(0.0, (end if end is not None else now) - start)
+    return Num(took, fmt.duration(took))

@@ -1,0 +1,140 @@
+"""One VM: its configuration, its state (live or last known), disks, NICs, history,
+and the power actions."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from ..engine.errors import NotFound
+from ..engine.model import Vm
+from ..widgets import format as fmt
+from ..widgets.fast_table import FastTable
+from ..widgets.listing import Listing
+from .base import Changes, ConsoleScreen
+from .rows import (DISK_COLUMNS, NIC_COLUMNS, TASK_COLUMNS, disk_cells, facts_table,
+                   host_state_text, nic_cells, task_cells, vm_state_text)
+from .vm_actions import vm_action_bindings
+
+
+class VmScreen(ConsoleScreen):
+    CSS_PATH = Path(__file__).with_name("vm.tcss")
+    BINDINGS = [*vm_action_bindings()]
+
+    def __init__(self, uuid: str) -> None:
+        super().__init__()
+        self.uuid = uuid
+        self.vm: Vm | None = None          # last known, kept if the VM disappears
+        self.gone_at: float | None = None
+
+    def _lookup(self) -> Vm | None:
+        try:
+            vm = self.engine.vm(self.uuid)
+        except NotFound:
+            if self.vm is not None and self.gone_at is None:
+                self.gone_at = self.now()
+            return None
+        self.vm, self.gone_at = vm, None
+        return vm
+
+    @property
+    def cluster(self) -> str | None:
+        return self.vm.cluster if self.vm else None
+
+    @property
+    def TITLE_TEXT(self) -> str:  # type: ignore[override]
+        return f"VM {self.vm.name}" if self.vm else "VM"
+
+    def crumbs(self) -> list[str]:
+        vm = self.vm or self._lookup()
+        if vm is None:
+            return ["mvmtui", self.uuid]
+        return ["mvmtui", vm.cluster, vm.host, vm.name]
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="vm-top"):
+            config = Static(id="config", classes="panel")
+            config.border_title = "Configuration"
+            yield config
+            state = Static(id="state", classes="panel")
+            state.border_title = "State"
+            yield state
+        yield Listing(DISK_COLUMNS, "disk", id="disks")
+        yield Listing(NIC_COLUMNS, "NIC", id="nics")
+        yield Listing(TASK_COLUMNS, "task", sort="id", reverse=True, id="history")
+
+    def focus_first(self) -> None:
+        self.query_one("#history", Listing).table.focus()
+
+    def reload(self) -> None:
+        now, pal = self.now(), self.palette
+        vm = self._lookup() or self.vm
+        if vm is None:
+            self.query_one("#state", Static).update(
+                Text(f"No VM with UUID {self.uuid}.", style=pal.bad))
+            return
+        self.set_crumbs()
+        memory = fmt.size_mib(vm.memory_mib)
+        if vm.max_memory_mib and vm.max_memory_mib != vm.memory_mib:
+            memory += f" (max {fmt.size_mib(vm.max_memory_mib)})"
+        self.query_one("#config", Static).update(facts_table([
+            ("Name", vm.name),
+            ("UUID", vm.uuid),
+            ("Cluster", vm.cluster),
+            ("Host", vm.host),
+            ("vCPUs", str(vm.vcpus)),
+            ("Memory", memory),
+            ("Autostart", fmt.yes_no(vm.autostart)),
+            ("Persistent", fmt.yes_no(vm.persistent)),
+        ]))
+        if self.gone_at is not None:
+            state = Text.assemble(
+                ("gone", f"bold {pal.bad}"),
+                f" — not defined on {vm.host} any more (noticed {fmt.clock(self.gone_at, now)}); "
+                f"last known state: {vm.state.value}")
+        else:
+            state = vm_state_text(vm, pal)
+        try:
+            host = host_state_text(self.engine.host(vm.cluster, vm.host), now, pal)
+        except NotFound:
+            host = Text(f"{vm.host} is not in the inventory", style=pal.bad)
+        live = not vm.stale and self.gone_at is None
+        age = vm.age(now)
+        self.query_one("#state", Static).update(facts_table([
+            ("State", state),
+            ("Data age", fmt.ago(age) if live else Text(fmt.stale(age), style=pal.warn)),
+            ("CPU use", fmt.percent(vm.cpu_pct) if live and vm.state.active else fmt.DASH),
+            ("Guest memory", fmt.mib_of(vm.mem_used_mib, vm.memory_mib)
+             if live and vm.mem_used_mib is not None else fmt.DASH),
+            ("Host", host),
+        ]))
+        self.query_one("#disks", Listing).set_rows(
+            [(d.target, disk_cells(d)) for d in vm.disks])
+        self.query_one("#nics", Listing).set_rows([(n.mac, nic_cells(n)) for n in vm.nics])
+        self.query_one("#history", Listing).set_rows(
+            [(str(t.id), task_cells(t, now, pal))
+             for t in self.engine.tasks(vm.cluster, target=vm.uuid)])
+        self.sync_vm_bindings()
+
+    def apply_changes(self, ch: Changes) -> None:
+        vm = self.vm
+        if (self.uuid in ch.vms or self.uuid in ch.removed
+                or (vm is not None and (vm.cluster, vm.host) in ch.hosts)):
+            self.reload()
+            return
+        tasks = [t for t in ch.tasks.values() if t.target == self.uuid]
+        if tasks:
+            now, pal = self.now(), self.palette
+            self.query_one("#history", Listing).update(
+                [(str(t.id), task_cells(t, now, pal)) for t in tasks])
+
+    @on(FastTable.RowSelected, "#history-table")
+    def _open_task(self, message: FastTable.RowSelected) -> None:
+        self.mvm.open_task(int(message.key))
+
+    def selected_vm(self) -> Vm | None:
+        return self.vm if self.gone_at is None else None

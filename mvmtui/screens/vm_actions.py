@@ -1,0 +1,70 @@
+"""The VM power actions' keys, as data: one table for every screen that has a
+current VM (cluster VMs tab, host VMs table, VM detail).
+
+Whether an action needs a confirmation comes from the engine (VM_ACTIONS[...][2],
+"destructive"); what the confirmation says comes from here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+from ..engine.engine import VM_ACTIONS
+from ..engine.model import Host, Vm
+from ..widgets import format as fmt
+
+
+@dataclass(frozen=True)
+class VmActionKey:
+    key: str
+    action: str              # engine action name (VM_ACTIONS)
+    consequence: str         # what happens, for the confirmation; {vm} {host}
+
+    @property
+    def verb(self) -> str:
+        return VM_ACTIONS[self.action][0]
+
+    @property
+    def destructive(self) -> bool:
+        return VM_ACTIONS[self.action][2]
+
+
+VM_ACTION_KEYS: tuple[VmActionKey, ...] = (
+    VmActionKey("s", "start", "Start {vm} on {host}: boots the guest."),
+    VmActionKey("d", "shutdown",
+                "Shut down {vm} on {host}: asks the guest OS to power off (ACPI). "
+                "Its services stop. A guest that ignores ACPI keeps running; "
+                "then only Force off stops it."),
+    VmActionKey("F", "destroy",
+                "Force off {vm} on {host}: cuts the power, like pulling the plug. "
+                "Unsaved data in the guest is lost."),
+    VmActionKey("b", "reboot",
+                "Reboot {vm} on {host}: asks the guest OS to restart. "
+                "Its services are down until it is back up."),
+    VmActionKey("p", "suspend",
+                "Suspend {vm} on {host}: pauses its CPUs; it keeps its memory."),
+    VmActionKey("r", "resume", "Resume {vm} on {host}: lets a paused guest run again."),
+)
+
+BY_ACTION = {k.action: k for k in VM_ACTION_KEYS}
+assert set(BY_ACTION) == set(VM_ACTIONS), "every engine VM action needs a key"
+
+
+def vm_action_bindings() -> list[Binding]:
+    """Bindings for a screen's BINDINGS; hidden and refused in read-only mode
+    (ConsoleScreen.check_action)."""
+    return [Binding(k.key, f"vm_action('{k.action}')", k.verb, id=f"vm.{k.action}")
+            for k in VM_ACTION_KEYS]
+
+
+def confirmation(vm: Vm, host: Host | None, action: str, now: float) -> str:
+    """What the operator reads before a destructive action, in full."""
+    text = BY_ACTION[action].consequence.format(vm=vm.name, host=vm.host)
+    if vm.stale:
+        status = host.status.value if host else "unknown"
+        age = fmt.ago(vm.age(now))
+        text += (f"\n\n{vm.host} is {status}. The last known state of {vm.name} is "
+                 f"{vm.state.value}, seen {age}. If {vm.host} cannot be reached, "
+                 f"the task fails and nothing changes.")
+    return text
