@@ -71,12 +71,12 @@ def make_inventory(path: Path) -> None:
     inv.close()
 
 
-def sample(code: str, *args: str) -> float:
+def sample(script: Path, *args: str) -> float:
     env = dict(os.environ, T0=repr(time.time()))
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+    out = subprocess.run([sys.executable, str(script), *args], capture_output=True,
                          text=True, env=env, cwd=ROOT, timeout=60)
-    if out.returncode != 0:
-        raise SystemExit(out.stderr[-2000:])
+    if out.returncode != 0 or not out.stdout.strip():
+        raise SystemExit(f"{script.name} failed:\n{out.stdout[-1000:]}{out.stderr[-2000:]}")
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -84,10 +84,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         inv = Path(d) / "inv.db"
         make_inventory(inv)
+        bare_py, console_py = Path(d) / "bare.py", Path(d) / "console.py"
+        bare_py.write_text(BARE)      # files, not -c: Textual resolves CSS next to them
+        console_py.write_text(CONSOLE)
         bare, console = [], []
         for _ in range(RUNS):  # interleaved, so both see the same machine load
-            bare.append(sample(BARE))
-            console.append(sample(CONSOLE, str(inv)))
+            bare.append(sample(bare_py))
+            console.append(sample(console_py, str(inv)))
     b, c = statistics.median(bare), statistics.median(console)
     print(f"launch to first frame, median of {RUNS} fresh processes — {platform.node()}, "
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")

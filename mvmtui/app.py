@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 from textual import work
 from textual.app import App
@@ -23,6 +24,7 @@ from .engine.tasks import Busy
 from .screens.base import Changes, ConsoleScreen, EngineChanges
 from .screens.rows import Palette
 
+_HERE = Path(__file__).parent
 FLUSH_INTERVAL = 0.1     # seconds between engine-event flushes (10 Hz)
 TICK_INTERVAL = 5.0      # seconds between age refreshes of the visible screen
 THEME = "textual-dark"
@@ -89,7 +91,8 @@ class ConsoleCommands(Provider):
 
 
 class MvmApp(App):
-    CSS_PATH = ["app.tcss", "widgets/widgets.tcss"]
+    # Absolute, so subclasses elsewhere (benchmarks, tests) find the styles too.
+    CSS_PATH = [_HERE / "app.tcss", _HERE / "widgets" / "widgets.tcss"]
     TITLE = "mvmtui"
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     BINDINGS = [

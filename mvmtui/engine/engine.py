@@ -21,18 +21,17 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
-import libvirt
-
-from . import ssh as sshmod
-from .errors import Ambiguous, EngineError, HostDown, NotFound, ReadOnly
-from .hypervisor import HostHypervisor, reason
+from .errors import Ambiguous, EngineError, HostDown, HypervisorError, NotFound, ReadOnly
 from .inventory import Inventory
 from .model import (Cluster, ClusterSummary, Datastore, Event, Host, HostChanged,
                     HostKeyQuestion, HostStatus, Network, Task, TaskStatus, Vm,
                     VmChanged, VmRemoved, VmState)
 from .tasks import Journal, TaskContext, TaskFailed, TaskSpec
+
+if TYPE_CHECKING:
+    from .hypervisor import HostHypervisor
 
 log = logging.getLogger("mvmtui.engine")
 
@@ -57,7 +56,7 @@ class _Link:
     executor: concurrent.futures.ThreadPoolExecutor
     runner: asyncio.Task | None = None
     ssh: Any = None
-    hv: HostHypervisor | None = None
+    hv: "HostHypervisor | None" = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     offered_key: str = ""          # public key offered when unknown (for TOFU)
     offered_fp: str = ""
@@ -363,6 +362,9 @@ class Engine:
 
     async def _host_loop(self, link: _Link) -> None:
         """Connect, refresh, watch; on loss mark the host and try again, forever."""
+        # asyncssh costs ~150 ms to import: here it loads on the I/O thread, after the
+        # console's first frame, and never in offline mode.
+        from . import ssh as sshmod
         key = link.key
         first = True
         delay = self.reconnect_interval
@@ -422,6 +424,7 @@ class Engine:
         key = link.key
         loop = asyncio.get_running_loop()
         cluster = self._clusters[host.cluster]
+        from . import ssh as sshmod
         if host.address.startswith("test:"):
             uri = host.address  # libvirt's test driver, for benchmarks without SSH
         else:
@@ -436,6 +439,7 @@ class Engine:
                 os.unlink(sock)
             await conn.forward_local_path(sock, LIBVIRT_SOCKET)
             uri = f"qemu+unix:///system?socket={sock}"
+        from .hypervisor import HostHypervisor  # libvirt loads on the I/O thread, when needed
         hv = HostHypervisor(uri, key[0], key[1], self.clock)
 
         def on_event(uuid: str, event: int, detail: int) -> None:   # libvirt event thread
@@ -446,8 +450,8 @@ class Engine:
 
         try:
             await self._lv(link, hv.open, on_event, on_close)
-        except libvirt.libvirtError as exc:
-            raise _LibvirtDown(f"SSH works but libvirtd does not answer: {reason(exc)}") from exc
+        except HypervisorError as exc:
+            raise _LibvirtDown(f"SSH works but libvirtd does not answer: {exc}") from exc
         link.hv = hv
         try:
             facts = await self._lv(link, hv.facts)
@@ -457,8 +461,8 @@ class Engine:
             vms = await self._lv(link, hv.vms)
             nets = await self._lv(link, hv.networks)
             stores = await self._lv(link, hv.datastores)
-        except libvirt.libvirtError as exc:
-            raise _LibvirtDown(f"libvirt failed during refresh: {reason(exc)}") from exc
+        except HypervisorError as exc:
+            raise _LibvirtDown(f"libvirt failed during refresh: {exc}") from exc
         self.inv.replace_host_networks(key[0], key[1], nets, stores)
         self._replace_host_vms(key, vms)
         self._set_host(key, status=HostStatus.UP, problem="", seen_at=self.clock(),
@@ -466,6 +470,7 @@ class Engine:
 
     async def _ssh_facts(self, conn) -> dict:
         """What libvirt does not say: the OS release and the CPU's marketing name."""
+        from . import ssh as sshmod
         try:
             out = await sshmod.run(conn, "cat /etc/os-release; echo ---; "
                                          "grep -m1 'model name' /proc/cpuinfo", timeout=10)
@@ -492,16 +497,16 @@ class Engine:
         if conn is not None:
             conn.abort()
 
-    def _domain_event(self, link: _Link, hv: HostHypervisor, uuid: str, event: int) -> None:
+    def _domain_event(self, link: _Link, hv: "HostHypervisor", uuid: str, event: int) -> None:
         asyncio.get_running_loop().create_task(self._refresh_vm(link, hv, uuid))
 
-    async def _refresh_vm(self, link: _Link, hv: HostHypervisor, uuid: str) -> None:
+    async def _refresh_vm(self, link: _Link, hv: "HostHypervisor", uuid: str) -> None:
         if link.hv is not hv:
             return  # event from a connection that has since closed
         try:
             vm = await self._lv(link, hv.vm, uuid)
-        except libvirt.libvirtError as exc:
-            log.warning("refresh of %s failed: %s", uuid, reason(exc))
+        except HypervisorError as exc:
+            log.warning("refresh of %s failed: %s", uuid, exc)
             return
         if vm is None:
             self._drop_vm(uuid)
@@ -525,8 +530,8 @@ class Engine:
             try:
                 cpu, mem = await self._lv(link, hv.host_usage)
                 per_vm = await self._lv(link, hv.stats)
-            except libvirt.libvirtError as exc:
-                log.warning("%s: stats failed: %s", key, reason(exc))
+            except HypervisorError as exc:
+                log.warning("%s: stats failed: %s", key, exc)
                 continue
             now = self.clock()
             self._set_host(key, cpu_pct=cpu, mem_used_mib=mem, seen_at=now)
@@ -568,8 +573,8 @@ class Engine:
                 hv = link.hv
                 try:
                     vms = await self._lv(link, hv.vms)
-                except libvirt.libvirtError as exc:
-                    log.warning("%s: refresh failed: %s", link.key, reason(exc))
+                except HypervisorError as exc:
+                    log.warning("%s: refresh failed: %s", link.key, exc)
                     return
                 if link.hv is hv:
                     self._replace_host_vms(link.key, vms)
@@ -597,6 +602,7 @@ class Engine:
             raise EngineError(f"{name} now offers {link.offered_fp}, not {fingerprint}; "
                               f"not trusted. Check the host again.")
         known = self._clusters[cluster].known_hosts or os.path.expanduser("~/.ssh/known_hosts")
+        from . import ssh as sshmod
         sshmod.trust_key(known, h.address, h.port, link.offered_key)
         link.offered_key = ""
         await self.retry_host(cluster, name)
@@ -647,8 +653,8 @@ class Engine:
             ctx.step(1)
             try:
                 await self._lv(link, hv.act, vm.uuid, action)
-            except libvirt.libvirtError as exc:
-                raise TaskFailed(f"libvirt refused: {reason(exc)}") from exc
+            except HypervisorError as exc:
+                raise TaskFailed(f"libvirt refused: {exc}") from exc
             ctx.log(f"libvirt accepted {verb.lower()}")
             if wait_for is not None:
                 ctx.step(2)
@@ -660,14 +666,14 @@ class Engine:
 
         return await self._on_io(self.journal.run(spec, body))
 
-    async def _wait_state(self, link: _Link, hv: HostHypervisor, uuid: str,
+    async def _wait_state(self, link: _Link, hv: "HostHypervisor", uuid: str,
                           want: VmState, limit: float, ctx: TaskContext) -> None:
         start = time.monotonic()
         while True:
             try:
                 state = await self._lv(link, hv.state, uuid)
-            except libvirt.libvirtError as exc:
-                raise TaskFailed(f"lost track of the VM: {reason(exc)}") from exc
+            except HypervisorError as exc:
+                raise TaskFailed(f"lost track of the VM: {exc}") from exc
             if state is want:
                 ctx.log(f"VM is {want.value}")
                 return

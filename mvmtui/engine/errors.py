@@ -25,3 +25,11 @@ class ReadOnly(EngineError):
 
 class HostDown(EngineError):
     pass
+
+
+class HypervisorError(EngineError):
+    """libvirt refused or failed; the message is libvirt's own words."""
+
+    def __init__(self, message: str, code: int = 0):
+        super().__init__(message)
+        self.code = code

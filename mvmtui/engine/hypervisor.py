@@ -6,6 +6,7 @@ Libvirt objects never leave this module: callers get model dataclasses.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -13,6 +14,7 @@ from typing import Callable
 
 import libvirt
 
+from .errors import HypervisorError
 from .model import Datastore, Disk, Network, Nic, Vm, VmState
 
 _STATES = {
@@ -64,6 +66,24 @@ def version_str(v: int) -> str:
     return f"{v // 1000000}.{(v // 1000) % 1000}.{v % 1000}"
 
 
+def _plain_errors(cls):
+    """Public methods raise HypervisorError (libvirt's words), never libvirtError,
+    so the engine need not import libvirt."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except libvirt.libvirtError as exc:
+                raise HypervisorError(reason(exc), exc.get_error_code() or 0) from exc
+        return inner
+    for name, fn in list(vars(cls).items()):
+        if callable(fn) and not name.startswith("_"):
+            setattr(cls, name, wrap(fn))
+    return cls
+
+
+@_plain_errors
 class HostHypervisor:
     """One libvirt connection to one host. Use only from libvirt worker threads."""
 

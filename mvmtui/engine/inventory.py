@@ -15,7 +15,10 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
-import sqlite_utils
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 from .model import (Cluster, Datastore, Disk, Host, HostStatus, Network, Nic,
                     Task, TaskLog, TaskStatus, TaskStep, Vm, VmState)
@@ -25,7 +28,7 @@ class InventoryError(Exception):
     """The inventory file cannot be used; the message says why and what to do."""
 
 
-def _v1(db: sqlite_utils.Database) -> None:
+def _v1(db: "sqlite_utils.Database") -> None:
     db["clusters"].create({"name": str, "layout": str, "ssh_user": str, "ssh_key": str,
                            "known_hosts": str, "description": str}, pk="name")
     db["hosts"].create({"cluster": str, "name": str, "address": str, "port": int,
@@ -73,7 +76,7 @@ def _v1(db: sqlite_utils.Database) -> None:
 
 
 # Index i migrates schema version i to i+1. Append, never edit.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -119,7 +122,8 @@ class Inventory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self.db = sqlite_utils.Database(conn)
+        self.conn = conn
+        self._db = None
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
@@ -130,17 +134,26 @@ class Inventory:
                     MIGRATIONS[i](self.db)
                     conn.execute(f"PRAGMA user_version={i + 1}")
 
+    @property
+    def db(self) -> "sqlite_utils.Database":
+        """sqlite-utils for writes, loaded on first use: reading the inventory at
+        start-up needs only sqlite3, and sqlite-utils costs ~40 ms to import."""
+        if self._db is None:
+            import sqlite_utils
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
     def close(self) -> None:
         with self._lock:
-            self.db.conn.close()
+            self.conn.close()
 
     @property
     def schema_version(self) -> int:
-        return self.db.conn.execute("PRAGMA user_version").fetchone()[0]
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     def _rows(self, sql: str, params: Iterable = ()) -> list[dict]:
         with self._lock:
-            cur = self.db.conn.execute(sql, tuple(params))
+            cur = self.conn.execute(sql, tuple(params))
             cols = [c[0] for c in cur.description]
             return [dict(zip(cols, r)) for r in cur.fetchall()]
 
@@ -151,14 +164,14 @@ class Inventory:
         class _Tx:
             def __enter__(self):
                 inv._lock.acquire()
-                self.outer = inv.db.conn.in_transaction
+                self.outer = inv.conn.in_transaction
                 if not self.outer:
-                    inv.db.conn.execute("BEGIN")
+                    inv.conn.execute("BEGIN")
 
             def __exit__(self, exc_type, exc, tb):
                 try:
                     if not self.outer:
-                        inv.db.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                        inv.conn.execute("ROLLBACK" if exc_type else "COMMIT")
                 finally:
                     inv._lock.release()
         return _Tx()
@@ -180,8 +193,8 @@ class Inventory:
             for u in uuids:
                 self._delete_vm_rows(u)
             for t in ("hosts", "networks", "datastores"):
-                self.db.conn.execute(f"DELETE FROM {t} WHERE cluster=?", [name])
-            self.db.conn.execute("DELETE FROM clusters WHERE name=?", [name])
+                self.conn.execute(f"DELETE FROM {t} WHERE cluster=?", [name])
+            self.conn.execute("DELETE FROM clusters WHERE name=?", [name])
 
     def save_host(self, h: Host) -> None:
         row = {k: getattr(h, k) for k in h.__dataclass_fields__}
@@ -203,7 +216,7 @@ class Inventory:
     # ---- VMs ---------------------------------------------------------------
     def _delete_vm_rows(self, uuid: str) -> None:
         for t, col in (("vms", "uuid"), ("disks", "vm_uuid"), ("nics", "vm_uuid")):
-            self.db.conn.execute(f"DELETE FROM {t} WHERE {col}=?", [uuid])
+            self.conn.execute(f"DELETE FROM {t} WHERE {col}=?", [uuid])
 
     def save_vms(self, vms: Iterable[Vm]) -> None:
         with self.transaction():
@@ -259,7 +272,7 @@ class Inventory:
                               stores: list[Datastore]) -> None:
         with self.transaction():
             for t in ("networks", "datastores"):
-                self.db.conn.execute(f"DELETE FROM {t} WHERE cluster=? AND host=?", [cluster, host])
+                self.conn.execute(f"DELETE FROM {t} WHERE cluster=? AND host=?", [cluster, host])
             if nets:
                 self.db["networks"].insert_all(
                     [{k: getattr(n, k) for k in Network.__dataclass_fields__} for n in nets])
@@ -363,7 +376,7 @@ class Inventory:
 
     def release_locks(self, tid: int) -> None:
         with self._lock:
-            self.db.conn.execute("DELETE FROM locks WHERE task_id=?", [tid])
+            self.conn.execute("DELETE FROM locks WHERE task_id=?", [tid])
 
     def locks(self) -> dict[str, int]:
         return {r["resource"]: r["task_id"] for r in self._rows("SELECT * FROM locks")}
@@ -385,7 +398,7 @@ class Inventory:
             if rows:
                 self.db["metric_samples"].insert_all(rows)
             if keep_seconds is not None and now is not None:
-                self.db.conn.execute("DELETE FROM metric_samples WHERE at < ?",
+                self.conn.execute("DELETE FROM metric_samples WHERE at < ?",
                                      [now - keep_seconds])
 
     def samples(self, cluster: str, host: str, metric: str, vm_uuid: str | None = None,
