@@ -234,7 +234,8 @@ class Engine:
         used = [h.mem_used_mib for h in up if h.mem_used_mib is not None]
         cpu = [h.cpu_pct for h in up if h.cpu_pct is not None]
         problems = [f"{h.name}: {h.status.value}" + (f" — {h.problem}" if h.problem else "")
-                    for h in hosts if h.status is not HostStatus.UP]
+                    for h in hosts
+                    if h.status not in (HostStatus.UP, HostStatus.CONNECTING)]
         problems += [f"{v.name}: crashed" for v in vms if v.state is VmState.CRASHED]
         return ClusterSummary(
             cluster=c, hosts_up=len(up), hosts_total=len(hosts),
@@ -433,6 +434,9 @@ class Engine:
                 host.address, host.port, cluster.ssh_user, cluster.ssh_key, known,
                 self._passwords.get(cluster.name)))
             link.ssh = conn
+            server_key = conn.get_server_host_key()
+            if server_key is not None:
+                self._set_host(key, fingerprint=sshmod.fingerprint(server_key))
             loop.create_task(_when_closed(conn, ssh_lost))
             sock = os.path.join(self._runtime, f"{key[0]}-{key[1]}.sock")
             if os.path.exists(sock):

@@ -254,7 +254,7 @@ class HostHypervisor:
         return _STATES.get(st, VmState.UNKNOWN)
 
     def stats(self) -> dict[str, tuple[float | None, int | None]]:
-        """Per-VM (cpu %, memory in use MiB) from one getAllDomainStats call."""
+        """Per-VM (cpu %, guest memory in use MiB) from one getAllDomainStats call."""
         c = self._c()
         now = time.monotonic()
         flags = libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
@@ -272,11 +272,11 @@ class HostHypervisor:
                 self._prev_cpu[uuid] = (now, cpu_ns)
                 if uuid in prev and now > prev[uuid][0]:
                     pct = max(0.0, (cpu_ns - prev[uuid][1]) / 1e9 / (now - prev[uuid][0]) * 100)
+            # Memory the guest itself reports in use (needs its balloon driver);
+            # QEMU's RSS is not the guest's memory, so without the driver: unknown.
             mem = None
-            if "balloon.rss" in rec:
-                mem = int(rec["balloon.rss"]) // 1024
-            elif "balloon.current" in rec:
-                mem = int(rec["balloon.current"]) // 1024
+            if "balloon.available" in rec and "balloon.unused" in rec:
+                mem = int(rec["balloon.available"] - rec["balloon.unused"]) // 1024
             out[uuid] = (pct, mem)
         return out
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from mvmtui.engine import Engine, Inventory
@@ -27,6 +28,7 @@ def test_every_host_is_up_with_its_facts(engine, lab_cluster):
         assert h.cpus > 0 and h.memory_mib > 0
         assert h.libvirt_version.startswith("9.") and h.qemu_version
         assert "Debian" in h.os_release
+        assert h.fingerprint.startswith("SHA256:")   # the key it proved it holds
 
 
 def test_each_host_sees_only_its_own_vms(engine, lab_cluster):
@@ -224,3 +226,28 @@ def test_usage_is_sampled_and_kept(engine, lab_cluster):
     assert vm.cpu_pct >= 0
     assert engine.inv.samples(name, "kvm-01", "cpu_pct")
     assert engine.inv.samples(name, "kvm-01", "cpu_pct", vm_uuid=web.uuid)
+
+
+def test_ssh_agent_authentication(lab_cluster, tmp_path, monkeypatch):
+    """No key file in the inventory: the key comes from the operator's ssh-agent."""
+    import signal
+    import subprocess
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.run(["ssh-agent", "-a", str(sock)], capture_output=True, text=True,
+                           check=True).stdout
+    pid = int(agent.split("SSH_AGENT_PID=")[1].split(";")[0])
+    try:
+        env = {"SSH_AUTH_SOCK": str(sock), "PATH": "/usr/bin:/bin"}
+        subprocess.run(["ssh-add", "-q", str(lab_cluster.lab.ssh_key)], env=env, check=True,
+                       capture_output=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        monkeypatch.setenv("HOME", str(tmp_path))   # no ~/.ssh keys to fall back on
+        eng = _other_cluster(lab_cluster, tmp_path, known_hosts=str(lab_cluster.lab.known_hosts),
+                             key=None)
+        try:
+            h = eng.host("keys", "kvm-01")
+            assert h.status is HostStatus.UP, h.problem
+        finally:
+            eng.stop()
+    finally:
+        os.kill(pid, signal.SIGTERM)
