@@ -165,6 +165,13 @@ def test_offline_engine_shows_last_known_state_as_stale(tmp_path):
         assert vm.stale and vm.state is VmState.RUNNING
         s = eng.summary("prod")
         assert s.hosts_up == 0 and s.vms_running == 1
+        assert s.problems == ("kvm-01: stale",)
+
+        async def connecting():
+            eng._set_host(("prod", "kvm-01"), status=HostStatus.CONNECTING)
+        eng.call(connecting())
+        s = eng.summary("prod")       # first contact under way: not (yet) a problem
+        assert s.problems == () and s.hosts_connecting == 1
     finally:
         eng.stop()
 

@@ -246,7 +246,8 @@ class Engine:
             memory_used_mib=sum(used) if used else None,
             memory_allocated_mib=sum(v.memory_mib for v in active),
             cpu_pct=sum(cpu) / len(cpu) if cpu else None,
-            problems=tuple(problems))
+            problems=tuple(problems),
+            hosts_connecting=sum(h.status is HostStatus.CONNECTING for h in hosts))
 
     def summaries(self) -> list[ClusterSummary]:
         return [self.summary(c.name) for c in self.clusters()]

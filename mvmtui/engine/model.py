@@ -219,6 +219,7 @@ class ClusterSummary:
     memory_allocated_mib: int
     cpu_pct: float | None
     problems: tuple[str, ...] = ()
+    hosts_connecting: int = 0       # first contact under way: not yet a problem
 
 
 # Engine → UI notifications (delivered on an engine thread; the UI coalesces).

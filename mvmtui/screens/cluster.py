@@ -170,6 +170,9 @@ class ClusterScreen(ConsoleScreen):
         if s.problems:
             health.update(Text("\n").join(Text(f"• {p}", style=pal.bad if "stale" not in p
                                                else pal.warn) for p in s.problems))
+        elif s.hosts_connecting:
+            health.update(Text(f"Connecting to {s.hosts_connecting} of {s.hosts_total} hosts…",
+                               style=pal.warn))
         else:
             health.update(Text("All hosts up", style=pal.ok))
 

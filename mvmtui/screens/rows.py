@@ -100,9 +100,13 @@ CLUSTER_COLUMNS = [
 
 def cluster_cells(s: ClusterSummary, pal: Palette) -> tuple:
     problems = len(s.problems)
-    health = (Text("OK", style=pal.ok) if not problems else
-              Text(f"{problems} problem{'s' if problems != 1 else ''}",
-                   style=f"bold {pal.bad}" if s.hosts_up < s.hosts_total else pal.warn))
+    if problems:
+        health = Text(f"{problems} problem{'s' if problems != 1 else ''}",
+                      style=f"bold {pal.bad}" if s.hosts_up < s.hosts_total else pal.warn)
+    elif s.hosts_connecting:
+        health = Text(f"connecting to {s.hosts_connecting}…", style=pal.warn)
+    else:
+        health = Text("OK", style=pal.ok)
     return (s.cluster.name, s.cluster.layout,
             Num(s.hosts_up, fmt.ratio(s.hosts_up, s.hosts_total)),
             Num(s.vms_running, fmt.ratio(s.vms_running, s.vms_total)),
