@@ -64,6 +64,45 @@ def run(n: int, tmp: Path) -> tuple[float, float]:
     return first, statistics.median(times)
 
 
+def run_lab(hosts: list[Host], cluster: Cluster, tmp: Path) -> float:
+    """Median full re-read of these real lab hosts (over SSH + libvirt)."""
+    inv = Inventory(tmp / f"lab-{len(hosts)}.db")
+    inv.save_cluster(cluster)
+    for h in hosts:
+        inv.save_host(h)
+    eng = Engine(inv, stats_interval=3600)
+    eng.start()
+    eng.call(eng.wait_ready(timeout=30))
+    assert all(h.status is HostStatus.UP for h in eng.hosts(cluster.name)), "lab not up"
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        asyncio.run(eng.refresh(cluster.name))
+        times.append(time.perf_counter() - t0)
+    eng.stop()
+    return statistics.median(times)
+
+
+def lab_section(tmp: Path) -> None:
+    path = os.environ.get("MVMTUI_INVENTORY")
+    if not path or not Path(path).exists():
+        print("\n(no lab: `mvmtui lab up`, then MVMTUI_INVENTORY=… to add real hosts)")
+        return
+    src = Inventory(path)
+    clusters = {c.name: c for c in src.clusters()}
+    hosts = src.hosts("lab")
+    src.close()
+    if "lab" not in clusters or not hosts:
+        print("\n(no cluster 'lab' in the inventory)")
+        return
+    print(f"\nrefresh of real lab hosts (SSH tunnel + libvirt, concurrent)")
+    base = None
+    for n in range(1, len(hosts) + 1):
+        t = run_lab(hosts[:n], clusters["lab"], tmp)
+        base = base or t
+        print(f"{n:>6} hosts  re-read {t * 1000:6.1f} ms   ({t / base:.1f}× of 1 host)")
+
+
 def main() -> None:
     print(f"refresh of N test-driver hosts × {DOMS} VMs — {platform.node()}, "
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
@@ -75,6 +114,7 @@ def main() -> None:
             base = base or again
             print(f"{n:>6} {n * DOMS:>6} {first * 1000:>11.0f} ms {again * 1000:>7.0f} ms "
                   f"{again / n * 1000:>7.2f} ms   ({again / base:.1f}× of 1 host)")
+        lab_section(Path(d))
 
 
 if __name__ == "__main__":

@@ -176,6 +176,9 @@ class FastTable(ScrollView, can_focus=True):
         self._columns = list(columns)
         self._min_width = sum(c.width for c in columns) + len(columns) - 1
         self._column_layout = (-1, [])
+        # Rendered rows, keyed by (id(cells), width, row style): filtering and sorting
+        # mostly re-show rows already drawn, and drawing rich Text cells is the slow part.
+        self._line_cache: dict[tuple, tuple[tuple, list[Segment]]] = {}
         self._sort_index = None
         self._sorted = None
         self._rebuild()
@@ -406,7 +409,16 @@ class FastTable(ScrollView, can_focus=True):
                 style = self.get_component_rich_style("fast-table--even")
             else:
                 style = self.rich_style
-            segments = self._row_segments(self._view[index].cells, layout, style)
+            cells = self._view[index].cells
+            ckey = (id(cells), width, style)   # style: cursor, stripe, focus and theme
+            hit = self._line_cache.get(ckey)
+            if hit is not None and hit[0] is cells:   # `is`: an id may be reused
+                segments = hit[1]
+            else:
+                segments = self._row_segments(cells, layout, style)
+                if len(self._line_cache) > 2000:
+                    self._line_cache.clear()
+                self._line_cache[ckey] = (cells, segments)
         strip = Strip(segments, line_width)  # cells are fitted, so the width is exact
         return strip.crop(scroll_x, scroll_x + width) if line_width > width else strip
 

@@ -68,4 +68,5 @@ class Listing(Vertical):
                     f"“{table.filter_text}” · / edits · esc clears")
         else:
             text = plural(total, self.noun)
-        self.query_one(".caption", Static).update(text)
+        # One fixed-height line: no layout pass needed (it would repaint the screen).
+        self.query_one(".caption", Static).update(text, layout=False)
