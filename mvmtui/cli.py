@@ -24,8 +24,6 @@ from .engine.model import Cluster, Host, HostStatus, TaskStatus
 
 OK, FAILED, USAGE, NOT_FOUND, UNREACHABLE, INVENTORY, READONLY, BUSY, LAB = range(9)
 
-CLI_ACTIONS = {"start": "start", "shutdown": "shutdown", "destroy": "destroy",
-               "reboot": "reboot", "suspend": "suspend", "resume": "resume"}
 
 
 class UsageError(EngineError):
@@ -60,9 +58,11 @@ def _table(headers: list[str], rows: list[list]) -> None:
 
 
 def _engine(args, *, online: bool) -> Engine:
+    """A started engine; online, it contacts only the hosts of --cluster if given."""
     eng = Engine(_inventory_path(args), readonly=getattr(args, "readonly", False),
                  offline=not online or getattr(args, "offline", False))
-    eng.start()
+    cluster = getattr(args, "cluster", None)
+    eng.start(clusters=[cluster] if cluster else None)
     if not eng.offline:
         eng.call(eng.wait_ready(timeout=getattr(args, "wait", 10.0)))
     return eng
@@ -74,7 +74,7 @@ def _pct(v) -> str:
 
 # ---- verbs -----------------------------------------------------------------------
 def cmd_cluster_list(args) -> int:
-    with _closing(_engine(args, online=True)) as eng:
+    with _engine(args, online=True) as eng:
         sums = eng.summaries()
         if args.json:
             _dump([{"name": s.cluster.name, "layout": s.cluster.layout,
@@ -110,14 +110,11 @@ def _parse_host(spec: str) -> Host:
 
 def cmd_cluster_add(args) -> int:
     hosts = [_parse_host(h) for h in args.hosts]
-    eng = Engine(_inventory_path(args), offline=True)
-    eng.start()
-    with _closing(eng):
+    with Engine(_inventory_path(args), offline=True) as eng:
         if args.name in {c.name for c in eng.clusters()} and not args.replace:
             raise UsageError(f"cluster {args.name!r} exists; add --replace to redefine it")
-        for path in (args.key,):
-            if path and not os.path.exists(path):
-                raise UsageError(f"SSH key {path} does not exist")
+        if args.key and not os.path.exists(args.key):
+            raise UsageError(f"SSH key {args.key} does not exist")
         eng.add_cluster(Cluster(name=args.name, layout=args.layout, ssh_user=args.user,
                                 ssh_key=args.key, known_hosts=args.known_hosts), hosts)
     print(f"cluster {args.name!r}: {len(hosts)} hosts registered. Unknown host keys are "
@@ -126,9 +123,7 @@ def cmd_cluster_add(args) -> int:
 
 
 def cmd_cluster_remove(args) -> int:
-    eng = Engine(_inventory_path(args), offline=True)
-    eng.start()
-    with _closing(eng):
+    with Engine(_inventory_path(args), offline=True) as eng:
         eng.cluster(args.name)
         eng.remove_cluster(args.name)
     print(f"cluster {args.name!r} removed from the inventory (hosts untouched)")
@@ -136,7 +131,7 @@ def cmd_cluster_remove(args) -> int:
 
 
 def cmd_host_list(args) -> int:
-    with _closing(_engine(args, online=True)) as eng:
+    with _engine(args, online=True) as eng:
         if args.cluster:
             eng.cluster(args.cluster)
         hosts = eng.hosts(args.cluster)
@@ -149,6 +144,8 @@ def cmd_host_list(args) -> int:
                      f"{h.memory_mib // 1024} GiB", h.problem or (
                          "" if h.status is HostStatus.UP else _age(h.age(now)))]
                     for h in hosts])
+        if eng.offline:
+            return OK   # nothing was asked of the hosts
         return OK if all(h.status is HostStatus.UP for h in hosts) else UNREACHABLE
 
 
@@ -157,7 +154,7 @@ def _age(a) -> str:
 
 
 def cmd_vm_list(args) -> int:
-    with _closing(_engine(args, online=True)) as eng:
+    with _engine(args, online=True) as eng:
         if args.cluster:
             eng.cluster(args.cluster)
         vms = sorted(eng.vms(args.cluster, args.host), key=lambda v: (v.cluster, v.name))
@@ -171,9 +168,9 @@ def cmd_vm_list(args) -> int:
 
 
 def cmd_vm_action(args) -> int:
-    with _closing(_engine(args, online=True)) as eng:
+    with _engine(args, online=True) as eng:
         vm = eng.find_vm(args.name, args.cluster)
-        task = asyncio.run(eng.vm_action(vm.uuid, CLI_ACTIONS[args.action]))
+        task = asyncio.run(eng.vm_action(vm.uuid, args.action))
         if args.json:
             _dump([task])
         else:
@@ -181,12 +178,12 @@ def cmd_vm_action(args) -> int:
                   + (f": {task.error}" if task.error else ""))
         if task.status is TaskStatus.SUCCEEDED:
             return OK
-        return UNREACHABLE if "Host " in task.error and "nothing was changed" in task.error \
-            else FAILED
+        host = eng.host(vm.cluster, vm.host)
+        return FAILED if host.status is HostStatus.UP else UNREACHABLE
 
 
 def cmd_task_list(args) -> int:
-    with _closing(_engine(args, online=False)) as eng:
+    with _engine(args, online=False) as eng:
         tasks = eng.tasks(args.cluster, limit=args.limit)
         if args.json:
             _dump(tasks)
@@ -198,7 +195,7 @@ def cmd_task_list(args) -> int:
 
 
 def cmd_task_show(args) -> int:
-    with _closing(_engine(args, online=False)) as eng:
+    with _engine(args, online=False) as eng:
         t = eng.task(args.id)
         if args.json:
             _dump([t])
@@ -227,12 +224,15 @@ def cmd_console(args) -> int:
 
 def cmd_lab(args) -> int:
     from .engine.inventory import Inventory
-    from .engine.lab import Lab
+    from .engine.lab import Lab, LabError
     lab = Lab(args.name, hosts=getattr(args, "hosts", 3))
     if args.lab_cmd == "prepare":
         from .engine import guest
         from .engine.lab import GUEST_ROOT
-        kernel, initrd = guest.build(GUEST_ROOT / "image", GUEST_ROOT / "debs")
+        try:
+            kernel, initrd = guest.build(GUEST_ROOT / "image", GUEST_ROOT / "debs")
+        except (RuntimeError, OSError) as exc:
+            raise LabError(f"cannot build the lab's guest: {exc}") from exc
         print(f"lab guest ready: {kernel}, {initrd}")
     elif args.lab_cmd == "up":
         inv = Inventory(_inventory_path(args))
@@ -242,7 +242,11 @@ def cmd_lab(args) -> int:
               f"cluster {args.name!r} registered. `mvmtui` opens the console.")
     elif args.lab_cmd == "down":
         lab.down()
-        print(f"lab {args.name}: down")
+        inv = Inventory(_inventory_path(args))
+        if args.name in {c.name for c in inv.clusters()}:
+            inv.delete_cluster(args.name)   # the cluster it registered goes too
+        inv.close()
+        print(f"lab {args.name}: down; cluster {args.name!r} removed from the inventory")
     elif args.lab_cmd == "status":
         st = lab.status()
         if args.json:
@@ -262,17 +266,6 @@ def cmd_lab(args) -> int:
     return OK
 
 
-class _closing:
-    def __init__(self, eng: Engine):
-        self.eng = eng
-
-    def __enter__(self) -> Engine:
-        return self.eng
-
-    def __exit__(self, *exc):
-        self.eng.stop()
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mvmtui", description=__doc__.split("\n")[0])
     p.add_argument("--inventory", help="inventory file (default: $MVMTUI_INVENTORY or "
@@ -282,6 +275,7 @@ def parser() -> argparse.ArgumentParser:
 
     def common(sp, online=True):
         sp.add_argument("--json", action="store_true", help="machine-readable output")
+        sp.add_argument("--readonly", action="store_true", help="refuse every change")
         if online:
             sp.add_argument("--offline", action="store_true",
                             help="do not contact hosts; show the inventory's last known state")
@@ -325,8 +319,8 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--host")
     common(x)
     x.set_defaults(func=cmd_vm_list)
-    for action in CLI_ACTIONS:
-        x = vm.add_parser(action, help=f"{VM_ACTIONS[CLI_ACTIONS[action]][0].lower()} a VM "
+    for action in VM_ACTIONS:
+        x = vm.add_parser(action, help=f"{VM_ACTIONS[action][0].lower()} a VM "
                                        f"(a journaled task)")
         x.add_argument("name", help="VM name or UUID")
         x.add_argument("--cluster")
@@ -382,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc, UNREACHABLE)
     except InventoryError as exc:
         return _fail(exc, INVENTORY)
-    except (LabError, RuntimeError) as exc:
+    except LabError as exc:
         return _fail(exc, LAB)
     except EngineError as exc:
         return _fail(exc, FAILED)
@@ -394,8 +388,8 @@ def _default_console(argv: list[str]) -> list[str]:
     """`mvmtui [--inventory F] [--readonly …]` with no verb opens the console."""
     verbs = {"console", "cluster", "host", "vm", "task", "lab"}
     i = 0
-    while i < len(argv) and argv[i] in ("--inventory", "--debug-log"):
-        i += 2
+    while i < len(argv) and argv[i].split("=")[0] in ("--inventory", "--debug-log"):
+        i += 1 if "=" in argv[i] else 2
     if i < len(argv) and (argv[i] in verbs or argv[i] in ("-h", "--help")):
         return argv
     return argv[:i] + ["console"] + argv[i:]

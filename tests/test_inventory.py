@@ -122,29 +122,78 @@ def test_a_locked_target_refuses_a_second_task(tmp_path):
 
 
 def test_tasks_of_a_crashed_console_are_marked_interrupted(tmp_path):
+    """A task whose console died is closed as interrupted and its lock freed; a task of
+    a console that still runs (here: this process) is left alone."""
+    from mvmtui.engine.model import Task, TaskStep
+    from mvmtui.engine.tasks import this_process
     p = tmp_path / "i.db"
     inv = Inventory(p)
     inv.save_cluster(Cluster(name="prod"))
-    j = Journal(inv, lambda: 5.0, lambda e: None)
 
-    async def hang(ctx):
-        ctx.step(0)
-        raise SystemExit  # the console dies mid-task: nothing closes the record
+    def running(owner, target):
+        tid = inv.create_task(Task(id=0, kind="vm.start", title=f"Start {target}",
+                                   cluster="prod", target_kind="vm", target=target,
+                                   target_name=target, status=TaskStatus.RUNNING,
+                                   steps=(TaskStep(0, "Start", TaskStatus.RUNNING),)),
+                              owner=owner)
+        inv.update_step(tid, 0, status=TaskStatus.RUNNING)
+        assert inv.take_locks(tid, [f"vm:{target}"], 1.0) == []
+        return tid
 
-    with pytest.raises(SystemExit):
-        asyncio.run(j.run(_spec(), hang))
+    dead = running("999999999:0", "u1")          # no such process
+    alive = running(this_process(), "u2")
     inv.close()
     eng = Engine(p, offline=True, clock=lambda: 9.0)
     eng.start()
     try:
-        t = eng.tasks()[0]
+        t = eng.task(dead)
         assert t.status is TaskStatus.INTERRUPTED
-        full = eng.task(t.id)
-        assert full.steps[0].status is TaskStatus.INTERRUPTED
-        assert "outcome is unknown" in full.logs[-1].message
-        assert eng.inv.locks() == {}
+        assert t.steps[0].status is TaskStatus.INTERRUPTED
+        assert "outcome is unknown" in t.logs[-1].message
+        assert eng.task(alive).status is TaskStatus.RUNNING
+        assert eng.inv.locks() == {"vm:u2": alive}
     finally:
         eng.stop()
+    ro = Engine(p, offline=True, readonly=True)   # read-only never writes the journal
+    ro.start()
+    ro.stop()
+
+
+def test_a_cancelled_task_is_closed_as_interrupted(tmp_path):
+    inv = Inventory(tmp_path / "i.db")
+    j = Journal(inv, lambda: 1.0, lambda e: None)
+
+    async def scenario():
+        async def forever(ctx):
+            ctx.step(0)
+            await asyncio.sleep(3600)
+        run = asyncio.ensure_future(j.run(_spec(), forever))
+        await asyncio.sleep(0.01)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+    asyncio.run(scenario())
+    t = inv.tasks()[0]
+    assert t.status is TaskStatus.INTERRUPTED and "cancelled" in t.error
+    assert inv.locks() == {}
+
+
+def test_a_damaged_page_is_refused_and_left_untouched(tmp_path):
+    p = tmp_path / "i.db"
+    inv = Inventory(p)
+    inv.save_cluster(Cluster(name="prod"))
+    inv.save_vms([Vm(cluster="prod", host="h", uuid=f"u{i}", name=f"vm-{i:04d}" * 20)
+                  for i in range(400)])
+    inv.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    inv.close()
+    data = bytearray(p.read_bytes())
+    for page in range(2, 8):                                   # scribble over page headers
+        data[page * 4096: page * 4096 + 64] = b"\xff" * 64
+    p.write_bytes(bytes(data))
+    with pytest.raises(InventoryError, match="left untouched"):
+        Inventory(p)
+    assert p.read_bytes() == bytes(data)
 
 
 def test_offline_engine_shows_last_known_state_as_stale(tmp_path):
@@ -164,7 +213,7 @@ def test_offline_engine_shows_last_known_state_as_stale(tmp_path):
         (vm,) = eng.vms("prod")
         assert vm.stale and vm.state is VmState.RUNNING
         s = eng.summary("prod")
-        assert s.hosts_up == 0 and s.vms_running == 1
+        assert s.hosts_up == 0 and s.vms_running == 0   # last known, not live: not counted
         assert s.problems == ("kvm-01: stale",)
 
         async def connecting():

@@ -17,13 +17,15 @@ import concurrent.futures
 import logging
 import os
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
-from .errors import Ambiguous, EngineError, HostDown, HypervisorError, NotFound, ReadOnly
+from .errors import (Ambiguous, EngineError, HostDown, HypervisorError, InventoryError,
+                     NotFound, ReadOnly)
 from .inventory import Inventory
 from .model import (Cluster, ClusterSummary, Datastore, Event, Host, HostChanged,
                     HostKeyQuestion, HostStatus, Network, Task, TaskStatus, Vm,
@@ -43,7 +45,7 @@ VM_ACTIONS: dict[str, tuple[str, VmState | None, bool]] = {
     "shutdown": ("Shut down", VmState.SHUTOFF, True),
     "destroy": ("Force off", VmState.SHUTOFF, True),
     "reboot": ("Reboot", None, True),
-    "suspend": ("Suspend", VmState.PAUSED, False),
+    "suspend": ("Suspend", VmState.PAUSED, True),     # its services stop answering
     "resume": ("Resume", VmState.RUNNING, False),
 }
 
@@ -69,32 +71,43 @@ class Engine:
                  offline: bool = False, reconnect_interval: float = 2.0,
                  stats_interval: float = 5.0, shutdown_timeout: float = 90.0):
         self.inv = inventory if isinstance(inventory, Inventory) else Inventory(inventory)
+        try:
+            self._load()
+        except sqlite3.Error as exc:
+            raise InventoryError(f"The inventory {self.inv.path} is damaged ({exc}); it was "
+                                 f"left untouched. Move it aside or restore a backup.") from exc
         self.clock = clock
         self.readonly = readonly
         self.offline = offline
         self.reconnect_interval = reconnect_interval
         self.stats_interval = stats_interval
         self.shutdown_timeout = shutdown_timeout
+        self._subs: list[Callable[[Event], None]] = []
+        self._passwords: dict[str, str] = {}
+        self._links: dict[tuple[str, str], _Link] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._only: set[str] | None = None
+        self._runtime = ""
+        self.journal = Journal(self.inv, clock, self._emit)
+
+    def _load(self) -> None:
         self._clusters: dict[str, Cluster] = {c.name: c for c in self.inv.clusters()}
         # Last known state from the inventory: stale until contacted this session.
         self._hosts: dict[tuple[str, str], Host] = {
             (h.cluster, h.name): replace(h, status=HostStatus.STALE, problem="")
             for h in self.inv.hosts()}
         self._vms: dict[str, Vm] = {v.uuid: replace(v, stale=True) for v in self.inv.vms()}
-        self._subs: list[Callable[[Event], None]] = []
-        self._passwords: dict[str, str] = {}
-        self._links: dict[tuple[str, str], _Link] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runtime = ""
-        self.journal = Journal(self.inv, clock, self._emit)
 
     # ---- life cycle -----------------------------------------------------------
-    def start(self) -> None:
-        """Start the I/O thread; unless offline, begin connecting to every host."""
+    def start(self, clusters: Iterable[str] | None = None) -> None:
+        """Start the I/O thread; unless offline, begin connecting to every host
+        (or only those of the named clusters)."""
         if self._thread:
             return
-        self.journal.recover()
+        self._only = set(clusters) if clusters is not None else None
+        if not self.readonly:
+            self.journal.recover()
         self._runtime = tempfile.mkdtemp(prefix="mvmtui-")
         ready = threading.Event()
 
@@ -239,7 +252,9 @@ class Engine:
         problems += [f"{v.name}: crashed" for v in vms if v.state is VmState.CRASHED]
         return ClusterSummary(
             cluster=c, hosts_up=len(up), hosts_total=len(hosts),
-            vms_running=sum(v.state is VmState.RUNNING for v in vms), vms_total=len(vms),
+            # Last known state of a stale host's VMs is not counted as running.
+            vms_running=sum(v.state is VmState.RUNNING and not v.stale for v in vms),
+            vms_total=len(vms),
             cpus=sum(h.cpus for h in hosts),
             vcpus_allocated=sum(v.vcpus for v in active),
             memory_mib=sum(h.memory_mib for h in hosts),
@@ -263,6 +278,15 @@ class Engine:
         self._clusters[cluster.name] = cluster
         if password:
             self._passwords[cluster.name] = password  # memory only, never written
+        listed = {h.name for h in hosts}
+        gone = [k for k in self._hosts if k[0] == cluster.name and k[1] not in listed]
+        if gone and self._loop:
+            self._submit(self._disconnect(gone)).result(timeout=15)
+        for k in gone:
+            self._hosts.pop(k)
+            for uuid in [u for u, v in self._vms.items() if (v.cluster, v.host) == k]:
+                self._vms.pop(uuid)
+        self.inv.delete_hosts(cluster.name, [k[1] for k in gone])
         for h in hosts:
             h = replace(h, cluster=cluster.name)
             self._hosts[(h.cluster, h.name)] = h
@@ -286,6 +310,8 @@ class Engine:
     # ---- host links (I/O loop) ----------------------------------------------------
     async def _connect_all(self) -> None:
         for key in list(self._hosts):
+            if self._only is not None and key[0] not in self._only:
+                continue
             if key not in self._links:
                 ex = concurrent.futures.ThreadPoolExecutor(
                     1, thread_name_prefix=f"libvirt-{key[1]}")
@@ -306,6 +332,7 @@ class Engine:
                 await link.runner
             except (asyncio.CancelledError, Exception):
                 pass
+            await self._close(link)   # libvirt objects end on their own thread
             link.executor.shutdown(wait=False)
 
     async def _lv(self, link: _Link, fn: Callable, *args):
@@ -380,11 +407,14 @@ class Engine:
             try:
                 await self._open(link, host, ssh_lost, lv_lost)
             except sshmod.SshError as exc:
+                asked = link.offered_fp
                 link.offered_key, link.offered_fp = exc.public_key, exc.fingerprint
                 link.offered_type = exc.key_type
+                unknown = exc.status is HostStatus.HOST_KEY_UNKNOWN
+                # A changed key is not the host's key: keep showing the recorded one.
                 self._set_host(key, status=exc.status, problem=exc.message,
-                               fingerprint=exc.fingerprint or host.fingerprint)
-                if exc.status is HostStatus.HOST_KEY_UNKNOWN:
+                               fingerprint=exc.fingerprint if unknown else host.fingerprint)
+                if unknown and exc.fingerprint != asked:   # ask once per key offered
                     self._emit(HostKeyQuestion(self._hosts[key], exc.key_type, exc.fingerprint))
                 # Wrong keys don't fix themselves: wait for the operator (or retry slowly).
                 slow = exc.status in (HostStatus.AUTH_FAILED, HostStatus.HOST_KEY_UNKNOWN,
@@ -395,6 +425,14 @@ class Engine:
             except _LibvirtDown as exc:
                 await self._close(link)
                 self._set_host(key, status=HostStatus.LIBVIRT_DOWN, problem=str(exc))
+                await self._pause(link, delay)
+                delay = min(delay * 1.5, 10.0)
+                continue
+            except Exception as exc:  # anything else: say so and keep trying, never stick
+                log.exception("%s/%s: connecting failed", *key)
+                await self._close(link)
+                self._set_host(key, status=HostStatus.UNREACHABLE,
+                               problem=f"connecting failed: {exc.__class__.__name__}: {exc}")
                 await self._pause(link, delay)
                 delay = min(delay * 1.5, 10.0)
                 continue
@@ -463,13 +501,15 @@ class Engine:
             if link.ssh is not None:
                 facts.update(await self._ssh_facts(link.ssh))
             _cpu, mem_used = await self._lv(link, hv.host_usage)  # primes CPU counters
-            vms = await self._lv(link, hv.vms)
             nets = await self._lv(link, hv.networks)
             stores = await self._lv(link, hv.datastores)
+            # VMs last, applied with no await in between: an event handled meanwhile
+            # is never overwritten by an older listing.
+            vms = await self._lv(link, hv.vms)
         except HypervisorError as exc:
             raise _LibvirtDown(f"libvirt failed during refresh: {exc}") from exc
-        self.inv.replace_host_networks(key[0], key[1], nets, stores)
         self._replace_host_vms(key, vms)
+        self.inv.replace_host_networks(key[0], key[1], nets, stores)
         self._set_host(key, status=HostStatus.UP, problem="", seen_at=self.clock(),
                        mem_used_mib=mem_used, **{k: v for k, v in facts.items() if k in Host.__dataclass_fields__})
 
@@ -514,7 +554,9 @@ class Engine:
             log.warning("refresh of %s failed: %s", uuid, exc)
             return
         if vm is None:
-            self._drop_vm(uuid)
+            known = self._vms.get(uuid)
+            if known is not None and (known.cluster, known.host) == link.key:
+                self._drop_vm(uuid)   # only the host that had it can say it is gone
             return
         old = self._vms.get(uuid)
         if old is not None:
@@ -535,7 +577,7 @@ class Engine:
             try:
                 cpu, mem = await self._lv(link, hv.host_usage)
                 per_vm = await self._lv(link, hv.stats)
-            except HypervisorError as exc:
+            except Exception as exc:  # a failed sample must not end sampling
                 log.warning("%s: stats failed: %s", key, exc)
                 continue
             now = self.clock()
@@ -601,7 +643,10 @@ class Engine:
             raise ReadOnly("trusting a host key")
         h = self.host(cluster, name)
         link = self._links.get((cluster, name))
-        if link is None or not link.offered_key:
+        if h.status is HostStatus.HOST_KEY_CHANGED:
+            raise EngineError(f"The host key of {name} CHANGED; mvmtui never trusts a "
+                              f"changed key. {h.problem}")
+        if link is None or not link.offered_key or h.status is not HostStatus.HOST_KEY_UNKNOWN:
             raise EngineError(f"{name} has no host key waiting to be trusted.")
         if link.offered_fp != fingerprint:
             raise EngineError(f"{name} now offers {link.offered_fp}, not {fingerprint}; "

@@ -75,7 +75,10 @@ def _plain_errors(cls):
             try:
                 return fn(*args, **kwargs)
             except libvirt.libvirtError as exc:
-                raise HypervisorError(reason(exc), exc.get_error_code() or 0) from exc
+                err = HypervisorError(reason(exc), exc.get_error_code() or 0)
+            # Raised outside the except block: no __context__ chain, whose traceback
+            # would keep libvirt objects alive until freed on the I/O loop (rule 3).
+            raise err
         return inner
     for name, fn in list(vars(cls).items()):
         if callable(fn) and not name.startswith("_"):

@@ -75,8 +75,15 @@ def _v1(db: "sqlite_utils.Database") -> None:
     db["metric_samples"].create_index(["cluster", "host", "metric", "at"])
 
 
+def _v2(db: "sqlite_utils.Database") -> None:
+    # Which console process runs a task, so another process never "recovers" it.
+    db["tasks"].add_column("owner", str)
+    # Pruning old samples by time must not scan the whole table.
+    db["metric_samples"].create_index(["at"])
+
+
 # Index i migrates schema version i to i+1. Append, never edit.
-MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1]
+MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -93,6 +100,9 @@ def _check_existing(path: Path) -> int:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type='table'")}
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {check}")
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
@@ -121,18 +131,23 @@ class Inventory:
             version = 0
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self.conn = conn
         self._db = None
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        with self._lock:
-            for i in range(version, SCHEMA_VERSION):
-                with conn:
-                    conn.execute("BEGIN")
-                    MIGRATIONS[i](self.db)
-                    conn.execute(f"PRAGMA user_version={i + 1}")
+        try:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self.conn = conn
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            with self._lock:
+                for i in range(version, SCHEMA_VERSION):
+                    with conn:
+                        conn.execute("BEGIN")
+                        MIGRATIONS[i](self.db)
+                        conn.execute(f"PRAGMA user_version={i + 1}")
+        except sqlite3.Error as exc:
+            raise InventoryError(f"The inventory {self.path} cannot be opened ({exc}). "
+                                 f"Check the path and its permissions, or point "
+                                 f"MVMTUI_INVENTORY at another file.") from exc
 
     @property
     def db(self) -> "sqlite_utils.Database":
@@ -195,6 +210,19 @@ class Inventory:
             for t in ("hosts", "networks", "datastores"):
                 self.conn.execute(f"DELETE FROM {t} WHERE cluster=?", [name])
             self.conn.execute("DELETE FROM clusters WHERE name=?", [name])
+
+    def delete_hosts(self, cluster: str, names: list[str]) -> None:
+        """Forget hosts (and what was last known on them)."""
+        with self.transaction():
+            for name in names:
+                for r in self._rows("SELECT uuid FROM vms WHERE cluster=? AND host=?",
+                                    [cluster, name]):
+                    self._delete_vm_rows(r["uuid"])
+                for t in ("networks", "datastores"):
+                    self.conn.execute(f"DELETE FROM {t} WHERE cluster=? AND host=?",
+                                      [cluster, name])
+                self.conn.execute("DELETE FROM hosts WHERE cluster=? AND name=?",
+                                  [cluster, name])
 
     def save_host(self, h: Host) -> None:
         row = {k: getattr(h, k) for k in h.__dataclass_fields__}
@@ -289,10 +317,11 @@ class Inventory:
                 for r in self._rows("SELECT * FROM datastores WHERE cluster=? ORDER BY host, name", [cluster])]
 
     # ---- tasks (the journal) ----------------------------------------------
-    def create_task(self, t: Task, params: dict | None = None) -> int:
+    def create_task(self, t: Task, params: dict | None = None, owner: str = "") -> int:
         row = {k: getattr(t, k) for k in Task.__dataclass_fields__
                if k not in ("id", "steps", "logs")}
         row["status"] = t.status.value
+        row["owner"] = owner
         row["params"] = json.dumps(params or {})
         with self.transaction():
             tid = self.db["tasks"].insert(row).last_pk
@@ -334,14 +363,15 @@ class Inventory:
     def _task(r: dict, steps=(), logs=()) -> Task:
         r = dict(r)
         r.pop("params", None)
+        r.pop("owner", None)
         r["status"] = TaskStatus(r["status"])
         r["error"] = r["error"] or ""
         r["host"] = r["host"] or ""
         return Task(steps=steps, logs=logs, **r)
 
-    def task_params(self, tid: int) -> dict:
-        rows = self._rows("SELECT params FROM tasks WHERE id=?", [tid])
-        return json.loads(rows[0]["params"] or "{}") if rows else {}
+    def task_owner(self, tid: int) -> str:
+        rows = self._rows("SELECT owner FROM tasks WHERE id=?", [tid])
+        return (rows[0]["owner"] or "") if rows else ""
 
     def tasks(self, cluster: str | None = None, target: str | None = None,
               host: str | None = None, statuses: Iterable[TaskStatus] | None = None,

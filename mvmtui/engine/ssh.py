@@ -82,7 +82,18 @@ def trust_key(known_hosts: str, address: str, port: int, public_key: str) -> Non
 
 
 async def connect(t: Target) -> asyncssh.SSHClientConnection:
+    Path(t.known_hosts).parent.mkdir(parents=True, exist_ok=True)
     Path(t.known_hosts).touch(exist_ok=True)
+    where = f"{t.user}@{t.address}:{t.port}"
+    keys = None
+    if t.key_path:
+        try:  # a bad key file is our problem, not the host's: say so plainly
+            keys = [asyncssh.read_private_key(t.key_path)]
+        except (OSError, asyncssh.KeyImportError) as exc:
+            raise SshError(HostStatus.AUTH_FAILED,
+                           f"Cannot use the SSH key {t.key_path} for {where}: "
+                           f"{getattr(exc, 'strerror', None) or exc}. Fix the cluster's key "
+                           f"(mvmtui cluster add … --key PATH --replace).") from exc
     client: _Client | None = None
 
     def factory():
@@ -95,13 +106,12 @@ async def connect(t: Target) -> asyncssh.SSHClientConnection:
                 keepalive_count_max=KEEPALIVE_COUNT_MAX,
                 connect_timeout=CONNECT_TIMEOUT, login_timeout=CONNECT_TIMEOUT,
                 client_factory=factory, config=None)
-    if t.key_path:
-        opts["client_keys"] = [t.key_path]
+    if keys:
+        opts["client_keys"] = keys
     if t.password:
         opts["password"] = t.password
     if not os.environ.get("SSH_AUTH_SOCK"):
         opts["agent_path"] = None
-    where = f"{t.user}@{t.address}:{t.port}"
     try:
         return await asyncssh.connect(t.address, **opts)
     except asyncssh.HostKeyNotVerifiable as exc:

@@ -5,6 +5,8 @@ and marked interrupted (its locks released), so nothing half-done goes unrecorde
 """
 from __future__ import annotations
 
+import asyncio
+import os
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -66,6 +68,24 @@ class TaskContext:
                                     finished_at=self._j.clock())
 
 
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]   # field 22: start time since boot
+
+
+def this_process() -> str:
+    """Who owns a task: pid plus start time, so a reused pid is not mistaken for us."""
+    return f"{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def owner_alive(owner: str) -> bool:
+    pid, _, started = owner.partition(":")
+    return pid.isdigit() and _start_time(int(pid)) == started
+
+
 class Journal:
     def __init__(self, inv: Inventory, clock: Callable[[], float],
                  emit: Callable[[object], None]):
@@ -79,9 +99,12 @@ class Journal:
             self._emit(TaskChanged(t))
 
     def recover(self) -> list[int]:
-        """Tasks left running by a console that died: mark them interrupted."""
+        """Tasks left running by a console that died: mark them interrupted.
+        Tasks of another console that is still running are left alone."""
         ids = []
         for t in self.inv.tasks(statuses=(TaskStatus.QUEUED, TaskStatus.RUNNING), limit=10_000):
+            if owner_alive(self.inv.task_owner(t.id)):
+                continue
             now = self.clock()
             self.inv.add_log(t.id, now, "warning",
                              "The console stopped while this task ran. Its outcome is "
@@ -107,7 +130,7 @@ class Journal:
             target_kind=spec.target_kind, target=spec.target, target_name=spec.target_name,
             host=spec.host, status=TaskStatus.QUEUED, created_at=now,
             steps=tuple(TaskStep(i, name) for i, name in enumerate(spec.steps))),
-            spec.params)
+            spec.params, owner=this_process())
         held = self.inv.take_locks(tid, spec.locks, now)
         if held:
             msg = f"busy: {', '.join(held)} is locked by another task; wait for it to finish"
@@ -121,6 +144,15 @@ class Journal:
         self.emit_task(tid)
         try:
             await body(ctx)
+        except asyncio.CancelledError:
+            # Stopped mid-way (Ctrl-C, console closing): say so, never leave it "running".
+            ctx._finish_step(TaskStatus.INTERRUPTED)
+            self.inv.add_log(tid, self.clock(), "warning",
+                             "Cancelled while running: check the state of the target.")
+            self.inv.update_task(tid, status=TaskStatus.INTERRUPTED, finished_at=self.clock(),
+                                 error="interrupted: cancelled while it ran")
+            self.emit_task(tid)
+            raise
         except Exception as exc:  # the task records any failure; the console lives on
             msg = str(exc) or exc.__class__.__name__
             ctx._finish_step(TaskStatus.FAILED)

@@ -43,5 +43,15 @@ def test_vm_verbs_and_exit_codes(capsys, lab_cluster):
 
 def test_offline_list_does_not_contact_hosts(capsys, lab_cluster):
     code, out, _ = _run(capsys, lab_cluster, "host", "list", "--offline", "--json")
-    assert code == 4                        # not live: every host is stale
+    assert code == 0                        # nothing asked of the hosts: all stale
     assert {h["status"] for h in json.loads(out)} == {"stale"}
+
+
+def test_readonly_verb_is_refused_with_its_exit_code(capsys, lab_cluster):
+    code, _, err = _run(capsys, lab_cluster, "vm", "destroy", "web-01", "--readonly")
+    assert code == 6 and "Read-only" in err
+
+
+def test_inventory_option_with_equals(capsys, lab_cluster):
+    code = main([f"--inventory={lab_cluster.inventory}", "cluster", "list", "--offline"])
+    assert code == 0 and "citest" in capsys.readouterr().out

@@ -1,0 +1,127 @@
+"""The engine's host links and VM actions over libvirt's test driver: no root, no SSH.
+
+libvirt's `test:///FILE` driver is real libvirt (in-process) with a node described in
+FILE; hosts with such an address skip SSH. The lab tests cover the real transport."""
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from mvmtui.engine import Engine, Inventory
+from mvmtui.engine.model import Cluster, Host, HostStatus, TaskStatus, VmState
+
+NODE = """<node><cpu><nodes>1</nodes><sockets>1</sockets><cores>4</cores><threads>1</threads>
+<active>4</active><mhz>2000</mhz><model>x86_64</model></cpu><memory>8388608</memory>
+{domains}</node>"""
+DOMAIN = """<domain type='test'><name>{name}</name><uuid>{uuid}</uuid>
+<memory>524288</memory><vcpu>2</vcpu><os><type>hvm</type></os>
+<devices><disk type='file' device='disk'><source file='/img/{name}.qcow2'/>
+<target dev='vda' bus='virtio'/></disk>
+<interface type='network'><mac address='52:54:00:00:00:{n:02x}'/><source network='default'/>
+<model type='virtio'/></interface></devices></domain>"""
+
+
+def _node(path: Path, names: list[tuple[int, str]]) -> str:
+    path.write_text(NODE.format(domains="".join(
+        DOMAIN.format(name=name, n=n, uuid=f"00000000-0000-4000-8000-{n:012d}")
+        for n, name in names)))
+    return f"test://{path}"
+
+
+def _wait(pred, timeout=10.0):
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise AssertionError("not true in time")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def sim(tmp_path):
+    inv = Inventory(tmp_path / "inv.db")
+    inv.save_cluster(Cluster(name="sim", known_hosts=str(tmp_path / "kh" / "known_hosts")))
+    inv.save_host(Host(cluster="sim", name="hv-1",
+                       address=_node(tmp_path / "n1.xml", [(1, "web-01"), (2, "db-01")])))
+    inv.save_host(Host(cluster="sim", name="hv-2",
+                       address=_node(tmp_path / "n2.xml", [(3, "cache-01")])))
+    eng = Engine(inv, reconnect_interval=0.2, stats_interval=0.2)
+    eng.start()
+    eng.call(eng.wait_ready(timeout=10))
+    yield eng
+    eng.stop()
+
+
+def test_hosts_come_up_and_see_their_own_vms(sim):
+    assert [h.status for h in sim.hosts("sim")] == [HostStatus.UP, HostStatus.UP]
+    assert sorted(v.name for v in sim.vms("sim", "hv-1")) == ["db-01", "web-01"]
+    assert [v.name for v in sim.vms("sim", "hv-2")] == ["cache-01"]
+    web = sim.find_vm("web-01")
+    assert web.state is VmState.RUNNING and web.vcpus == 2 and web.memory_mib == 512
+    assert web.disks[0].source == "/img/web-01.qcow2"
+    assert web.nics[0].source == "default" and web.nics[0].mac == "52:54:00:00:00:01"
+    assert not web.stale
+    s = sim.summary("sim")
+    assert (s.hosts_up, s.hosts_total, s.vms_running, s.vms_total) == (2, 2, 3, 3)
+
+
+def test_vm_actions_are_tasks_with_libvirts_refusals(sim):
+    web = sim.find_vm("web-01")
+    t = asyncio.run(sim.vm_action(web.uuid, "start"))
+    assert t.status is TaskStatus.FAILED and "already running" in t.error
+    for action, state in (("suspend", VmState.PAUSED), ("resume", VmState.RUNNING),
+                          ("shutdown", VmState.SHUTOFF), ("start", VmState.RUNNING),
+                          ("destroy", VmState.SHUTOFF)):
+        t = asyncio.run(sim.vm_action(web.uuid, action))
+        assert t.status is TaskStatus.SUCCEEDED, (action, t.error)
+        assert sim.vm(web.uuid).state is state, action
+        assert t.steps[-1].status is TaskStatus.SUCCEEDED and t.progress == 1.0
+    kinds = [t.kind for t in sim.tasks(target=web.uuid)]
+    assert kinds == ["vm.destroy", "vm.start", "vm.shutdown", "vm.resume", "vm.suspend",
+                     "vm.start"]
+
+
+def test_usage_is_sampled(sim):
+    _wait(lambda: sim.host("sim", "hv-1").seen_at is not None)
+    first = sim.host("sim", "hv-1").seen_at
+    _wait(lambda: sim.host("sim", "hv-1").seen_at > first, 5)   # sampling goes on
+
+
+def test_unreachable_and_bad_key_are_said_plainly(tmp_path):
+    inv = Inventory(tmp_path / "inv.db")
+    inv.save_cluster(Cluster(name="far", known_hosts=str(tmp_path / "new" / "known_hosts")))
+    inv.save_host(Host(cluster="far", name="closed", address="127.0.0.1", port=1))
+    inv.save_cluster(Cluster(name="badkey", ssh_key=str(tmp_path / "no-such-key"),
+                             known_hosts=str(tmp_path / "known_hosts")))
+    inv.save_host(Host(cluster="badkey", name="h", address="127.0.0.1", port=1))
+    with Engine(inv, reconnect_interval=0.2) as eng:
+        eng.call(eng.wait_ready(timeout=10))
+        closed = eng.host("far", "closed")
+        assert closed.status is HostStatus.UNREACHABLE
+        assert "Cannot reach root@127.0.0.1:1" in closed.problem
+        bad = eng.host("badkey", "h")
+        assert bad.status is HostStatus.AUTH_FAILED
+        assert "no-such-key" in bad.problem
+        assert eng.summary("far").problems == (f"closed: unreachable — {closed.problem}",)
+
+
+def test_actions_on_a_host_that_is_down_change_nothing(tmp_path):
+    """libvirt cannot be opened: the host says so, its VMs keep their last known state
+    marked stale, and an action on them fails before touching anything."""
+    from mvmtui.engine.model import Vm
+    inv = Inventory(tmp_path / "inv.db")
+    inv.save_cluster(Cluster(name="sim"))
+    inv.save_host(Host(cluster="sim", name="hv-9", address=f"test://{tmp_path}/gone.xml"))
+    inv.save_vms([Vm(cluster="sim", host="hv-9", uuid="u-9", name="old-01",
+                     state=VmState.RUNNING, seen_at=1.0)])
+    with Engine(inv, reconnect_interval=0.2) as eng:
+        eng.call(eng.wait_ready(timeout=10))
+        h = eng.host("sim", "hv-9")
+        assert h.status is HostStatus.LIBVIRT_DOWN and "does not answer" in h.problem
+        vm = eng.vm("u-9")
+        assert vm.stale and vm.state is VmState.RUNNING
+        t = asyncio.run(eng.vm_action("u-9", "destroy"))
+        assert t.status is TaskStatus.FAILED and "nothing was changed" in t.error
+        assert eng.summary("sim").vms_running == 0     # stale VMs are not counted live
