@@ -62,6 +62,11 @@ def _engine(args, *, online: bool) -> Engine:
     eng = Engine(_inventory_path(args), readonly=getattr(args, "readonly", False),
                  offline=not online or getattr(args, "offline", False))
     cluster = getattr(args, "cluster", None)
+    if getattr(args, "ask_password", False) and not eng.offline:
+        password = getpass.getpass("SSH password: ")
+        for c in eng.clusters():
+            if cluster in (None, c.name):
+                eng.set_password(c.name, password)   # memory only, never written
     eng.start(clusters=[cluster] if cluster else None)
     if not eng.offline:
         eng.call(eng.wait_ready(timeout=getattr(args, "wait", 10.0)))
@@ -281,6 +286,8 @@ def parser() -> argparse.ArgumentParser:
                             help="do not contact hosts; show the inventory's last known state")
             sp.add_argument("--wait", type=float, default=10.0,
                             help="seconds to wait for hosts to answer (default 10)")
+            sp.add_argument("--ask-password", action="store_true",
+                            help="prompt for the SSH password (kept in memory only)")
 
     c = sub.add_parser("console", help="open the console (the default)")
     c.add_argument("--readonly", action="store_true", help="hide and refuse every change")

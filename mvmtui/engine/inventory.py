@@ -132,6 +132,10 @@ class Inventory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = None
+        self._tx_thread: int | None = None
+        self._pruned = 0.0
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self.conn = conn
@@ -160,6 +164,9 @@ class Inventory:
 
     def close(self) -> None:
         with self._lock:
+            for r in self._readers:
+                r.close()
+            self._readers.clear()
             self.conn.close()
 
     @property
@@ -167,10 +174,27 @@ class Inventory:
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     def _rows(self, sql: str, params: Iterable = ()) -> list[dict]:
-        with self._lock:
-            cur = self.conn.execute(sql, tuple(params))
-            cols = [c[0] for c in cur.description]
-            return [dict(zip(cols, r)) for r in cur.fetchall()]
+        if self._tx_thread == threading.get_ident():
+            conn = self.conn           # inside our own transaction: see its writes
+        else:
+            conn = self._reader()      # WAL: readers never wait for the writer
+        cur = conn.execute(sql, tuple(params))
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+    def _reader(self) -> sqlite3.Connection:
+        """One read-only connection per thread, so the console's loop never blocks on
+        the engine's writes (nor on the lock that guards them)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            # Used only by its thread; check_same_thread off so close() can end it.
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=5000")
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
 
     def transaction(self):
         """`with inv.transaction():` groups writes; nests by holding the lock."""
@@ -182,10 +206,12 @@ class Inventory:
                 self.outer = inv.conn.in_transaction
                 if not self.outer:
                     inv.conn.execute("BEGIN")
+                    inv._tx_thread = threading.get_ident()
 
             def __exit__(self, exc_type, exc, tb):
                 try:
                     if not self.outer:
+                        inv._tx_thread = None
                         inv.conn.execute("ROLLBACK" if exc_type else "COMMIT")
                 finally:
                     inv._lock.release()
