@@ -125,3 +125,60 @@ def test_actions_on_a_host_that_is_down_change_nothing(tmp_path):
         t = asyncio.run(eng.vm_action("u-9", "destroy"))
         assert t.status is TaskStatus.FAILED and "nothing was changed" in t.error
         assert eng.summary("sim").vms_running == 0     # stale VMs are not counted live
+
+
+def test_password_login_is_used_and_never_written(tmp_path):
+    """An SSH server on loopback that takes only a password: the engine logs in with the
+    password it was given (then finds no libvirtd there), a wrong one is an auth
+    failure, and the password is in no file."""
+    import asyncssh
+    import threading
+
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    known = tmp_path / "known_hosts"
+    ready, stop = threading.Event(), threading.Event()
+    port_box = []
+
+    class PasswordOnly(asyncssh.SSHServer):
+        def begin_auth(self, username):
+            return True
+
+        def password_auth_supported(self):
+            return True
+
+        def validate_password(self, username, password):
+            return username == "root" and password == "s3cret-pass"
+
+    def serve():
+        async def main():
+            server = await asyncssh.create_server(PasswordOnly, "127.0.0.1", 0,
+                                                  server_host_keys=[host_key])
+            port_box.append(server.sockets[0].getsockname()[1])
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            server.close()
+        asyncio.run(main())
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    ready.wait(5)
+    port = port_box[0]
+    known.write_text(f"[127.0.0.1]:{port} "
+                     f"{host_key.export_public_key().decode().strip()}\n")
+    try:
+        for password, expect in (("s3cret-pass", HostStatus.LIBVIRT_DOWN),
+                                 ("wrong", HostStatus.AUTH_FAILED)):
+            inv = Inventory(tmp_path / f"{expect.value}.db")
+            inv.save_cluster(Cluster(name="pw", known_hosts=str(known)))
+            inv.save_host(Host(cluster="pw", name="h", address="127.0.0.1", port=port))
+            eng = Engine(inv, reconnect_interval=5)
+            eng.set_password("pw", password)
+            with eng:
+                eng.call(eng.wait_ready(timeout=10))
+                assert eng.host("pw", "h").status is expect, eng.host("pw", "h").problem
+        for f in tmp_path.iterdir():
+            assert b"s3cret-pass" not in f.read_bytes(), f
+    finally:
+        stop.set()
+        t.join(5)
