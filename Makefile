@@ -18,6 +18,7 @@ test: setup
 bench: setup
 	$(VENV)/python bench/bench_launch.py
 	$(VENV)/python bench/bench_table.py
+	$(VENV)/python bench/bench_vms_view.py
 	$(VENV)/python bench/bench_refresh.py
 
 lab-down:
