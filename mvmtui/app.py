@@ -15,11 +15,12 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.worker import Worker
 
 from .engine.engine import VM_ACTIONS, Engine
 from .engine.errors import EngineError, InventoryError
-from .engine.model import (Event, HostChanged, HostKeyQuestion, HostStatus, TaskChanged,
-                           TaskStatus, VmChanged, VmRemoved)
+from .engine.model import (Event, HostChanged, HostKeyQuestion, TaskChanged, TaskStatus,
+                           VmChanged, VmRemoved)
 from .engine.tasks import Busy
 from .screens.base import Changes, ConsoleScreen, EngineChanges
 from .screens.rows import Palette
@@ -113,7 +114,10 @@ class MvmApp(App):
         self._palette: tuple[str, Palette] | None = None
         self._pending: dict[tuple, Event] = {}
         self._pending_lock = threading.Lock()
-        self._asked_keys: set[tuple[str, str]] = set()
+        self._asked_keys: set[tuple[str, str]] = set()              # dialog open
+        # (cluster, host, fingerprint) the operator said No to (or, read-only, could
+        # not say yes to): not asked again until ctrl+r.
+        self._declined_keys: set[tuple[str, str, str]] = set()
         # Subscribe before the engine connects (run_console starts it after this),
         # so no host-key question is lost; events wait in the dict until mount.
         self._unsubscribe = engine.subscribe(self._on_engine_event)
@@ -203,8 +207,17 @@ class MvmApp(App):
     def _ask_host_key(self, question: HostKeyQuestion) -> None:
         from .screens.host_key import HostKeyScreen
 
-        key = (question.host.cluster, question.host.name)
-        if key in self._asked_keys:
+        h = question.host
+        key = (h.cluster, h.name)
+        answer = (h.cluster, h.name, question.fingerprint)
+        if key in self._asked_keys or answer in self._declined_keys:
+            return
+        if self.readonly:
+            self._declined_keys.add(answer)
+            self.notify(f"{h.name} (cluster {h.cluster}) offered an unknown SSH host key, "
+                        f"fingerprint {question.fingerprint}. It stays unconnected: "
+                        f"start without --readonly to trust it.",
+                        title="Unknown host key", severity="error", timeout=30)
             return
         self._asked_keys.add(key)
 
@@ -213,11 +226,11 @@ class MvmApp(App):
             if yes:
                 self.trust_host_key(question)
             else:
-                self.notify(f"{question.host.name}: key not trusted; the host stays "
-                            f"unconnected. ctrl+r on its screen asks again.",
-                            severity="warning")
+                self._declined_keys.add(answer)
+                self.notify(f"{h.name}: key not trusted; the host stays unconnected. "
+                            f"ctrl+r on its screen asks again.", severity="warning")
 
-        self.push_screen(HostKeyScreen(question, readonly=self.readonly), answered)
+        self.push_screen(HostKeyScreen(question), answered)
 
     @work(exclusive=False, exit_on_error=False, group="host-key")
     async def trust_host_key(self, question: HostKeyQuestion) -> None:
@@ -275,6 +288,36 @@ class MvmApp(App):
         self.push_screen(TaskScreen(task_id))
 
     # -- global actions -------------------------------------------------------------------
+    def running_actions(self) -> list[Worker]:
+        """VM actions started from this console that have not finished yet."""
+        return [w for w in self.workers
+                if w.group == "vm-action" and not w.is_finished]
+
+    async def action_quit(self) -> None:
+        """q on the clusters screen, ctrl+q anywhere: asks first while VM actions
+        started here are still running (default No)."""
+        from .screens.confirm import ConfirmScreen
+
+        running = self.running_actions()
+        if not running:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmScreen) and self.screen.kind == "quit":
+            return
+        n = len(running)
+        tasks = f"{n} task{'s are' if n != 1 else ' is'} still running"
+        names = ", ".join(w.description for w in running)
+
+        def decided(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(ConfirmScreen(
+            "Quit mvmtui?",
+            f"{tasks}: quit anyway? Their outcome will be unknown; the next start shows "
+            f"{'them' if n != 1 else 'it'} as interrupted.\n\n{names}",
+            question="Quit now? (y/N)", yes_label="Quit", kind="quit"), decided)
+
     def action_back(self) -> None:
         screen = self.screen
         if isinstance(screen, ConsoleScreen):
@@ -290,7 +333,11 @@ class MvmApp(App):
     def action_refresh(self) -> None:
         screen = self.top_console_screen()
         cluster = getattr(screen, "cluster", None)
-        self.refresh_inventory(cluster if isinstance(cluster, str) else None)
+        cluster = cluster if isinstance(cluster, str) else None
+        # Declined host keys in scope are asked again when their hosts are retried.
+        self._declined_keys = {k for k in self._declined_keys
+                               if cluster is not None and k[0] != cluster}
+        self.refresh_inventory(cluster)
 
     @work(exclusive=True, exit_on_error=False, group="refresh")
     async def refresh_inventory(self, cluster: str | None) -> None:
@@ -319,12 +366,14 @@ class MvmApp(App):
         self.notify(f"Refreshed {where}{note}.")
 
     # -- VM actions -----------------------------------------------------------------------
-    @work(exclusive=False, exit_on_error=False, group="vm-action")
-    async def run_vm_action(self, uuid: str, action: str, name: str = "") -> None:
+    def run_vm_action(self, uuid: str, action: str, name: str = "") -> Worker:
         """Run one VM action as an engine task; report start and outcome. Lives on the
         app so leaving the screen does not lose the outcome."""
-        verb = VM_ACTIONS[action][0]
-        what = f"{verb} {name or uuid}"
+        what = f"{VM_ACTIONS[action][0]} {name or uuid}"
+        return self.run_worker(self._vm_action(uuid, action, what), name=what,
+                               group="vm-action", description=what, exit_on_error=False)
+
+    async def _vm_action(self, uuid: str, action: str, what: str) -> None:
         self.notify(f"{what}: started")
         try:
             task = await self.engine.vm_action(uuid, action)

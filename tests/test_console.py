@@ -119,11 +119,22 @@ def test_enter_opens_details_and_escape_goes_back(mixed_engine):
     run_app(app, check)
 
 
+class Spy:
+    """Wraps the engine's real vm_action: records each call, then lets it run."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, []
+
+    async def __call__(self, uuid, action):
+        self.calls.append((uuid, action))
+        return await self.real(uuid, action)
+
+
 def test_readonly_hides_and_refuses_vm_actions(readonly_engine, monkeypatch):
-    fake = Recorder(readonly_engine)
-    monkeypatch.setattr(readonly_engine, "vm_action", fake)
+    spy = Spy(readonly_engine.vm_action)
+    monkeypatch.setattr(readonly_engine, "vm_action", spy)
     app = make_app(readonly_engine, "prod")
-    tasks_before = len(readonly_engine.tasks())
+    tasks_before = readonly_engine.tasks()
 
     async def check(pilot):
         await pilot.press("3")
@@ -134,9 +145,16 @@ def test_readonly_hides_and_refuses_vm_actions(readonly_engine, monkeypatch):
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
-        assert fake.calls == []
-        assert len(readonly_engine.tasks()) == tasks_before
+        # Neither the console nor the engine saw an action: no call, no "started", no task.
+        assert spy.calls == [] and list(app._notifications) == []
+        assert readonly_engine.tasks() == tasks_before
         assert "READ-ONLY" in str(app.screen.query_one(".badge.readonly").render())
+        # The spy is in the path an action takes: had a key run one, the checks above
+        # would have seen it (and the engine refuses on its own).
+        app.run_vm_action(uuid_of(1), "start", "web-01")
+        await app.workers.wait_for_complete()
+        assert spy.calls == [(uuid_of(1), "start")]
+        assert "Read-only mode" in list(app._notifications)[-1].message
 
     run_app(app, check)
 
@@ -196,7 +214,7 @@ def test_failures_and_refusals_are_notified_as_errors(mixed_engine, monkeypatch)
         # Busy from the engine: its message, as an error, no traceback.
         monkeypatch.setattr(mixed_engine, "vm_action", Recorder(
             mixed_engine, raises=Busy("busy: vm:x (task 3) is locked by another task")))
-        await pilot.press("p")
+        await pilot.press("r")                       # resume: never asks first
         await app.workers.wait_for_complete()
         await pilot.pause()
         last = list(app._notifications)[-1]
@@ -323,7 +341,12 @@ def test_host_key_question_is_asked_in_a_dialog(mixed_engine, monkeypatch):
 
     async def trust(cluster, name, fingerprint):
         trusted.append((cluster, name, fingerprint))
+
+    async def nothing(*args):                       # ctrl+r: no host is really asked
+        pass
     monkeypatch.setattr(mixed_engine, "trust_host_key", trust)
+    monkeypatch.setattr(mixed_engine, "retry_host", nothing)
+    monkeypatch.setattr(mixed_engine, "refresh", nothing)
     host = mixed_engine.host("lab", "lab-01")
     question = HostKeyQuestion(host, "ssh-ed25519", "SHA256:abcDEF0123456789")
 
@@ -335,11 +358,42 @@ def test_host_key_question_is_asked_in_a_dialog(mixed_engine, monkeypatch):
         assert len([s for s in app.screen_stack if isinstance(s, HostKeyScreen)]) == 1
         await pilot.press("enter")                  # default: No
         assert not isinstance(app.screen, HostKeyScreen) and trusted == []
+        app._on_engine_event(question)              # declined: not asked again …
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, HostKeyScreen)
+        other = HostKeyQuestion(host, "ssh-ed25519", "SHA256:anotherKEY")
+        app._on_engine_event(other)                 # … but another key is a new question
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, HostKeyScreen) and app.screen.question == other
+        await pilot.press("n")
+        await pilot.press("ctrl+r")                 # refresh forgets the answers
+        await app.workers.wait_for_complete()
         app._on_engine_event(question)
         await pilot.pause(0.3)
+        assert isinstance(app.screen, HostKeyScreen)
         await pilot.press("y")
         await app.workers.wait_for_complete()
         assert trusted == [("lab", "lab-01", "SHA256:abcDEF0123456789")]
+
+    run_app(app, check)
+
+
+def test_host_key_in_read_only_mode_is_reported_not_asked(readonly_engine):
+    app = make_app(readonly_engine)
+    host = readonly_engine.host("lab", "lab-01")
+    question = HostKeyQuestion(host, "ssh-ed25519", "SHA256:abcDEF0123456789")
+
+    async def check(pilot):
+        app._on_engine_event(question)
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, HostKeyScreen)
+        [note] = list(app._notifications)
+        assert note.severity == "error"
+        assert "lab-01" in note.message and "SHA256:abcDEF0123456789" in note.message
+        assert "start without --readonly to trust it" in note.message
+        app._on_engine_event(question)              # the host's next retry: said once
+        await pilot.pause(0.3)
+        assert len(app._notifications) == 1 and not isinstance(app.screen, HostKeyScreen)
 
     run_app(app, check)
 
@@ -372,5 +426,56 @@ def test_palette_runs_a_screen_action_on_the_current_vm(mixed_engine, monkeypatc
         await pilot.press("y")
         await app.workers.wait_for_complete()
         assert fake.calls == [(uuid_of(5), "destroy")]
+
+    run_app(app, check)
+
+
+def test_quit_asks_while_actions_started_here_are_running(mixed_engine, monkeypatch):
+    release = None
+
+    async def slow(uuid, action):                   # a task that takes its time
+        await release.wait()
+        return mixed_engine.tasks(limit=1)[0]
+    monkeypatch.setattr(mixed_engine, "vm_action", slow)
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        nonlocal release
+        import asyncio
+        release = asyncio.Event()
+        await pilot.press("3", "s", "j", "s")        # start web-01 and batch-01
+        await pilot.press("escape")
+        assert isinstance(app.screen, ClustersScreen)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "quit"
+        assert app.screen.body.startswith("2 tasks are still running: quit anyway? "
+                                          "Their outcome will be unknown")
+        await pilot.press("enter")                   # default: No
+        assert app.is_running and isinstance(app.screen, ClustersScreen)
+        release.set()                                # the tasks end: q quits at once
+        await app.workers.wait_for_complete()
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+
+    run_app(app, check)
+
+
+def test_quit_with_tasks_running_quits_on_yes(mixed_engine, monkeypatch):
+    async def forever(uuid, action):
+        import asyncio
+        await asyncio.Event().wait()
+    monkeypatch.setattr(mixed_engine, "vm_action", forever)
+    app = make_app(mixed_engine)
+
+    async def check(pilot):
+        app.run_vm_action(uuid_of(1), "start", "web-01")
+        await pilot.pause()
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.body.startswith("1 task is still running")
+        await pilot.press("y")
+        await pilot.pause()
+        assert not app.is_running
 
     run_app(app, check)

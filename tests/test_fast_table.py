@@ -222,3 +222,53 @@ def test_apply_view_properties(cells, needle, index, reverse):
     assert values == present + [None] * (len(values) - len(present))  # None last
     keys = [(0, v, "") if isinstance(v, int) else (1, 0, v.casefold()) for v in present]
     assert keys == sorted(keys, reverse=reverse)
+
+
+# -- the incremental path, against the pure helper -----------------------------
+
+op = st.one_of(
+    st.tuples(st.just("upsert"), st.integers(0, 7), row_cells),
+    st.tuples(st.just("remove"), st.integers(0, 7)),
+    st.tuples(st.just("filter"), st.text("abAB", max_size=2)),
+    st.tuples(st.just("sort"), st.sampled_from(["text", "num"]), st.sampled_from([None, True, False])),
+)
+
+
+def test_incremental_updates_match_apply_view():
+    """Any mix of upsert_row / remove_row / set_filter / sort_by on a mounted table
+    ends with the same visible keys, in the same order, as apply_view over the final
+    rows: the in-place upsert, the burst re-sort and remove's list surgery agree."""
+    columns = [Column("text", "Text", 8), Column("num", "Num", 6, align="right")]
+
+    async def check(pilot, app, table):
+        @settings(max_examples=50, deadline=None)
+        @given(initial=st.lists(row_cells, max_size=6), ops=st.lists(op, max_size=25))
+        def run_ops(initial, ops):
+            model = {f"k{i}": c for i, c in enumerate(initial)}   # dict order = table's
+            table.columns = columns                                  # unsorted again
+            table.set_filter("")
+            table.set_rows(list(model.items()))
+            for name, *args in ops:
+                if name == "upsert":
+                    key, cells = f"k{args[0]}", args[1]
+                    model[key] = cells
+                    table.upsert_row(key, cells)
+                elif name == "remove":
+                    model.pop(f"k{args[0]}", None)
+                    table.remove_row(f"k{args[0]}")
+                elif name == "filter":
+                    table.set_filter(args[0])
+                else:
+                    table.sort_by(args[0], reverse=args[1])
+            expected = apply_view([make_row(k, c) for k, c in model.items()],
+                                  table.filter_text,
+                                  None if table.sort_key is None
+                                  else [c.key for c in columns].index(table.sort_key),
+                                  table.sort_reverse)
+            table.row_count                                          # settle a pending re-sort
+            assert [r.key for r in table._view] == [r.key for r in expected]
+            assert [r.cells for r in table._view] == [r.cells for r in expected]
+
+        run_ops()
+
+    run([], check)

@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static, TabbedContent, TabPane
 
 from ..engine.errors import NotFound
-from ..engine.model import HostStatus, Vm
+from ..engine.model import ClusterSummary, Host, HostStatus, Vm
 from ..widgets import format as fmt
 from ..widgets.fast_table import FastTable
 from ..widgets.gauge import Gauge
@@ -90,48 +90,58 @@ class ClusterScreen(ConsoleScreen):
 
     # -- data -----------------------------------------------------------------------
     def reload(self) -> None:
-        try:
-            self.engine.cluster(self.cluster)
-        except NotFound:
-            self.query_one("#health", Static).update(
-                Text(f"Cluster {self.cluster} is no longer in the inventory.",
-                     style=self.palette.bad))
-            return
-        # What the VM rows are drawn with: a host changing liveness later re-draws its VMs.
-        self._host_live = {h.name: h.status.live for h in self.engine.hosts(self.cluster)}
-        vms = self.engine.vms(self.cluster)
-        self._load_summary()
-        self._load_hosts(vms)
-        now, pal = self.now(), self.palette
-        self.query_one("#vms", Listing).set_rows([(v.uuid, vm_cells(v, now, pal)) for v in vms])
-        self._load_history()
-        self.sync_vm_bindings()
-
-    def _load_history(self) -> None:
-        now, pal = self.now(), self.palette
-        self.query_one("#history", Listing).set_rows(
-            [(str(t.id), task_cells(t, now, pal)) for t in self.engine.tasks(self.cluster)])
+        self._refresh(vm_rows="all")
 
     def tick(self) -> None:
         """Ages move on: hosts, summary and history every tick; VM rows only where
         their age is shown as stale (live VMs are refreshed by their stats), and a
         big stale list (offline, thousands of VMs) every sixth tick."""
         self._ticks += 1
+        self._refresh(vm_rows="stale")
+
+    def _refresh(self, vm_rows: str) -> None:
+        """The one load path, one read of the cluster's hosts and VMs each time: summary
+        and host rows always; then VM rows "all" (and the history), only the "stale"
+        ones (and the history), or "none" (aggregates after engine changes)."""
+        if not self.is_attached:
+            return
+        try:
+            s = self.engine.summary(self.cluster)
+        except NotFound:
+            self.query_one("#health", Static).update(
+                Text(f"Cluster {self.cluster} is no longer in the inventory.",
+                     style=self.palette.bad))
+            return
+        hosts = self.engine.hosts(self.cluster)
         vms = self.engine.vms(self.cluster)
-        self._load_summary()
-        self._load_hosts(vms)
+        self._load_summary(s, hosts)
+        self._load_hosts(hosts, vms)
+        if vm_rows == "none":
+            return
         self._load_history()
+        now, pal = self.now(), self.palette
+        if vm_rows == "all":
+            # What the VM rows are drawn with: a host changing liveness later re-draws
+            # its VMs (apply_changes).
+            self._host_live = {h.name: h.status.live for h in hosts}
+            self.query_one("#vms", Listing).set_rows(
+                [(v.uuid, vm_cells(v, now, pal)) for v in vms])
+            self.sync_vm_bindings()
+            return
         stale = [v for v in vms if v.stale]
         if stale and (len(stale) <= 2000 or self._ticks % 6 == 0):
-            now, pal = self.now(), self.palette
             self.query_one("#vms", Listing).update([(v.uuid, vm_cells(v, now, pal))
                                                     for v in stale])
 
-    def _load_hosts(self, vms: list[Vm] | None = None) -> None:
+    def _load_history(self) -> None:
         now, pal = self.now(), self.palette
-        hosts = self.engine.hosts(self.cluster)
+        self.query_one("#history", Listing).set_rows(
+            [(str(t.id), task_cells(t, now, pal)) for t in self.engine.tasks(self.cluster)])
+
+    def _load_hosts(self, hosts: list[Host], vms: list[Vm]) -> None:
+        now, pal = self.now(), self.palette
         counts: dict[str, list[int]] = {}
-        for v in self.engine.vms(self.cluster) if vms is None else vms:
+        for v in vms:
             c = counts.setdefault(v.host, [0, 0])
             c[0] += v.state.active
             c[1] += 1
@@ -139,19 +149,18 @@ class ClusterScreen(ConsoleScreen):
             [(h.name, host_cells(h, now, pal, *counts.get(h.name, (0, 0))))
              for h in hosts])
 
-    def _load_summary(self) -> None:
-        s = self.engine.summary(self.cluster)
+    def _load_summary(self, s: ClusterSummary, hosts: list[Host]) -> None:
         pal = self.palette
-        live = [h for h in self.engine.hosts(self.cluster) if h.status is HostStatus.UP]
+        live = [h for h in hosts if h.status is HostStatus.UP]
         live_mem = sum(h.memory_mib for h in live)
         counts = Text.assemble(
-            (f"{s.cluster.name}", "bold"), f"  ·  layout {s.cluster.layout}  ·  ",
+            (f"{s.cluster.name}", pal.strong), f"  ·  layout {s.cluster.layout}  ·  ",
             (f"{s.hosts_up} of {s.hosts_total} hosts up", pal.ok if s.hosts_up == s.hosts_total
-             else f"bold {pal.bad}"),
+             else pal.alarm),
             f"  ·  {s.vms_running} of {s.vms_total} VMs running  ·  "
             f"{s.cpus} CPUs  ·  {fmt.size_mib(s.memory_mib)} memory")
         if s.cluster.description:
-            counts.append(f"\n{s.cluster.description}", style="dim")
+            counts.append(f"\n{s.cluster.description}", style=pal.muted)
         self.query_one("#counts", Static).update(counts)
         live_note = "no live host to ask" if not live else \
             f"{len(live)} live host{'s' if len(live) != 1 else ''}"
@@ -168,8 +177,13 @@ class ClusterScreen(ConsoleScreen):
             f"{fmt.mib_of(s.memory_allocated_mib, s.memory_mib)} to active VMs")
         health = self.query_one("#health", Static)
         if s.problems:
-            health.update(Text("\n").join(Text(f"• {p}", style=pal.bad if "stale" not in p
-                                               else pal.warn) for p in s.problems))
+            # A stale host (not contacted this session: offline, or not yet retried) is
+            # a warning; anything else the engine lists is a problem.
+            stale = {f"{h.name}: {h.status.value}" for h in hosts
+                     if h.status is HostStatus.STALE}
+            health.update(Text("\n").join(
+                Text(f"• {p}", style=pal.warn if p.split(" — ")[0] in stale else pal.bad)
+                for p in s.problems))
         elif s.hosts_connecting:
             health.update(Text(f"Connecting to {s.hosts_connecting} of {s.hosts_total} hosts…",
                                style=pal.warn))
@@ -200,17 +214,11 @@ class ClusterScreen(ConsoleScreen):
                 [(u, vm_cells(v, now, pal)) for u, v in changed.items()], removed)
             self.sync_vm_bindings()
         if changed or removed or any(k[0] == c for k in ch.hosts):
-            self.throttle("aggregates", self._load_aggregates)
+            self.throttle("aggregates", lambda: self._refresh(vm_rows="none"))
         tasks = [t for t in ch.tasks.values() if t.cluster == c]
         if tasks:
             self.query_one("#history", Listing).update(
                 [(str(t.id), task_cells(t, now, pal)) for t in tasks])
-
-    def _load_aggregates(self) -> None:
-        """Summary and host rows: a pass over every VM of the cluster."""
-        if self.is_attached:
-            self._load_summary()
-            self._load_hosts()
 
     # -- navigation -----------------------------------------------------------------
     @on(FastTable.RowSelected, "#hosts-table")

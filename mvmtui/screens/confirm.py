@@ -12,6 +12,9 @@ from textual.widgets import Button, Footer, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
+    """Title, optional facts (bold), what will happen, the question, No / Yes.
+    `kind` is the dialog's class in dialogs.tcss (its border, its width)."""
+
     CSS_PATH = Path(__file__).with_name("dialogs.tcss")
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", id="confirm.yes"),
@@ -19,22 +22,28 @@ class ConfirmScreen(ModalScreen[bool]):
     ]
 
     def __init__(self, title: str, body: str, *, yes_label: str = "Yes",
-                 question: str = "Are you sure? (y/N)") -> None:
+                 question: str = "Are you sure? (y/N)", facts: str = "",
+                 kind: str = "confirm", yes_variant: str = "error") -> None:
         super().__init__(classes="dialog-screen")
         self.title_text = title
+        self.facts = facts
         self.body = body
+        self.prompt = question
         self.yes_label = yes_label
-        self.question = question
+        self.kind = kind
+        self.yes_variant = yes_variant
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog confirm"):
+        with Vertical(classes=f"dialog {self.kind}"):
             yield Static(self.title_text, classes="dialog-title", markup=False)
+            if self.facts:
+                yield Static(self.facts, classes="dialog-facts", markup=False)
             yield Static(self.body, classes="dialog-body", markup=False)
-            yield Static(self.question, classes="dialog-question", markup=False)
+            yield Static(self.prompt, classes="dialog-question", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("No (n)", id="no", variant="primary", compact=True)
-                yield Button(f"{self.yes_label} (y)", id="yes", variant="error",
-                             compact=True)
+                yield Button(f"{self.yes_label} (y)", id="yes",
+                             variant=self.yes_variant, compact=True)  # type: ignore[arg-type]
         yield Footer(compact=True)
 
     def on_mount(self) -> None:

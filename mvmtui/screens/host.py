@@ -76,7 +76,7 @@ class HostScreen(ConsoleScreen):
             ("QEMU", fmt.or_dash(h.qemu_version)),
             ("Host key", fmt.or_dash(h.fingerprint)),
             ("Last seen", f"{fmt.timestamp(h.seen_at)} ({fmt.ago(h.age(now))})"),
-        ]))
+        ], pal))
         live = h.status.live
         why = "" if live else h.status.value
         active = [v for v in vms if v.state.active]

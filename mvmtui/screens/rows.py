@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from ..engine.model import ClusterSummary, Disk, Host, HostStatus, Nic, Task, TaskStatus, Vm, VmState
+from ..engine.model import (ClusterSummary, Disk, Host, HostStatus, Nic, Task, TaskStatus,
+                            TaskStep, Vm, VmState)
 from ..widgets import format as fmt
 from ..widgets.fast_table import Column
 from ..widgets.format import DASH, Num
@@ -14,10 +15,25 @@ from ..widgets.format import DASH, Num
 
 @dataclass(frozen=True)
 class Palette:
+    """Styles for cells: status colours from the theme, and the few text styles
+    (muted, strong) the screens share, named for what they mean."""
+
     ok: str = "green"
     warn: str = "yellow"
     bad: str = "red"
     accent: str = "blue"
+    muted: str = "dim"            # shut off, queued, labels, descriptions
+    strong: str = "bold"          # names and titles
+
+    @property
+    def alarm(self) -> str:
+        """Bad and bold: failed, crashed, a host that cannot be reached."""
+        return f"bold {self.bad}"
+
+    @property
+    def busy(self) -> str:
+        """Work under way: a running task or step."""
+        return f"bold {self.accent}"
 
     @classmethod
     def from_variables(cls, variables: dict[str, str]) -> "Palette":
@@ -35,7 +51,7 @@ def host_status_text(host: Host, pal: Palette) -> Text:
     elif s in (HostStatus.CONNECTING, HostStatus.STALE):
         style = pal.warn
     else:  # unreachable, auth-failed, host-key-*, libvirt-down
-        style = f"bold {pal.bad}"
+        style = pal.alarm
     return Text(s.value, style=style)
 
 
@@ -43,21 +59,25 @@ def vm_state_text(vm: Vm, pal: Palette) -> Text:
     st = vm.state
     style = {VmState.RUNNING: pal.ok, VmState.BLOCKED: pal.warn, VmState.PAUSED: pal.warn,
              VmState.SHUTTING_DOWN: pal.warn, VmState.SUSPENDED: pal.warn,
-             VmState.CRASHED: f"bold {pal.bad}", VmState.SHUTOFF: "dim",
-             VmState.UNKNOWN: "dim"}[st]
+             VmState.CRASHED: pal.alarm, VmState.SHUTOFF: pal.muted,
+             VmState.UNKNOWN: pal.muted}[st]
     if vm.stale:
         # Last known state: never drawn as if it were live.
-        return Text.assemble((st.value, "dim italic"), (" (stale)", pal.warn))
+        return Text.assemble((st.value, f"{pal.muted} italic"), (" (stale)", pal.warn))
     return Text(st.value, style=style)
+
+
+def task_status_style(status: TaskStatus, pal: Palette) -> str:
+    """One colour per task (or step) status, for every screen."""
+    return {TaskStatus.QUEUED: pal.muted, TaskStatus.RUNNING: pal.busy,
+            TaskStatus.SUCCEEDED: pal.ok, TaskStatus.FAILED: pal.alarm,
+            TaskStatus.INTERRUPTED: pal.warn}[status]
 
 
 def task_status_text(task: Task, pal: Palette) -> Text:
     st = task.status
-    if st is TaskStatus.RUNNING:
-        return Text(f"running {task.progress * 100:.0f}%", style=f"bold {pal.accent}")
-    style = {TaskStatus.QUEUED: "dim", TaskStatus.SUCCEEDED: pal.ok,
-             TaskStatus.FAILED: f"bold {pal.bad}", TaskStatus.INTERRUPTED: pal.warn}[st]
-    return Text(st.value, style=style)
+    label = f"running {task.progress * 100:.0f}%" if st is TaskStatus.RUNNING else st.value
+    return Text(label, style=task_status_style(st, pal))
 
 
 def data_age(seen_at: float | None, now: float, live: bool) -> Num | str:
@@ -102,7 +122,7 @@ def cluster_cells(s: ClusterSummary, pal: Palette) -> tuple:
     problems = len(s.problems)
     if problems:
         health = Text(f"{problems} problem{'s' if problems != 1 else ''}",
-                      style=f"bold {pal.bad}" if s.hosts_up < s.hosts_total else pal.warn)
+                      style=pal.alarm if s.hosts_up < s.hosts_total else pal.warn)
     elif s.hosts_connecting:
         health = Text(f"connecting to {s.hosts_connecting}…", style=pal.warn)
     else:
@@ -190,6 +210,16 @@ STEP_COLUMNS = [
     Column("duration", "Took", 8, align="right"),
 ]
 
+def step_cells(s: TaskStep, now: float, pal: Palette) -> tuple:
+    took: Num | str = DASH
+    if s.started_at is not None and (s.finished_at is not None or s.status is TaskStatus.RUNNING):
+        seconds = max(0.0, (s.finished_at if s.finished_at is not None else now) - s.started_at)
+        took = Num(seconds, fmt.duration(seconds))
+    return (s.index + 1, s.name, Text(s.status.value, style=task_status_style(s.status, pal)),
+            DASH if s.started_at is None else Num(s.started_at, fmt.clock(s.started_at, now)),
+            took)
+
+
 LOG_COLUMNS = [
     Column("at", "Time", 14),
     Column("level", "Level", 7),
@@ -198,7 +228,7 @@ LOG_COLUMNS = [
 
 
 def log_level_text(level: str, pal: Palette) -> Text:
-    style = {"error": f"bold {pal.bad}", "warning": pal.warn, "debug": "dim"}.get(level, "")
+    style = {"error": pal.alarm, "warning": pal.warn, "debug": pal.muted}.get(level, "")
     return Text(level, style=style)
 
 
@@ -236,12 +266,12 @@ def nic_cells(n: Nic) -> tuple:
 
 
 # ---- key/value panels --------------------------------------------------------------
-def facts_table(rows: list[tuple[str, str | Text]]):
+def facts_table(rows: list[tuple[str, str | Text]], pal: Palette):
     """A two-column grid: muted labels, values that wrap."""
     from rich.table import Table
 
     table = Table.grid(padding=(0, 2), expand=True)
-    table.add_column(style="dim", no_wrap=True)
+    table.add_column(style=pal.muted, no_wrap=True)
     table.add_column(ratio=1, overflow="fold")
     for label, value in rows:
         table.add_row(label, value if isinstance(value, Text) else Text(str(value)))

@@ -17,7 +17,8 @@ from ..widgets.format import DASH, Num
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen
-from .rows import LOG_COLUMNS, STEP_COLUMNS, facts_table, log_level_text, task_status_text
+from .rows import (LOG_COLUMNS, STEP_COLUMNS, facts_table, log_level_text, step_cells,
+                   task_status_text)
 
 
 class TaskScreen(ConsoleScreen):
@@ -71,7 +72,7 @@ class TaskScreen(ConsoleScreen):
         if t.target_kind == "vm" and t.target != t.target_name:
             target += f"  ({t.target})"
         rows: list[tuple[str, str | Text]] = [
-            ("Task", Text(t.title, style="bold")),
+            ("Task", Text(t.title, style=pal.strong)),
             ("Status", task_status_text(t, pal)),
             ("Target", f"{t.target_kind} {target}"),
             ("Host", t.host or DASH),
@@ -83,16 +84,13 @@ class TaskScreen(ConsoleScreen):
              + (" so far" if t.status is TaskStatus.RUNNING else "")),
         ]
         if t.error:
-            rows.append(("Error", Text(t.error, style=f"bold {pal.bad}")))
-        self.query_one("#task-facts", Static).update(facts_table(rows))
+            rows.append(("Error", Text(t.error, style=pal.alarm)))
+        self.query_one("#task-facts", Static).update(facts_table(rows, pal))
         self.query_one("#g-progress", Gauge).show(
             t.progress, 1.0, f"step {self._current_step(t)} of {len(t.steps)}"
             if t.steps else "")
         self.query_one("#steps", Listing).set_rows(
-            [(str(s.index), (s.index + 1, s.name, _step_status(s.status, pal),
-                             DASH if s.started_at is None else Num(s.started_at, fmt.clock(s.started_at, now)),
-                             _took(s.started_at, s.finished_at, now, s.status)))
-             for s in t.steps])
+            [(str(s.index), step_cells(s, now, pal)) for s in t.steps])
         log = self.query_one("#log", Listing)
         at_end = log.table.cursor_row >= max(0, log.table.row_count - 1)
         log.set_rows([(str(i), (Num(line.at, fmt.clock(line.at, now)),
@@ -127,18 +125,3 @@ class TaskScreen(ConsoleScreen):
         else:
             self.mvm.open_cluster(t.cluster)
 
-
-def _step_status(status: TaskStatus, pal) -> Text:
-    style = {TaskStatus.SUCCEEDED: pal.ok, TaskStatus.FAILED: f"bold {pal.bad}",
-             TaskStatus.RUNNING: f"bold {pal.accent}", TaskStatus.INTERRUPTED: pal.warn,
-             TaskStatus.QUEUED: "dim"}[status]
-    return Text(status.value, style=style)
-
-
-def _took(start: float | None, end: float | None, now: float, status: TaskStatus):
-    if start is None:
-        return DASH
-    if end is None and status is not TaskStatus.RUNNING:
-        return DASH
-    took = max(0.0, (end if end is not None else now) - start)
-    return Num(took, fmt.duration(took))

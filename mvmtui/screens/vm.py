@@ -90,10 +90,10 @@ class VmScreen(ConsoleScreen):
             ("Memory", memory),
             ("Autostart", fmt.yes_no(vm.autostart)),
             ("Persistent", fmt.yes_no(vm.persistent)),
-        ]))
+        ], pal))
         if self.gone_at is not None:
             state = Text.assemble(
-                ("gone", f"bold {pal.bad}"),
+                ("gone", pal.alarm),
                 f" — not defined on {vm.host} any more (noticed {fmt.clock(self.gone_at, now)}); "
                 f"last known state: {vm.state.value}")
         else:
@@ -111,7 +111,7 @@ class VmScreen(ConsoleScreen):
             ("Guest memory", fmt.mib_of(vm.mem_used_mib, vm.memory_mib)
              if live and vm.mem_used_mib is not None else fmt.DASH),
             ("Host", host),
-        ]))
+        ], pal))
         self.query_one("#disks", Listing).set_rows(
             [(d.target, disk_cells(d)) for d in vm.disks])
         self.query_one("#nics", Listing).set_rows([(n.mac, nic_cells(n)) for n in vm.nics])
