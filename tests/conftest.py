@@ -20,8 +20,8 @@ time.tzset()
 
 from mvmtui.engine import Engine  # noqa: E402
 from mvmtui.engine.inventory import Inventory  # noqa: E402
-from mvmtui.engine.model import (Cluster, Disk, Host, HostStatus, Nic, Task,  # noqa: E402
-                                 TaskStatus, TaskStep, Vm, VmState)
+from mvmtui.engine.model import (Cluster, Datastore, Disk, Host, HostStatus,  # noqa: E402
+                                 Network, Nic, Task, TaskStatus, TaskStep, Vm, VmState)
 
 FIXED = 1_750_000_000.0          # 2025-06-15 15:06:40 UTC
 GIB = 1024 ** 3
@@ -124,6 +124,12 @@ def build_inventory(path: Path) -> Path:
     for h in HOSTS:
         inv.save_host(h)
     inv.save_vms(VMS)
+    inv.replace_host_networks("prod", "kvm-03", [
+        Network("prod", "kvm-03", "storage", active=True, bridge="virbr1", autostart=True)], [
+        Datastore("prod", "kvm-03", "images", kind="dir", path="/var/lib/libvirt/images",
+                  active=True, capacity_bytes=500 * GIB, allocation_bytes=120 * GIB,
+                  available_bytes=380 * GIB),
+        Datastore("prod", "kvm-03", "rbd", kind="rbd", path="", active=False)])
     _task(inv, "vm.start", "Start web-01", "prod", 1, "kvm-01", TaskStatus.SUCCEEDED,
           3600, 4.2, ["Check host", "Start", "Wait until running"],
           [(0, "info", "Start web-01: started"), (0.1, "info", "web-01 is on kvm-01"),

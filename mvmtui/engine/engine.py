@@ -222,11 +222,12 @@ class Engine:
                             f"name the cluster with --cluster, or use the UUID.")
         return hits[0]
 
-    def networks(self, cluster: str) -> list[Network]:
-        return self.inv.networks(cluster)
+    def networks(self, cluster: str, host: str | None = None) -> list[Network]:
+        return [n for n in self.inv.networks(cluster) if host in (None, n.host)]
 
-    def datastores(self, cluster: str) -> list[Datastore]:
-        return self.inv.datastores(cluster)
+    def datastores(self, cluster: str, host: str | None = None) -> list[Datastore]:
+        """Storage pools, as last read (on connect and on refresh)."""
+        return [d for d in self.inv.datastores(cluster) if host in (None, d.host)]
 
     def tasks(self, cluster: str | None = None, target: str | None = None,
               host: str | None = None, limit: int = 500) -> list[Task]:
@@ -619,12 +620,15 @@ class Engine:
             async def one(link: _Link):
                 hv = link.hv
                 try:
+                    nets = await self._lv(link, hv.networks)
+                    stores = await self._lv(link, hv.datastores)
                     vms = await self._lv(link, hv.vms)
                 except HypervisorError as exc:
                     log.warning("%s: refresh failed: %s", link.key, exc)
                     return
                 if link.hv is hv:
                     self._replace_host_vms(link.key, vms)
+                    self.inv.replace_host_networks(link.key[0], link.key[1], nets, stores)
                     self._set_host(link.key, seen_at=self.clock())
             await asyncio.gather(*(one(l) for l in links))
         await self._on_io(go())

@@ -16,8 +16,8 @@ from ..widgets.fast_table import FastTable
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen
-from .rows import (TASK_COLUMNS, VM_COLUMNS, facts_table, host_state_text, task_cells,
-                   vm_cells)
+from .rows import (STORAGE_COLUMNS, TASK_COLUMNS, VM_COLUMNS, datastore_cells, facts_table,
+                   host_state_text, network_cells, task_cells, vm_cells)
 from .vm_actions import vm_action_bindings
 
 
@@ -52,6 +52,7 @@ class HostScreen(ConsoleScreen):
                 yield Gauge("vCPUs alloc.", label_width=14, detail_width=18, warn=None, bad=None, id="g-vcpu")
                 yield Gauge("Memory alloc.", label_width=14, detail_width=18, warn=90, bad=100, id="g-memalloc")
         yield Listing(VM_COLUMNS, "VM", sort="name", id="vms")
+        yield Listing(STORAGE_COLUMNS, "storage item", sort="name", id="storage")
         yield Listing(TASK_COLUMNS, "task", sort="id", reverse=True, id="history")
 
     def reload(self) -> None:
@@ -93,6 +94,11 @@ class HostScreen(ConsoleScreen):
         self._vm_uuids = {v.uuid for v in vms}
         self.query_one("#vms", Listing).set_rows(
             [(v.uuid, vm_cells(v, now, pal)) for v in vms])
+        self.query_one("#storage", Listing).set_rows(
+            [(f"ds:{d.name}", datastore_cells(d, pal))
+             for d in self.engine.datastores(self.cluster, h.name)]
+            + [(f"net:{n.name}", network_cells(n, pal))
+               for n in self.engine.networks(self.cluster, h.name)])
         self.query_one("#history", Listing).set_rows(
             [(str(t.id), task_cells(t, now, pal))
              for t in self.engine.tasks(self.cluster, host=h.name)])

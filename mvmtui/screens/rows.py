@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from ..engine.model import (ClusterSummary, Disk, Host, HostStatus, Nic, Task, TaskStatus,
-                            TaskStep, Vm, VmState)
+from ..engine.model import (ClusterSummary, Datastore, Disk, Host, HostStatus, Network, Nic,
+                            Task, TaskStatus, TaskStep, Vm, VmState)
 from ..widgets import format as fmt
 from ..widgets.fast_table import Column
 from ..widgets.format import DASH, Num
@@ -263,6 +263,31 @@ NIC_COLUMNS = [
 
 def nic_cells(n: Nic) -> tuple:
     return (n.mac, n.kind, n.source or DASH, n.model or DASH, n.target or DASH)
+
+
+STORAGE_COLUMNS = [
+    Column("name", "Storage / network", 20),
+    Column("kind", "Type", 8),
+    Column("where", "Path / bridge", 24, flex=True),
+    Column("state", "State", 8),
+    Column("capacity", "Capacity", 10, align="right"),
+    Column("used", "Used", 10, align="right"),
+    Column("free", "Free", 10, align="right"),
+]
+
+
+def datastore_cells(d: Datastore, pal: Palette) -> tuple:
+    if not d.active:   # libvirt reports zeros for an inactive pool: unknown, not empty
+        return (d.name, d.kind, d.path or DASH, Text("inactive", style=pal.warn),
+                DASH, DASH, DASH)
+    return (d.name, d.kind, d.path or DASH, Text("active", style=pal.ok),
+            *(Num(b, fmt.size_bytes(b))
+              for b in (d.capacity_bytes, d.allocation_bytes, d.available_bytes)))
+
+
+def network_cells(n: Network, pal: Palette) -> tuple:
+    state = Text("active", style=pal.ok) if n.active else Text("inactive", style=pal.warn)
+    return (n.name, "network", n.bridge or DASH, state, DASH, DASH, DASH)
 
 
 # ---- key/value panels --------------------------------------------------------------

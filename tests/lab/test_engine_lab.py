@@ -29,6 +29,8 @@ def test_every_host_is_up_with_its_facts(engine, lab_cluster):
         assert h.libvirt_version.startswith("9.") and h.qemu_version
         assert "Debian" in h.os_release
         assert h.fingerprint.startswith("SHA256:")   # the key it proved it holds
+        (pool,) = engine.datastores(lab_cluster.name, h.name)
+        assert pool.name == "images" and pool.active and pool.capacity_bytes > 0
 
 
 def test_each_host_sees_only_its_own_vms(engine, lab_cluster):
