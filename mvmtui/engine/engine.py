@@ -447,7 +447,7 @@ class Engine:
             at = time.strftime("%H:%M:%S", time.localtime(self.clock()))
             if ssh_lost.is_set():
                 self._set_host(key, status=HostStatus.UNREACHABLE,
-                               problem=f"lost contact at {at} (no answer to SSH keepalive)")
+                               problem=f"lost contact at {at}: the SSH connection dropped")
             else:
                 self._set_host(key, status=HostStatus.LIBVIRT_DOWN,
                                problem=f"libvirt connection closed at {at}")
