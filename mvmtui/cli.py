@@ -120,8 +120,13 @@ def cmd_cluster_add(args) -> int:
             raise UsageError(f"cluster {args.name!r} exists; add --replace to redefine it")
         if args.key and not os.path.exists(args.key):
             raise UsageError(f"SSH key {args.key} does not exist")
-        eng.add_cluster(Cluster(name=args.name, layout=args.layout, ssh_user=args.user,
-                                ssh_key=args.key, known_hosts=args.known_hosts), hosts)
+        try:
+            eng.add_cluster(Cluster(name=args.name, layout=args.layout, ssh_user=args.user,
+                                    ssh_key=args.key, known_hosts=args.known_hosts), hosts)
+        except ReadOnly:
+            raise
+        except EngineError as exc:   # e.g. a host already in another cluster: bad input
+            raise UsageError(str(exc)) from exc
     print(f"cluster {args.name!r}: {len(hosts)} hosts registered. Unknown host keys are "
           f"shown for you to confirm when the console first connects.")
     return OK

@@ -241,6 +241,8 @@ def test_cli_registers_and_removes_a_cluster(tmp_path, capsys):
             ("10.1.2.4", "10.1.2.4", 2222), ("kvm-01", "10.1.2.3", 22)]
     finally:
         eng.stop()
+    assert main(["--inventory", inv, "cluster", "add", "dup", "again=10.1.2.3"]) == 2
+    assert "already host kvm-01 of cluster prod" in capsys.readouterr().err
     assert main(["--inventory", inv, "cluster", "remove", "prod"]) == 0
     assert main(["--inventory", inv, "cluster", "remove", "prod"]) == 3
 

@@ -275,6 +275,12 @@ class Engine:
         if self.readonly:
             raise ReadOnly("registering a cluster")
         hosts = list(hosts)
+        taken = {(h.address, h.port): h for h in self._hosts.values() if h.cluster != cluster.name}
+        for h in hosts:
+            other = taken.get((h.address, h.port))
+            if other is not None:   # one host in two clusters would show its VMs twice
+                raise EngineError(f"{h.address}:{h.port} is already host {other.name} of "
+                                  f"cluster {other.cluster}; a host belongs to one cluster.")
         self.inv.save_cluster(cluster)
         self._clusters[cluster.name] = cluster
         if password:
