@@ -644,6 +644,7 @@ class Engine:
         def wake():
             link = self._links.get((cluster, name))
             if link:
+                link.offered_fp = ""   # the operator asked: an unknown key is asked again
                 link.wake.set()
         self._loop.call_soon_threadsafe(wake)
 
