@@ -460,11 +460,13 @@ class Engine:
             await self._pause(link, delay)
 
     async def _pause(self, link: _Link, seconds: float) -> None:
-        link.wake.clear()
+        """Wait before the next try; a retry asked meanwhile (even during the last
+        attempt) ends the wait at once."""
         try:
             await asyncio.wait_for(link.wake.wait(), seconds)
         except asyncio.TimeoutError:
             pass
+        link.wake.clear()
 
     async def _open(self, link: _Link, host: Host, ssh_lost: asyncio.Event,
                     lv_lost: asyncio.Event) -> None:
