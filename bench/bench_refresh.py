@@ -95,7 +95,7 @@ def lab_section(tmp: Path) -> None:
     if "lab" not in clusters or not hosts:
         print("\n(no cluster 'lab' in the inventory)")
         return
-    print(f"\nrefresh of real lab hosts (SSH tunnel + libvirt, concurrent)")
+    print("\nrefresh of real lab hosts (SSH tunnel + libvirt, concurrent)")
     base = None
     for n in range(1, len(hosts) + 1):
         t = run_lab(hosts[:n], clusters["lab"], tmp)

@@ -7,7 +7,7 @@ import threading
 from dataclasses import replace
 
 from mvmtui.engine.errors import ReadOnly
-from mvmtui.engine.model import (HostChanged, HostKeyQuestion, HostStatus, TaskChanged,
+from mvmtui.engine.model import (HostKeyQuestion, HostStatus, TaskChanged,
                                  TaskStatus, VmChanged, VmRemoved, VmState)
 from mvmtui.engine.tasks import Busy
 from mvmtui.screens.cluster import ClusterScreen

@@ -28,7 +28,7 @@ from .errors import (Ambiguous, EngineError, HostDown, HypervisorError, Inventor
                      NotFound, ReadOnly)
 from .inventory import Inventory
 from .model import (Cluster, ClusterSummary, Datastore, Event, Host, HostChanged,
-                    HostKeyQuestion, HostStatus, Network, Task, TaskStatus, Vm,
+                    HostKeyQuestion, HostStatus, Network, Task, Vm,
                     VmChanged, VmRemoved, VmState)
 from .tasks import Journal, TaskContext, TaskFailed, TaskSpec
 

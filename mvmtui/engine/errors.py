@@ -1,8 +1,11 @@
 """Errors the engine raises to its callers; each message says what to do."""
 from __future__ import annotations
 
-from .inventory import InventoryError  # noqa: F401  (re-exported)
-from .tasks import Busy  # noqa: F401
+from .inventory import InventoryError
+from .tasks import Busy
+
+__all__ = ["InventoryError", "Busy", "EngineError", "NotFound", "Ambiguous", "ReadOnly",
+           "HostDown", "HypervisorError"]
 
 
 class EngineError(Exception):

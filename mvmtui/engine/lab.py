@@ -278,7 +278,7 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
 
     def _seed(self, h: LabHost, i: int, kernel: Path | None, initrd: Path | None) -> None:
         images = h.dir / "var-lib-libvirt" / "images"
-        pool = f"""<pool type='dir'><name>images</name>
+        pool = """<pool type='dir'><name>images</name>
 <target><path>/var/lib/libvirt/images</path></target></pool>"""
         self.exec(h, "sh", "-c", "cat > /tmp/pool.xml", input=pool)
         self.virsh(h, "pool-define", "/tmp/pool.xml")

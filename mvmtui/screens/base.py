@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
@@ -212,6 +213,19 @@ class ConsoleScreen(Screen):
     def selected_vm(self) -> Vm | None:
         """The VM the action keys act on, or None (then the keys are hidden)."""
         return None
+
+    # Every screen's VM and history tables open the same way (ids by convention).
+    @on(FastTable.RowSelected, "#vms-table")
+    def _open_vm_row(self, message: FastTable.RowSelected) -> None:
+        self.mvm.open_vm(message.key)
+
+    @on(FastTable.RowSelected, "#history-table")
+    def _open_task_row(self, message: FastTable.RowSelected) -> None:
+        self.mvm.open_task(int(message.key))
+
+    @on(FastTable.CursorMoved, "#vms-table")
+    def _vm_row_moved(self, message: FastTable.CursorMoved) -> None:
+        self.sync_vm_bindings()
 
     def sync_vm_bindings(self, force: bool = False) -> None:
         """Show or hide the VM action keys when "is there a current VM" changes."""

@@ -225,18 +225,6 @@ class ClusterScreen(ConsoleScreen):
     def _open_host(self, message: FastTable.RowSelected) -> None:
         self.mvm.open_host(self.cluster, message.key)
 
-    @on(FastTable.RowSelected, "#vms-table")
-    def _open_vm(self, message: FastTable.RowSelected) -> None:
-        self.mvm.open_vm(message.key)
-
-    @on(FastTable.RowSelected, "#history-table")
-    def _open_task(self, message: FastTable.RowSelected) -> None:
-        self.mvm.open_task(int(message.key))
-
-    @on(FastTable.CursorMoved, "#vms-table")
-    def _vm_cursor_moved(self, message: FastTable.CursorMoved) -> None:
-        self.sync_vm_bindings()
-
     def selected_vm(self) -> Vm | None:
         if not self.is_mounted or self.active_tab != "vms":
             return None

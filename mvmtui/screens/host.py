@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import events, on
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
@@ -119,18 +119,6 @@ class HostScreen(ConsoleScreen):
             now, pal = self.now(), self.palette
             self.query_one("#history", Listing).update(
                 [(str(t.id), task_cells(t, now, pal)) for t in tasks])
-
-    @on(FastTable.RowSelected, "#vms-table")
-    def _open_vm(self, message: FastTable.RowSelected) -> None:
-        self.mvm.open_vm(message.key)
-
-    @on(FastTable.RowSelected, "#history-table")
-    def _open_task(self, message: FastTable.RowSelected) -> None:
-        self.mvm.open_task(int(message.key))
-
-    @on(FastTable.CursorMoved, "#vms-table")
-    def _vm_cursor_moved(self, message: FastTable.CursorMoved) -> None:
-        self.sync_vm_bindings()
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # Remember which table was last in use: the palette takes focus for a moment

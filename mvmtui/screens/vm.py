@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
@@ -13,7 +12,6 @@ from textual.widgets import Static
 from ..engine.errors import NotFound
 from ..engine.model import Vm
 from ..widgets import format as fmt
-from ..widgets.fast_table import FastTable
 from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen
 from .rows import (DISK_COLUMNS, NIC_COLUMNS, TASK_COLUMNS, disk_cells, facts_table,
@@ -132,9 +130,6 @@ class VmScreen(ConsoleScreen):
             self.query_one("#history", Listing).update(
                 [(str(t.id), task_cells(t, now, pal)) for t in tasks])
 
-    @on(FastTable.RowSelected, "#history-table")
-    def _open_task(self, message: FastTable.RowSelected) -> None:
-        self.mvm.open_task(int(message.key))
 
     def selected_vm(self) -> Vm | None:
         return self.vm if self.gone_at is None else None
