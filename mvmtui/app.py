@@ -247,45 +247,30 @@ class MvmApp(App):
             self.notify(f"{h.name}: key trusted; connecting.", title="Host key")
 
     # -- navigation -------------------------------------------------------------------------
-    def open_cluster(self, name: str, tab: str = "summary") -> None:
-        from .screens.cluster import ClusterScreen
-
+    def _open(self, check, make_screen) -> None:
+        """Push a detail screen if what it shows still exists; else say why."""
         try:
-            self.engine.cluster(name)
+            check()
         except EngineError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.push_screen(ClusterScreen(name, tab))
+        self.push_screen(make_screen())
+
+    def open_cluster(self, name: str, tab: str = "summary") -> None:
+        from .screens.cluster import ClusterScreen
+        self._open(lambda: self.engine.cluster(name), lambda: ClusterScreen(name, tab))
 
     def open_host(self, cluster: str, name: str) -> None:
         from .screens.host import HostScreen
-
-        try:
-            self.engine.host(cluster, name)
-        except EngineError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.push_screen(HostScreen(cluster, name))
+        self._open(lambda: self.engine.host(cluster, name), lambda: HostScreen(cluster, name))
 
     def open_vm(self, uuid: str) -> None:
         from .screens.vm import VmScreen
-
-        try:
-            self.engine.vm(uuid)
-        except EngineError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.push_screen(VmScreen(uuid))
+        self._open(lambda: self.engine.vm(uuid), lambda: VmScreen(uuid))
 
     def open_task(self, task_id: int) -> None:
         from .screens.task import TaskScreen
-
-        try:
-            self.engine.task(task_id)
-        except EngineError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.push_screen(TaskScreen(task_id))
+        self._open(lambda: self.engine.task(task_id), lambda: TaskScreen(task_id))
 
     # -- global actions -------------------------------------------------------------------
     def running_actions(self) -> list[Worker]:
