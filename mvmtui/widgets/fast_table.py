@@ -178,7 +178,7 @@ class FastTable(ScrollView, can_focus=True):
         self._column_layout = (-1, [])
         # Rendered rows, keyed by (id(cells), width, row style): filtering and sorting
         # mostly re-show rows already drawn, and drawing rich Text cells is the slow part.
-        self._line_cache: dict[tuple, tuple[tuple, list[Segment]]] = {}
+        self._line_cache: dict[tuple, tuple[tuple, Strip]] = {}
         self._sort_index = None
         self._sorted = None
         self._rebuild()
@@ -410,15 +410,22 @@ class FastTable(ScrollView, can_focus=True):
             else:
                 style = self.rich_style
             cells = self._view[index].cells
-            ckey = (id(cells), width, style)   # style: cursor, stripe, focus and theme
+            # style covers cursor, stripe, focus and theme; the finished Strip is cached
+            ckey = (id(cells), width, style, scroll_x)
             hit = self._line_cache.get(ckey)
             if hit is not None and hit[0] is cells:   # `is`: an id may be reused
-                segments = hit[1]
-            else:
-                segments = self._row_segments(cells, layout, style)
-                if len(self._line_cache) > 2000:
-                    self._line_cache.clear()
-                self._line_cache[ckey] = (cells, segments)
+                return hit[1]
+            strip = self._fit_strip(self._row_segments(cells, layout, style), line_width,
+                                    scroll_x, width)
+            if len(self._line_cache) > 2000:
+                self._line_cache.clear()
+            self._line_cache[ckey] = (cells, strip)
+            return strip
+        return self._fit_strip(segments, line_width, scroll_x, width)
+
+    @staticmethod
+    def _fit_strip(segments: list[Segment], line_width: int, scroll_x: int,
+                   width: int) -> Strip:
         strip = Strip(segments, line_width)  # cells are fitted, so the width is exact
         return strip.crop(scroll_x, scroll_x + width) if line_width > width else strip
 
