@@ -5,7 +5,9 @@ import asyncio
 import os
 import time
 
-from mvmtui.engine import Engine, Inventory
+import pytest
+
+from mvmtui.engine import Engine, EngineError, Inventory
 from mvmtui.engine.model import Cluster, Host, HostStatus, TaskStatus, VmState
 
 from .conftest import wait_for
@@ -172,7 +174,6 @@ def _host_fingerprint(lab_cluster) -> str:
 def test_unknown_host_key_is_asked_then_trusted(lab_cluster, tmp_path):
     known = tmp_path / "known_hosts"
     known.write_text("")
-    questions = []
     eng = _other_cluster(lab_cluster, tmp_path, known_hosts=str(known),
                          key=str(lab_cluster.lab.ssh_key))
     try:
@@ -180,7 +181,8 @@ def test_unknown_host_key_is_asked_then_trusted(lab_cluster, tmp_path):
         assert h.status is HostStatus.HOST_KEY_UNKNOWN
         assert h.fingerprint == _host_fingerprint(lab_cluster)
         assert h.fingerprint in h.problem
-        eng.subscribe(questions.append)
+        (question,) = eng.pending_host_keys()      # what a console starting now asks
+        assert question.fingerprint == h.fingerprint and question.key_type == "ssh-ed25519"
         asyncio.run(eng.trust_host_key("keys", "kvm-01", h.fingerprint))
         wait_for(lambda: eng.host("keys", "kvm-01").status is HostStatus.UP, 10)
         assert lab_cluster.lab.host("kvm-01").address in known.read_text()
@@ -200,6 +202,9 @@ def test_changed_host_key_is_refused(lab_cluster, tmp_path):
         assert h.status is HostStatus.HOST_KEY_CHANGED
         assert "CHANGED" in h.problem and "man-in-the-middle" in h.problem
         assert eng.vms("keys") == []
+        assert eng.pending_host_keys() == []
+        with pytest.raises(EngineError, match="never trusts a changed key"):
+            asyncio.run(eng.trust_host_key("keys", "kvm-01", _host_fingerprint(lab_cluster)))
     finally:
         eng.stop()
 
