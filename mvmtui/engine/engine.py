@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mvmtui.engine")
 
 LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
+EVENTS_KEPT = 30 * 86400     # host/VM state changes seen, kept for 30 days
 
 # action -> (title verb, state to wait for, destructive?)
 VM_ACTIONS: dict[str, tuple[str, VmState | None, bool]] = {
@@ -108,6 +109,7 @@ class Engine:
         self._only = set(clusters) if clusters is not None else None
         if not self.readonly:
             self.journal.recover()
+            self.inv.prune_events(self.clock() - EVENTS_KEPT)
         self._runtime = tempfile.mkdtemp(prefix="mvmtui-")
         ready = threading.Event()
 

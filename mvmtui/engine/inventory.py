@@ -444,6 +444,10 @@ class Inventory:
             self.db["events"].insert({"at": at, "cluster": cluster, "host": host,
                                       "target": target, "kind": kind, "message": message})
 
+    def prune_events(self, before: float) -> None:
+        with self._lock:
+            self.conn.execute("DELETE FROM events WHERE at < ?", [before])
+
     def events(self, cluster: str, limit: int = 200) -> list[dict]:
         return self._rows("SELECT * FROM events WHERE cluster=? ORDER BY id DESC LIMIT ?",
                           [cluster, limit])
