@@ -101,6 +101,7 @@ class MvmApp(App):
         Binding("q", "back", "Back", id="app.back"),
         Binding("escape", "back", "Back", show=False, id="app.escape"),
         Binding("ctrl+r", "refresh", "Refresh", show=False, id="app.refresh"),
+        Binding("L", "ask_password", "SSH password…", show=False, id="app.password"),
         Binding("ctrl+p", "command_palette", "Commands", show=False, priority=True,
                 id="app.palette"),
     ]
@@ -314,6 +315,30 @@ class MvmApp(App):
         screen = self.screen
         title = getattr(screen, "TITLE_TEXT", "") if isinstance(screen, ConsoleScreen) else ""
         self.push_screen(HelpScreen(screen, title))
+
+    def action_ask_password(self) -> None:
+        """Give the current cluster an SSH password (memory only), then retry its hosts."""
+        screen = self.top_console_screen()
+        cluster = getattr(screen, "cluster", None)
+        if not isinstance(cluster, str):
+            self.notify("Open a cluster first: the password is for its hosts.",
+                        severity="warning")
+            return
+        from .screens.password import PasswordScreen
+
+        def answered(password: str | None) -> None:
+            if password:
+                self.use_password(cluster, password)
+        self.push_screen(PasswordScreen(cluster), answered)
+
+    @work(exclusive=False, exit_on_error=False, group="password")
+    async def use_password(self, cluster: str, password: str) -> None:
+        self.engine.set_password(cluster, password)
+        retried = [h for h in self.engine.hosts(cluster) if not h.status.live]
+        for h in retried:
+            await self.engine.retry_host(h.cluster, h.name)
+        self.notify(f"Cluster {cluster}: password kept for this session; "
+                    f"retrying {len(retried)} host(s) that are not up.", title="SSH password")
 
     def action_refresh(self) -> None:
         screen = self.top_console_screen()

@@ -479,3 +479,32 @@ def test_quit_with_tasks_running_quits_on_yes(mixed_engine, monkeypatch):
         assert not app.is_running
 
     run_app(app, check)
+
+
+def test_ssh_password_is_asked_masked_and_handed_to_the_engine(mixed_engine, monkeypatch):
+    from textual.widgets import Input
+
+    from mvmtui.screens.password import PasswordScreen
+    given, retried = [], []
+    monkeypatch.setattr(mixed_engine, "set_password", lambda c, p: given.append((c, p)))
+
+    async def retry(cluster, name):
+        retried.append((cluster, name))
+    monkeypatch.setattr(mixed_engine, "retry_host", retry)
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        await pilot.press("L")
+        await pilot.pause()
+        assert isinstance(app.screen, PasswordScreen)
+        field = app.screen.query_one("#password", Input)
+        assert field.password                      # typed characters are not shown
+        await pilot.press(*"s3cret", "enter")
+        await pilot.pause(0.2)
+        assert given == [("prod", "s3cret")]
+        assert retried == [("prod", "kvm-03")]      # only hosts that are not up
+        await pilot.press("L", "escape")            # cancelling hands over nothing
+        await pilot.pause()
+        assert given == [("prod", "s3cret")]
+
+    run_app(app, check)
