@@ -13,6 +13,7 @@ import getpass
 import asyncio
 import json
 import logging
+import sqlite3
 import os
 import sys
 from dataclasses import asdict
@@ -115,6 +116,14 @@ def _parse_host(spec: str) -> Host:
 
 def cmd_cluster_add(args) -> int:
     hosts = [_parse_host(h) for h in args.hosts]
+    for what, values in (("name", [h.name for h in hosts]),
+                         ("address", [(h.address, h.port) for h in hosts])):
+        dup = sorted({str(v) for v in values if values.count(v) > 1})
+        if dup:
+            raise UsageError(f"the same host {what} is given twice: {', '.join(dup)}")
+    # Stored absolute: the console may run from anywhere later.
+    args.key = os.path.abspath(args.key) if args.key else None
+    args.known_hosts = os.path.abspath(args.known_hosts) if args.known_hosts else None
     with Engine(_inventory_path(args), offline=True) as eng:
         if args.name in {c.name for c in eng.clusters()} and not args.replace:
             raise UsageError(f"cluster {args.name!r} exists; add --replace to redefine it")
@@ -370,6 +379,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(_default_console(argv))
+    # Engine warnings go to --debug-log or nowhere: never onto the console's screen
+    # or into a script's stderr (Python's last-resort handler would print them).
+    logging.getLogger("mvmtui").addHandler(logging.NullHandler())
     if args.debug_log:
         logging.basicConfig(filename=args.debug_log, level=logging.DEBUG,
                             format="%(asctime)s %(threadName)s %(name)s %(message)s")
@@ -392,6 +404,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc, LAB)
     except EngineError as exc:
         return _fail(exc, FAILED)
+    except sqlite3.Error as exc:
+        path = _inventory_path(args) or "the default inventory"
+        return _fail(f"the inventory ({path}) failed: {exc}. Check that it is writable "
+                     f"by you and not damaged; it was not changed.", INVENTORY)
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), FAILED)
     except KeyboardInterrupt:
         return 130
 
@@ -407,7 +425,7 @@ def _default_console(argv: list[str]) -> list[str]:
     return argv[:i] + ["console"] + argv[i:]
 
 
-def _fail(exc: Exception, code: int) -> int:
+def _fail(exc: Exception | str, code: int) -> int:
     print(f"mvmtui: {exc}", file=sys.stderr)
     return code
 

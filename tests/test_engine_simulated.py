@@ -182,3 +182,39 @@ def test_password_login_is_used_and_never_written(tmp_path):
     finally:
         stop.set()
         t.join(5)
+
+
+def test_a_copy_on_another_host_never_hides_a_running_vm(tmp_path):
+    """Rule 7: web-01 runs on hv-1 and is also defined, shut off, on hv-2. Whatever
+    order the hosts are read in, the console keeps showing it on hv-1 (running, or
+    stale while hv-1 is unreachable), so nothing offers to start the copy on hv-2.
+    A copy that is *running* on hv-2 (it moved) does take over."""
+    from mvmtui.engine.model import Vm
+    inv = Inventory(tmp_path / "inv.db")
+    inv.save_cluster(Cluster(name="sim"))
+    for name in ("hv-1", "hv-2"):
+        inv.save_host(Host(cluster="sim", name=name, address="10.0.0.1"))
+    uuid = "00000000-0000-4000-8000-000000000001"
+
+    def vm(host, state):
+        return Vm(cluster="sim", host=host, uuid=uuid, name="web-01", state=state)
+
+    with Engine(inv, offline=True) as eng:
+        async def scenario():
+            eng._set_host(("sim", "hv-1"), status=HostStatus.UP)
+            eng._set_host(("sim", "hv-2"), status=HostStatus.UP)
+            eng._replace_host_vms(("sim", "hv-1"), [vm("hv-1", VmState.RUNNING)])
+            eng._replace_host_vms(("sim", "hv-2"), [vm("hv-2", VmState.SHUTOFF)])
+            yield eng.vm(uuid)
+            eng._set_host(("sim", "hv-1"), status=HostStatus.UNREACHABLE)
+            eng._replace_host_vms(("sim", "hv-2"), [vm("hv-2", VmState.SHUTOFF)])
+            yield eng.vm(uuid)
+            eng._replace_host_vms(("sim", "hv-2"), [vm("hv-2", VmState.RUNNING)])
+            yield eng.vm(uuid)
+
+        async def collect():
+            return [v async for v in scenario()]
+        running, stale, moved = eng.call(collect())
+    assert (running.host, running.state, running.stale) == ("hv-1", VmState.RUNNING, False)
+    assert (stale.host, stale.state, stale.stale) == ("hv-1", VmState.RUNNING, True)
+    assert (moved.host, moved.state, moved.stale) == ("hv-2", VmState.RUNNING, False)

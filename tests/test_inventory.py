@@ -192,7 +192,7 @@ def test_a_damaged_page_is_refused_and_left_untouched(tmp_path):
         data[page * 4096: page * 4096 + 64] = b"\xff" * 64
     p.write_bytes(bytes(data))
     with pytest.raises(InventoryError, match="left untouched"):
-        Inventory(p)
+        Engine(p, offline=True)
     assert p.read_bytes() == bytes(data)
 
 
@@ -233,6 +233,8 @@ def test_cli_registers_and_removes_a_cluster(tmp_path, capsys):
     assert main(["--inventory", inv, "cluster", "add", "prod", "x=1.2.3.4"]) == 2
     assert main(["--inventory", inv, "cluster", "add", "q", "x=1.2.3.4:ssh"]) == 2
     assert "write NAME=ADDRESS[:PORT]" in capsys.readouterr().err
+    assert main(["--inventory", inv, "cluster", "add", "q", "a=1.1.1.1", "a=1.1.1.2"]) == 2
+    assert "the same host name is given twice: a" in capsys.readouterr().err
     eng = Engine(inv, offline=True)
     eng.start()
     try:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mvmtui.engine")
 
 LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
+LIBVIRT_TIMEOUT = 60.0       # seconds a libvirt call may take before the link is dropped
 EVENTS_KEPT = 30 * 86400     # host/VM state changes seen, kept for 30 days
 
 # action -> (title verb, state to wait for, destructive?)
@@ -64,6 +65,7 @@ class _Link:
     offered_key: str = ""          # public key offered when unknown (for TOFU)
     offered_fp: str = ""
     offered_type: str = ""
+    lv_lost: asyncio.Event | None = None   # set when libvirt is lost or stops answering
 
 
 class Engine:
@@ -95,10 +97,12 @@ class Engine:
     def _load(self) -> None:
         self._clusters: dict[str, Cluster] = {c.name: c for c in self.inv.clusters()}
         # Last known state from the inventory: stale until contacted this session.
+        # Rows of a cluster that is gone (removed by another process) are ignored.
         self._hosts: dict[tuple[str, str], Host] = {
             (h.cluster, h.name): replace(h, status=HostStatus.STALE, problem="")
-            for h in self.inv.hosts()}
-        self._vms: dict[str, Vm] = {v.uuid: replace(v, stale=True) for v in self.inv.vms()}
+            for h in self.inv.hosts() if h.cluster in self._clusters}
+        self._vms: dict[str, Vm] = {v.uuid: replace(v, stale=True) for v in self.inv.vms()
+                                    if (v.cluster, v.host) in self._hosts}
 
     # ---- life cycle -----------------------------------------------------------
     def start(self, clusters: Iterable[str] | None = None) -> None:
@@ -219,9 +223,10 @@ class Engine:
             where = f" in cluster {cluster!r}" if cluster else ""
             raise NotFound(f"No VM named {name!r}{where}. `mvmtui vm list` shows them.")
         if len(hits) > 1:
-            raise Ambiguous(f"{len(hits)} VMs are named {name!r} (clusters: "
-                            f"{', '.join(sorted({v.cluster for v in hits}))}); "
-                            f"name the cluster with --cluster, or use the UUID.")
+            where = "; ".join(f"{v.cluster}/{v.host}: {v.uuid}" for v in hits)
+            hint = ("use the UUID" if len({v.cluster for v in hits}) == 1 or cluster
+                    else "name the cluster with --cluster, or use the UUID")
+            raise Ambiguous(f"{len(hits)} VMs are named {name!r} ({where}); {hint}.")
         return hits[0]
 
     def networks(self, cluster: str, host: str | None = None) -> list[Network]:
@@ -345,8 +350,26 @@ class Engine:
             link.executor.shutdown(wait=False)
 
     async def _lv(self, link: _Link, fn: Callable, *args):
-        """Run a libvirt call on the host's own libvirt thread."""
-        return await asyncio.get_running_loop().run_in_executor(link.executor, fn, *args)
+        """Run a libvirt call on the host's own libvirt thread. A libvirtd that takes
+        the call but never answers must not hang the host, its tasks and callers: after
+        LIBVIRT_TIMEOUT the link is dropped (closing the tunnel unblocks the thread)."""
+        call = asyncio.get_running_loop().run_in_executor(link.executor, fn, *args)
+        try:
+            return await asyncio.wait_for(call, LIBVIRT_TIMEOUT)
+        except asyncio.TimeoutError:
+            if link.lv_lost is not None:
+                link.lv_lost.set()
+            raise HypervisorError(f"libvirt on {link.key[1]} did not answer within "
+                                  f"{LIBVIRT_TIMEOUT:.0f} s") from None
+
+    def _persist(self, write: Callable, *args) -> None:
+        """Write to the inventory; a failed write (locked, disk full) is logged and the
+        engine goes on: what is live in memory and on screen stays true."""
+        try:
+            write(*args)
+        except sqlite3.Error as exc:
+            log.warning("inventory write failed (%s): %s", getattr(write, "__name__", write),
+                        exc)
 
     def _set_host(self, key: tuple[str, str], **changes) -> Host:
         old = self._hosts.get(key)
@@ -355,16 +378,16 @@ class Engine:
         new = replace(old, **changes)
         if new != old:
             self._hosts[key] = new
-            self.inv.save_host(new)
             if (new.status is HostStatus.UP) != (old.status is HostStatus.UP):
                 self._restale(key, stale=new.status is not HostStatus.UP)
+            self._emit(HostChanged(new))
+            self._persist(self.inv.update_host, new)
             if new.status is not old.status:
                 log.info("%s/%s: %s -> %s %s", *key, old.status.value, new.status.value,
                          new.problem)
-                self.inv.add_event(self.clock(), key[0], key[1], key[1], "host.status",
-                                   f"{old.status.value} → {new.status.value}"
-                                   + (f": {new.problem}" if new.problem else ""))
-            self._emit(HostChanged(new))
+                self._persist(self.inv.add_event, self.clock(), key[0], key[1], key[1],
+                              "host.status", f"{old.status.value} → {new.status.value}"
+                              + (f": {new.problem}" if new.problem else ""))
         return new
 
     def _restale(self, key: tuple[str, str], stale: bool) -> None:
@@ -374,28 +397,41 @@ class Engine:
                 self._vms[uuid] = replace(vm, stale=stale)
                 self._emit(VmChanged(self._vms[uuid]))
 
+    def _shadowed(self, vm: Vm) -> bool:
+        """An inactive copy of a VM that another host runs, or may still run (its host
+        is not live): the copy must not take its place (rule 7: the console would
+        then offer to start it a second time)."""
+        old = self._vms.get(vm.uuid)
+        return (old is not None and (old.cluster, old.host) != (vm.cluster, vm.host)
+                and not vm.state.active and (old.state.active or old.stale))
+
     def _put_vm(self, vm: Vm, save: bool = True) -> None:
+        if self._shadowed(vm):
+            log.warning("%s is defined on %s too but runs (or may run) on %s: kept the "
+                        "latter", vm.name, vm.host, self._vms[vm.uuid].host)
+            return
         old = self._vms.get(vm.uuid)
         vm = replace(vm, stale=not self._live(vm.cluster, vm.host))
         self._vms[vm.uuid] = vm
         if save:
-            self.inv.save_vms([vm])
+            self._persist(self.inv.save_vms, [vm])
         if old is None or replace(old, seen_at=None) != replace(vm, seen_at=None):
             self._emit(VmChanged(vm))
 
     def _drop_vm(self, uuid: str) -> None:
         vm = self._vms.pop(uuid, None)
         if vm:
-            self.inv.delete_vms([uuid])
             self._emit(VmRemoved(vm.cluster, uuid))
+            self._persist(self.inv.delete_vms, [uuid])
 
     def _replace_host_vms(self, key: tuple[str, str], vms: list[Vm]) -> None:
         fresh = {v.uuid for v in vms}
-        for uuid in [u for u, v in self._vms.items()
+        for uuid in [u for u, v in list(self._vms.items())
                      if (v.cluster, v.host) == key and u not in fresh]:
             self._drop_vm(uuid)
-        self.inv.save_vms(vms)
-        for v in vms:
+        kept = [v for v in vms if not self._shadowed(v)]
+        self._persist(self.inv.save_vms, kept)
+        for v in kept:
             self._put_vm(v, save=False)
 
     async def _host_loop(self, link: _Link) -> None:
@@ -495,6 +531,7 @@ class Engine:
             uri = f"qemu+unix:///system?socket={sock}"
         from .hypervisor import HostHypervisor  # libvirt loads on the I/O thread, when needed
         hv = HostHypervisor(uri, key[0], key[1], self.clock)
+        link.lv_lost = lv_lost
 
         def on_event(uuid: str, event: int, detail: int) -> None:   # libvirt event thread
             loop.call_soon_threadsafe(self._domain_event, link, hv, uuid, event)
@@ -520,7 +557,7 @@ class Engine:
         except HypervisorError as exc:
             raise _LibvirtDown(f"libvirt failed during refresh: {exc}") from exc
         self._replace_host_vms(key, vms)
-        self.inv.replace_host_networks(key[0], key[1], nets, stores)
+        self._persist(self.inv.replace_host_networks, key[0], key[1], nets, stores)
         self._set_host(key, status=HostStatus.UP, problem="", seen_at=self.clock(),
                        mem_used_mib=mem_used, **{k: v for k, v in facts.items() if k in Host.__dataclass_fields__})
 
@@ -574,8 +611,8 @@ class Engine:
             vm = replace(vm, cpu_pct=old.cpu_pct if vm.state.active else None,
                          mem_used_mib=old.mem_used_mib if vm.state.active else None)
             if old.state is not vm.state:
-                self.inv.add_event(self.clock(), vm.cluster, vm.host, uuid, "vm.state",
-                                   f"{vm.name}: {old.state.value} → {vm.state.value}")
+                self._persist(self.inv.add_event, self.clock(), vm.cluster, vm.host, uuid,
+                              "vm.state", f"{vm.name}: {old.state.value} → {vm.state.value}")
         self._put_vm(vm)
 
     async def _stats_loop(self, link: _Link) -> None:
@@ -600,7 +637,7 @@ class Engine:
             if mem is not None:
                 samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=None,
                                     metric="mem_used_mib", value=mem))
-            for vm in [v for v in self._vms.values() if (v.cluster, v.host) == key]:
+            for vm in [v for v in list(self._vms.values()) if (v.cluster, v.host) == key]:
                 pct, used = per_vm.get(vm.uuid, (None, None))
                 # Every VM of a live host is confirmed now; only changes are announced.
                 self._put_vm(replace(vm, cpu_pct=pct, mem_used_mib=used, seen_at=now),
@@ -608,7 +645,7 @@ class Engine:
                 if pct is not None:
                     samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=vm.uuid,
                                         metric="cpu_pct", value=pct))
-            self.inv.add_samples(samples, keep_seconds=86400, now=now)
+            self._persist(self.inv.add_samples, samples, 86400, now)
 
     # ---- operations (async facade) ------------------------------------------------------
     async def wait_ready(self, timeout: float = 15.0, cluster: str | None = None) -> None:
@@ -638,7 +675,8 @@ class Engine:
                     return
                 if link.hv is hv:
                     self._replace_host_vms(link.key, vms)
-                    self.inv.replace_host_networks(link.key[0], link.key[1], nets, stores)
+                    self._persist(self.inv.replace_host_networks, link.key[0], link.key[1],
+                                  nets, stores)
                     self._set_host(link.key, seen_at=self.clock())
             await asyncio.gather(*(one(l) for l in links))
         await self._on_io(go())
@@ -661,14 +699,19 @@ class Engine:
         if h.status is HostStatus.HOST_KEY_CHANGED:
             raise EngineError(f"The host key of {name} CHANGED; mvmtui never trusts a "
                               f"changed key. {h.problem}")
-        if link is None or not link.offered_key or h.status is not HostStatus.HOST_KEY_UNKNOWN:
+        if link is None or h.status is not HostStatus.HOST_KEY_UNKNOWN:
             raise EngineError(f"{name} has no host key waiting to be trusted.")
-        if link.offered_fp != fingerprint:
-            raise EngineError(f"{name} now offers {link.offered_fp}, not {fingerprint}; "
+        from . import ssh as sshmod
+        key_text = link.offered_key          # one read: the key written is the key checked
+        offered = sshmod.key_fingerprint(key_text) if key_text else ""
+        if not offered:
+            raise EngineError(f"{name} is being contacted again; confirm its key when "
+                              f"asked.")
+        if offered != fingerprint:
+            raise EngineError(f"{name} now offers {offered}, not {fingerprint}; "
                               f"not trusted. Check the host again.")
         known = self._clusters[cluster].known_hosts or os.path.expanduser("~/.ssh/known_hosts")
-        from . import ssh as sshmod
-        sshmod.trust_key(known, h.address, h.port, link.offered_key)
+        sshmod.trust_key(known, h.address, h.port, key_text)
         link.offered_key = ""
         await self.retry_host(cluster, name)
 

@@ -100,9 +100,6 @@ def _check_existing(path: Path) -> int:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type='table'")}
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"integrity check: {check}")
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
@@ -205,7 +202,9 @@ class Inventory:
                 inv._lock.acquire()
                 self.outer = inv.conn.in_transaction
                 if not self.outer:
-                    inv.conn.execute("BEGIN")
+                    # IMMEDIATE: take the write lock now, so another process's commit
+                    # waits out busy_timeout instead of failing a read-then-write.
+                    inv.conn.execute("BEGIN IMMEDIATE")
                     inv._tx_thread = threading.get_ident()
 
             def __exit__(self, exc_type, exc, tb):
@@ -249,6 +248,17 @@ class Inventory:
                                       [cluster, name])
                 self.conn.execute("DELETE FROM hosts WHERE cluster=? AND name=?",
                                   [cluster, name])
+
+    def update_host(self, h: Host) -> None:
+        """Record a host's new state, only if it is still registered: a host that
+        another process removed meanwhile is not brought back."""
+        row = {k: getattr(h, k) for k in h.__dataclass_fields__}
+        row["status"] = h.status.value
+        cols = [k for k in row if k not in ("cluster", "name")]
+        with self._lock:
+            self.conn.execute(
+                f"UPDATE hosts SET {', '.join(f'{c}=?' for c in cols)} "
+                f"WHERE cluster=? AND name=?", [row[c] for c in cols] + [h.cluster, h.name])
 
     def save_host(self, h: Host) -> None:
         row = {k: getattr(h, k) for k in h.__dataclass_fields__}
@@ -457,9 +467,10 @@ class Inventory:
         with self.transaction():
             if rows:
                 self.db["metric_samples"].insert_all(rows)
-            if keep_seconds is not None and now is not None:
+            if keep_seconds is not None and now is not None and now - self._pruned > 60:
+                self._pruned = now   # at most once a minute; `at` is indexed (schema v2)
                 self.conn.execute("DELETE FROM metric_samples WHERE at < ?",
-                                     [now - keep_seconds])
+                                  [now - keep_seconds])
 
     def samples(self, cluster: str, host: str, metric: str, vm_uuid: str | None = None,
                 since: float = 0.0) -> list[tuple[float, float]]:

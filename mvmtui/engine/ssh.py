@@ -69,6 +69,14 @@ def known_entry(known_hosts: str, address: str, port: int) -> bool:
     return bool(trusted)
 
 
+def key_fingerprint(public_key: str) -> str:
+    """SHA256 fingerprint of an OpenSSH public key line ("type base64 [comment]")."""
+    try:
+        return fingerprint(asyncssh.import_public_key(public_key))
+    except (asyncssh.KeyImportError, ValueError):
+        return ""
+
+
 def host_pattern(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 

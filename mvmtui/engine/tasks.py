@@ -131,7 +131,13 @@ class Journal:
             host=spec.host, status=TaskStatus.QUEUED, created_at=now,
             steps=tuple(TaskStep(i, name) for i, name in enumerate(spec.steps))),
             spec.params, owner=this_process())
-        held = self.inv.take_locks(tid, spec.locks, now)
+        try:
+            held = self.inv.take_locks(tid, spec.locks, now)
+        except Exception as exc:  # the journal itself failed: close the record, say why
+            self.inv.update_task(tid, status=TaskStatus.FAILED, finished_at=now,
+                                 error=f"could not take locks: {exc}")
+            self.emit_task(tid)
+            raise
         if held:
             msg = f"busy: {', '.join(held)} is locked by another task; wait for it to finish"
             self.inv.add_log(tid, now, "error", msg)
