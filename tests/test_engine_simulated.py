@@ -218,3 +218,28 @@ def test_a_copy_on_another_host_never_hides_a_running_vm(tmp_path):
     assert (running.host, running.state, running.stale) == ("hv-1", VmState.RUNNING, False)
     assert (stale.host, stale.state, stale.stale) == ("hv-1", VmState.RUNNING, True)
     assert (moved.host, moved.state, moved.stale) == ("hv-2", VmState.RUNNING, False)
+
+
+def test_replacing_a_cluster_keeps_unchanged_hosts_live_and_reconnects_moved_ones(tmp_path):
+    node = _node(tmp_path / "n1.xml", [(1, "web-01")])
+    first = _node(tmp_path / "n2.xml", [(3, "cache-01")])
+    other = _node(tmp_path / "n3.xml", [(2, "db-01")])
+    inv = Inventory(tmp_path / "inv.db")
+    with Engine(inv, reconnect_interval=0.2) as eng:
+        eng.add_cluster(Cluster(name="sim"), [Host(cluster="sim", name="hv-1", address=node),
+                                              Host(cluster="sim", name="hv-2", address=first)])
+        eng.call(eng.wait_ready(timeout=10))
+        assert eng.host("sim", "hv-1").status is HostStatus.UP
+        seen = eng.host("sim", "hv-1").seen_at
+        # hv-2 moves to another address; hv-1 stays as it was.
+        eng.add_cluster(Cluster(name="sim"), [Host(cluster="sim", name="hv-1", address=node),
+                                              Host(cluster="sim", name="hv-2", address=other)])
+        assert eng.host("sim", "hv-1").status is HostStatus.UP
+        assert eng.host("sim", "hv-1").seen_at >= seen
+        _wait(lambda: eng.host("sim", "hv-2").status is HostStatus.UP)
+        assert [v.name for v in eng.vms("sim", "hv-2")] == ["db-01"]
+        eng.add_cluster(Cluster(name="sim"), [Host(cluster="sim", name="hv-1", address=node)])
+        assert [h.name for h in eng.hosts("sim")] == ["hv-1"]
+        assert eng.vms("sim", "hv-2") == []
+        eng.remove_cluster("sim")
+        assert eng.clusters() == [] and eng.vms() == []

@@ -278,45 +278,58 @@ class Engine:
     # ---- clusters ---------------------------------------------------------------
     def add_cluster(self, cluster: Cluster, hosts: Iterable[Host],
                     password: str | None = None) -> None:
-        """Register (or replace) a cluster and its hosts; connects if running online."""
+        """Register (or replace) a cluster and its hosts; connects if running online.
+        The engine must be started: the change is made on its I/O loop."""
         if self.readonly:
             raise ReadOnly("registering a cluster")
-        hosts = list(hosts)
+        self.call(self._add_cluster(cluster, list(hosts), password), timeout=30)
+
+    async def _add_cluster(self, cluster: Cluster, hosts: list[Host],
+                           password: str | None) -> None:
         taken = {(h.address, h.port): h for h in self._hosts.values() if h.cluster != cluster.name}
         for h in hosts:
             other = taken.get((h.address, h.port))
             if other is not None:   # one host in two clusters would show its VMs twice
                 raise EngineError(f"{h.address}:{h.port} is already host {other.name} of "
                                   f"cluster {other.cluster}; a host belongs to one cluster.")
+        old = self._clusters.get(cluster.name)
+        new_hosts = {h.name: replace(h, cluster=cluster.name) for h in hosts}
+        # Hosts dropped, moved, or reached with other credentials: reconnect afresh.
+        redo = [k for k, h in self._hosts.items() if k[0] == cluster.name and (
+            k[1] not in new_hosts or old != cluster
+            or (h.address, h.port) != (new_hosts[k[1]].address, new_hosts[k[1]].port))]
+        await self._disconnect(redo)
         self.inv.save_cluster(cluster)
         self._clusters[cluster.name] = cluster
         if password:
             self._passwords[cluster.name] = password  # memory only, never written
-        listed = {h.name for h in hosts}
-        gone = [k for k in self._hosts if k[0] == cluster.name and k[1] not in listed]
-        if gone and self._loop:
-            self._submit(self._disconnect(gone)).result(timeout=15)
+        gone = [k for k in redo if k[1] not in new_hosts]
         for k in gone:
             self._hosts.pop(k)
-            for uuid in [u for u, v in self._vms.items() if (v.cluster, v.host) == k]:
+            for uuid in [u for u, v in list(self._vms.items()) if (v.cluster, v.host) == k]:
                 self._vms.pop(uuid)
         self.inv.delete_hosts(cluster.name, [k[1] for k in gone])
-        for h in hosts:
-            h = replace(h, cluster=cluster.name)
-            self._hosts[(h.cluster, h.name)] = h
+        for h in new_hosts.values():
+            key = (h.cluster, h.name)
+            if key in self._hosts and key not in redo:
+                continue             # unchanged: keep its live state and link
+            self._hosts[key] = h
             self.inv.save_host(h)
-        if self._loop and not self.offline:
-            self._submit(self._connect_all()).result()
+        if not self.offline:
+            await self._connect_all()
 
     def remove_cluster(self, name: str) -> None:
+        """Forget a cluster (its hosts are not touched). Made on the I/O loop."""
         if self.readonly:
             raise ReadOnly("removing a cluster")
+        self.call(self._remove_cluster(name), timeout=30)
+
+    async def _remove_cluster(self, name: str) -> None:
         keys = [k for k in self._hosts if k[0] == name]
-        if self._loop:
-            self._submit(self._disconnect(keys)).result(timeout=15)
+        await self._disconnect(keys)
         for k in keys:
             self._hosts.pop(k, None)
-        for u in [u for u, v in self._vms.items() if v.cluster == name]:
+        for u in [u for u, v in list(self._vms.items()) if v.cluster == name]:
             self._vms.pop(u)
         self._clusters.pop(name, None)
         self.inv.delete_cluster(name)
