@@ -256,3 +256,15 @@ def test_cli_reports_a_corrupt_inventory(tmp_path, capsys):
     assert main(["--inventory", str(p), "vm", "list", "--offline"]) == 5
     assert "left untouched" in capsys.readouterr().err
     assert p.read_bytes() == b"garbage" * 50
+
+
+def test_old_samples_are_pruned(tmp_path):
+    inv = Inventory(tmp_path / "i.db")
+    old = [dict(at=100.0, cluster="c", host="h", vm_uuid=None, metric="cpu_pct", value=1.0),
+           dict(at=100.0, cluster="c", host="h", vm_uuid="u", metric="cpu_pct", value=2.0)]
+    inv.add_samples(old)
+    inv.add_samples([], keep_seconds=86400, now=100.0 + 7200, keep_vm_seconds=3600)
+    assert inv.samples("c", "h", "cpu_pct") == [(100.0, 1.0)]     # host: kept a day
+    assert inv.samples("c", "h", "cpu_pct", vm_uuid="u") == []    # VM: an hour
+    inv.add_samples([], keep_seconds=86400, now=100.0 + 90000, keep_vm_seconds=3600)
+    assert inv.samples("c", "h", "cpu_pct") == []

@@ -39,6 +39,8 @@ log = logging.getLogger("mvmtui.engine")
 
 LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
 LIBVIRT_TIMEOUT = 60.0       # seconds a libvirt call may take before the link is dropped
+HOST_SAMPLES_KEPT = 86400     # a day of host CPU/memory samples
+VM_SAMPLES_KEPT = 3600        # an hour of per-VM samples (there are many more VMs)
 EVENTS_KEPT = 30 * 86400     # host/VM state changes seen, kept for 30 days
 
 # action -> (title verb, state to wait for, destructive?)
@@ -658,7 +660,8 @@ class Engine:
                 if pct is not None:
                     samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=vm.uuid,
                                         metric="cpu_pct", value=pct))
-            self._persist(self.inv.add_samples, samples, 86400, now)
+            self._persist(self.inv.add_samples, samples, HOST_SAMPLES_KEPT, now,
+                          VM_SAMPLES_KEPT)
 
     # ---- operations (async facade) ------------------------------------------------------
     async def wait_ready(self, timeout: float = 15.0, cluster: str | None = None) -> None:

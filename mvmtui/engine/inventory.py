@@ -463,7 +463,9 @@ class Inventory:
                           [cluster, limit])
 
     def add_samples(self, rows: list[dict], keep_seconds: float | None = None,
-                    now: float | None = None) -> None:
+                    now: float | None = None, keep_vm_seconds: float | None = None) -> None:
+        """Store samples; now and then drop old ones: host samples after keep_seconds,
+        per-VM samples (many more of them) after keep_vm_seconds."""
         with self.transaction():
             if rows:
                 self.db["metric_samples"].insert_all(rows)
@@ -471,6 +473,9 @@ class Inventory:
                 self._pruned = now   # at most once a minute; `at` is indexed (schema v2)
                 self.conn.execute("DELETE FROM metric_samples WHERE at < ?",
                                   [now - keep_seconds])
+                if keep_vm_seconds is not None:
+                    self.conn.execute("DELETE FROM metric_samples WHERE at < ? AND "
+                                      "vm_uuid IS NOT NULL", [now - keep_vm_seconds])
 
     def samples(self, cluster: str, host: str, metric: str, vm_uuid: str | None = None,
                 since: float = 0.0) -> list[tuple[float, float]]:
