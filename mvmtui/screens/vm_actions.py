@@ -20,6 +20,7 @@ class VmActionKey:
     key: str
     action: str              # engine action name (VM_ACTIONS)
     consequence: str         # what happens, for the confirmation; {vm} {host}
+    in_footer: bool = True   # the rest are in help (?) and the palette: 80 columns
 
     @property
     def verb(self) -> str:
@@ -43,8 +44,10 @@ VM_ACTION_KEYS: tuple[VmActionKey, ...] = (
                 "Reboot {vm} on {host}: asks the guest OS to restart. "
                 "Its services are down until it is back up."),
     VmActionKey("p", "suspend",
-                "Suspend {vm} on {host}: pauses its CPUs; it keeps its memory."),
-    VmActionKey("r", "resume", "Resume {vm} on {host}: lets a paused guest run again."),
+                "Suspend {vm} on {host}: pauses its CPUs; it keeps its memory. Its "
+                "services stop answering until it is resumed.", in_footer=False),
+    VmActionKey("r", "resume", "Resume {vm} on {host}: lets a paused guest run again.",
+                in_footer=False),
 )
 
 BY_ACTION = {k.action: k for k in VM_ACTION_KEYS}
@@ -54,7 +57,8 @@ assert set(BY_ACTION) == set(VM_ACTIONS), "every engine VM action needs a key"
 def vm_action_bindings() -> list[Binding]:
     """Bindings for a screen's BINDINGS; hidden and refused in read-only mode
     (ConsoleScreen.check_action)."""
-    return [Binding(k.key, f"vm_action('{k.action}')", k.verb, id=f"vm.{k.action}")
+    return [Binding(k.key, f"vm_action('{k.action}')", k.verb, show=k.in_footer,
+                    id=f"vm.{k.action}")
             for k in VM_ACTION_KEYS]
 
 

@@ -132,7 +132,8 @@ class FastTable(ScrollView, can_focus=True):
         Binding("end,G", "last", "Last", show=False, id="table.last"),
         Binding("enter,l", "select", "Select", show=False, id="table.select"),
         Binding("o", "cycle_sort", "Sort", id="table.sort"),
-        Binding("O", "reverse_sort", "Reverse", id="table.reverse"),
+        # Shown in help, not the footer: at 80 columns the footer must keep "? Help".
+        Binding("O", "reverse_sort", "Reverse", show=False, id="table.reverse"),
     ]
 
     class _TableMessage(Message):
