@@ -83,6 +83,10 @@ class ConsoleScreen(Screen):
     """Subclasses give crumbs(), compose_body() and reload(); they may refine
     apply_changes() to update rows one by one."""
 
+    # focus_first() chooses the focus without scrolling; Textual's auto-focus would
+    # scroll a short terminal down to the first table, hiding the screen's top.
+    AUTO_FOCUS = ""   # "" = none (None would fall back to the app's "*")
+
     BINDINGS = [Binding("slash", "filter", "Filter", key_display="/", id="screen.filter")]
     #: the screen's name for help and the palette
     TITLE_TEXT = ""
@@ -133,7 +137,7 @@ class ConsoleScreen(Screen):
     def focus_first(self) -> None:
         listing = self.main_listing()
         if listing is not None:
-            listing.table.focus()
+            listing.table.focus(scroll_visible=False)   # the screen opens at its top
 
     def reload(self) -> None:
         """Pull everything this screen shows from the engine (cheap, in memory)."""

@@ -8,7 +8,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane, Tabs
 
 from ..engine.errors import NotFound
 from ..engine.model import ClusterSummary, Host, HostStatus, Vm
@@ -82,6 +82,8 @@ class ClusterScreen(ConsoleScreen):
     def _focus_tab(self, tab: str) -> None:
         if tab in ("hosts", "vms", "history"):
             self.query_one(f"#{tab}", Listing).table.focus()
+        else:   # Summary has no table: the tab strip takes the keys (←/→ switch tabs)
+            self.query_one(Tabs).focus(scroll_visible=False)
         self.sync_vm_bindings(force=True)
 
     def main_listing(self) -> Listing | None:

@@ -59,7 +59,7 @@ class TaskScreen(ConsoleScreen):
         yield Listing(LOG_COLUMNS, "log line", id="log")
 
     def focus_first(self) -> None:
-        self.query_one("#log", Listing).table.focus()
+        self.query_one("#log", Listing).table.focus(scroll_visible=False)
 
     def reload(self) -> None:
         now, pal = self.now(), self.palette

@@ -66,7 +66,7 @@ class VmScreen(ConsoleScreen):
         yield Listing(TASK_COLUMNS, "task", sort="id", reverse=True, id="history")
 
     def focus_first(self) -> None:
-        self.query_one("#history", Listing).table.focus()
+        self.query_one("#history", Listing).table.focus(scroll_visible=False)   # opens at the top
 
     def reload(self) -> None:
         now, pal = self.now(), self.palette
