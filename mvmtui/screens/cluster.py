@@ -17,7 +17,7 @@ from ..widgets.fast_table import FastTable
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen
-from .rows import HOST_COLUMNS, TASK_COLUMNS, VM_COLUMNS, host_cells, task_cells, vm_cells
+from .rows import HOST_COLUMNS, TASK_COLUMNS, VM_COLUMNS, host_cells, task_rows, vm_cells
 from .vm_actions import vm_action_bindings
 
 TABS = {"summary": "Summary", "hosts": "Hosts", "vms": "VMs", "history": "History"}
@@ -138,7 +138,7 @@ class ClusterScreen(ConsoleScreen):
     def _load_history(self) -> None:
         now, pal = self.now(), self.palette
         self.query_one("#history", Listing).set_rows(
-            [(str(t.id), task_cells(t, now, pal)) for t in self.engine.tasks(self.cluster)])
+            task_rows(self.engine.tasks(self.cluster), now, pal))
 
     def _load_hosts(self, hosts: list[Host], vms: list[Vm]) -> None:
         now, pal = self.now(), self.palette
@@ -220,7 +220,7 @@ class ClusterScreen(ConsoleScreen):
         tasks = [t for t in ch.tasks.values() if t.cluster == c]
         if tasks:
             self.query_one("#history", Listing).update(
-                [(str(t.id), task_cells(t, now, pal)) for t in tasks])
+                task_rows(tasks, now, pal))
 
     # -- navigation -----------------------------------------------------------------
     @on(FastTable.RowSelected, "#hosts-table")

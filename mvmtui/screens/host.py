@@ -17,7 +17,7 @@ from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen
 from .rows import (STORAGE_COLUMNS, TASK_COLUMNS, VM_COLUMNS, datastore_cells, facts_table,
-                   host_state_text, network_cells, task_cells, vm_cells)
+                   host_state_text, network_cells, task_rows, vm_cells)
 from .vm_actions import vm_action_bindings
 
 
@@ -100,8 +100,7 @@ class HostScreen(ConsoleScreen):
             + [(f"net:{n.name}", network_cells(n, pal))
                for n in self.engine.networks(self.cluster, h.name)])
         self.query_one("#history", Listing).set_rows(
-            [(str(t.id), task_cells(t, now, pal))
-             for t in self.engine.tasks(self.cluster, host=h.name)])
+            task_rows(self.engine.tasks(self.cluster, host=h.name), now, pal))
         self.sync_vm_bindings()
 
     def apply_changes(self, ch: Changes) -> None:
@@ -118,7 +117,7 @@ class HostScreen(ConsoleScreen):
         if tasks:
             now, pal = self.now(), self.palette
             self.query_one("#history", Listing).update(
-                [(str(t.id), task_cells(t, now, pal)) for t in tasks])
+                task_rows(tasks, now, pal))
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # Remember which table was last in use: the palette takes focus for a moment

@@ -193,6 +193,11 @@ TASK_COLUMNS = [
 ]
 
 
+def task_rows(tasks, now: float, pal: Palette) -> list[tuple[str, tuple]]:
+    """Rows for a history table, keyed by task id (the key opens the task)."""
+    return [(str(t.id), task_cells(t, now, pal)) for t in tasks]
+
+
 def task_cells(t: Task, now: float, pal: Palette) -> tuple:
     started = t.started_at if t.started_at is not None else t.created_at
     took = t.duration(now)

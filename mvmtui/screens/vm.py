@@ -15,7 +15,7 @@ from ..widgets import format as fmt
 from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen
 from .rows import (DISK_COLUMNS, NIC_COLUMNS, TASK_COLUMNS, disk_cells, facts_table,
-                   host_state_text, nic_cells, task_cells, vm_state_text)
+                   host_state_text, nic_cells, task_rows, vm_state_text)
 from .vm_actions import vm_action_bindings
 
 
@@ -114,8 +114,7 @@ class VmScreen(ConsoleScreen):
             [(d.target, disk_cells(d)) for d in vm.disks])
         self.query_one("#nics", Listing).set_rows([(n.mac, nic_cells(n)) for n in vm.nics])
         self.query_one("#history", Listing).set_rows(
-            [(str(t.id), task_cells(t, now, pal))
-             for t in self.engine.tasks(vm.cluster, target=vm.uuid)])
+            task_rows(self.engine.tasks(vm.cluster, target=vm.uuid), now, pal))
         self.sync_vm_bindings()
 
     def apply_changes(self, ch: Changes) -> None:
@@ -128,7 +127,7 @@ class VmScreen(ConsoleScreen):
         if tasks:
             now, pal = self.now(), self.palette
             self.query_one("#history", Listing).update(
-                [(str(t.id), task_cells(t, now, pal)) for t in tasks])
+                task_rows(tasks, now, pal))
 
 
     def selected_vm(self) -> Vm | None:
