@@ -124,10 +124,13 @@ class MvmApp(App):
         self._unsubscribe = engine.subscribe(self._on_engine_event)
 
     # -- life cycle -------------------------------------------------------------------
-    def on_mount(self) -> None:
+    def get_default_screen(self):
+        """The clusters screen is the bottom of the stack (no empty screen under it)."""
         from .screens.clusters import ClustersScreen
 
-        self.push_screen(ClustersScreen())
+        return ClustersScreen()
+
+    def on_mount(self) -> None:
         if self.start_cluster:
             self.open_cluster(self.start_cluster)
         self.set_interval(FLUSH_INTERVAL, self._flush)

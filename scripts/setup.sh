@@ -37,6 +37,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# Byte-compile the (editable) sources, as pip does for installed packages: start-up
+# then reads .pyc files even where PYTHONDONTWRITEBYTECODE is set. Rewrites only
+# what changed.
+.venv/bin/python -m compileall -q mvmtui >/dev/null
+
 # The lab's guest (Debian's cloud kernel + busybox), fetched once with apt-get download.
 if ! .venv/bin/mvmtui lab prepare >/dev/null 2>&1; then
   [ -n "$apt_updated" ] || apt-get update -q

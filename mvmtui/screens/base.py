@@ -119,9 +119,8 @@ class ConsoleScreen(Screen):
         yield TitleBar(self.crumbs(), readonly=self.engine.readonly,
                        offline=self.engine.offline)
         yield from self.compose_body()
-        bar = FilterBar()
-        bar.display = False
-        yield bar
+        # The filter bar is mounted on the first `/` (above the footer): one widget
+        # less to style and lay out on every screen's first frame.
         yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
@@ -189,10 +188,17 @@ class ConsoleScreen(Screen):
         listings = [l for l in self.query(Listing) if l.display]
         return listings[0] if listings else None
 
-    def action_filter(self) -> None:
+    async def action_filter(self) -> None:
         listing = self.current_listing()
-        if listing is not None:
-            self.query_one(FilterBar).open(listing)
+        if listing is None:
+            return
+        bars = self.query(FilterBar)
+        if bars:
+            bar = bars.first()
+        else:
+            bar = FilterBar()
+            await self.mount(bar, before=self.query_one(Footer))
+        bar.open(listing)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if isinstance(event.input, FilterBar) and event.input.listing is not None:
@@ -210,7 +216,7 @@ class ConsoleScreen(Screen):
         if listing is not None and listing.filter_text:
             listing.set_filter("")
             return
-        if len(self.app.screen_stack) > 2:
+        if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
 
     # -- VM actions -----------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Label
+from textual.widgets import Static
 
 SEPARATOR = " › "
 
@@ -18,11 +18,11 @@ class TitleBar(Horizontal):
         self._offline = offline
 
     def compose(self) -> ComposeResult:
-        yield Label(SEPARATOR.join(self._crumbs), classes="crumbs", markup=False)
+        yield Static(SEPARATOR.join(self._crumbs), classes="crumbs", markup=False)
         if self._offline:
-            yield Label("OFFLINE · last known data", classes="badge offline")
+            yield Static("OFFLINE · last known data", classes="badge offline", markup=False)
         if self._readonly:
-            yield Label("READ-ONLY", classes="badge readonly")
+            yield Static("READ-ONLY", classes="badge readonly", markup=False)
 
     @property
     def crumbs(self) -> list[str]:
@@ -31,4 +31,4 @@ class TitleBar(Horizontal):
     def set_crumbs(self, crumbs: list[str]) -> None:
         if crumbs != self._crumbs:
             self._crumbs = list(crumbs)
-            self.query_one(".crumbs", Label).update(SEPARATOR.join(crumbs))
+            self.query_one(".crumbs", Static).update(SEPARATOR.join(crumbs))
