@@ -175,6 +175,43 @@ def test_keyboard_navigation_and_cursor_messages():
     run(vm_rows(100), check)
 
 
+def test_scroll_indicator_shows_position_and_pages_on_click():
+    """The table draws its own scroll position in its last column: the thumb is at
+    the top, then at the bottom after G; a click on the track pages."""
+    def bar(table) -> list[str]:
+        thumb = table.get_component_rich_style("fast-table--thumb")
+        track = table.get_component_rich_style("fast-table--track")
+        out = []
+        for y in range(1, table.size.height):
+            style = list(table.render_line(y))[-1].style
+            out.append("#" if style == thumb else "." if style == track else "?")
+        return out
+
+    async def check(pilot, app, table):
+        width = table.size.width
+        assert all(table.render_line(y).cell_length == width for y in range(table.size.height))
+        assert bar(table) == ["#"] + ["."] * 10       # 11 of 100 rows: a 1-line thumb
+        await pilot.click(FastTable, offset=(width - 1, 8))    # the track, below the thumb
+        assert table.cursor_row == 11 and table.scroll_y > 0
+        await pilot.click(FastTable, offset=(width - 1, 1))    # the thumb: nothing
+        assert table.cursor_row == 11
+        await pilot.press("G")
+        assert bar(table)[-1] == "#" and bar(table).count("#") == 1
+        await pilot.click(FastTable, offset=(width - 1, 1))    # above the thumb
+        assert table.cursor_row == 99 - 11
+
+    run(vm_rows(100), check)
+
+
+def test_no_scroll_indicator_when_every_row_fits():
+    async def check(pilot, app, table):
+        base = table.rich_style
+        assert all(list(table.render_line(y))[-1].style == base
+                   for y in range(1, table.size.height))
+
+    run(vm_rows(5), check)
+
+
 def test_enter_and_l_post_row_selected():
     async def check(pilot, app, table):
         await pilot.press("j", "enter", "j", "l")

@@ -67,6 +67,13 @@ class FilterBar(Input):
         self.display = True
         self.focus()
 
+    def watch_value(self, value: str) -> None:
+        # Filter here, while the key is handled, not on the Changed message: the
+        # table's repaint then joins the filter bar's in the same frame (one frame,
+        # not two about 30 ms apart).
+        if self.listing is not None and value != self.listing.filter_text:
+            self.listing.set_filter(value)
+
     def close(self) -> None:
         listing, self.listing = self.listing, None
         self.display = False
@@ -201,9 +208,8 @@ class ConsoleScreen(Screen):
         bar.open(listing)
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if isinstance(event.input, FilterBar) and event.input.listing is not None:
-            event.stop()
-            event.input.listing.set_filter(event.value)
+        if isinstance(event.input, FilterBar):
+            event.stop()    # FilterBar.watch_value has filtered already
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if isinstance(event.input, FilterBar):

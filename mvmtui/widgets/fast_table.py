@@ -101,11 +101,18 @@ def _fit(text: str, width: int, align: str) -> str:
 class FastTable(ScrollView, can_focus=True):
     """Sticky header on line 0, rows below; only visible lines are drawn."""
 
-    COMPONENT_CLASSES = {"fast-table--header", "fast-table--cursor", "fast-table--even", "fast-table--empty"}
+    COMPONENT_CLASSES = {"fast-table--header", "fast-table--cursor", "fast-table--even",
+                         "fast-table--empty", "fast-table--track", "fast-table--thumb"}
+    # The vertical scroll position is drawn by the table itself, in its last column:
+    # Textual's ScrollBar widget is a second 44-line widget to restyle and redraw on
+    # every filter keystroke and page scroll, and costs as much as the rows do.
     DEFAULT_CSS = """
     FastTable {
         background: $surface;
         color: $foreground;
+        scrollbar-size-vertical: 0;
+        & > .fast-table--track { background: $scrollbar-background; }
+        & > .fast-table--thumb { background: $scrollbar; }
         & > .fast-table--header { background: $panel; color: $foreground; text-style: bold; }
         & > .fast-table--even { background: $surface-lighten-1 50%; }
         & > .fast-table--cursor {
@@ -164,6 +171,7 @@ class FastTable(ScrollView, can_focus=True):
         self._reverse = False
         self._cursor = 0
         self._last_key: str | None = None
+        self._pass: tuple | None = None   # set while render_lines draws
         self.columns = columns
 
     # -- read-only state -------------------------------------------------------
@@ -279,7 +287,7 @@ class FastTable(ScrollView, can_focus=True):
             self._sorted = sort_rows(self._rows.values(), self._sort_index, self._reverse)
         self._view = filter_rows(self._sorted, self._needle)
         self._view_stale = False
-        self.virtual_size = Size(self._min_width, len(self._view) + 1)
+        self.virtual_size = Size(self._min_width + 1, len(self._view) + 1)
         index = self._index_of(key)
         self._move_cursor(self._cursor if index is None else index, force=True)
         self.refresh()
@@ -293,6 +301,10 @@ class FastTable(ScrollView, can_focus=True):
 
     def _page_height(self) -> int:
         return max(1, self.scrollable_content_region.height - 1)
+
+    def _rows_width(self) -> int:
+        """Cells for the columns: the last one is the scroll indicator's."""
+        return max(0, self.scrollable_content_region.width - 1)
 
     def _move_cursor(self, index: int, force: bool = False) -> None:
         old = self._cursor
@@ -340,9 +352,18 @@ class FastTable(ScrollView, can_focus=True):
         if offset is None:
             return
         event.stop()
+        if offset.x >= self._rows_width() and offset.y > 0:  # the scroll indicator
+            top, height = int(self.scroll_y), self._page_height()
+            if self.row_count > height:   # a click above the thumb pages up, below it down
+                start, size = self._thumb(top, height)
+                if offset.y - 1 < start:
+                    self.action_page(-1)
+                elif offset.y - 1 >= start + size:
+                    self.action_page(1)
+            return
         if offset.y == 0:  # header: sort by the column under the mouse
             x = offset.x + int(self.scroll_x)
-            for column, start, width in self._layout(self.scrollable_content_region.width):
+            for column, start, width in self._layout(self._rows_width()):
                 if start <= x < start + width + 1:
                     self.sort_by(column.key)
                     break
@@ -376,10 +397,44 @@ class FastTable(ScrollView, can_focus=True):
             x += w + 1
         return out
 
-    def render_line(self, y: int) -> Strip:
+    def _thumb(self, top: int, height: int) -> tuple[int, int]:
+        """(first line, line count) of the thumb within `height` lines of rows."""
+        total = len(self._view)
+        size = max(1, height * height // total)
+        start = min(height - size, round(top * (height - size) / max(1, total - height)))
+        return start, size
+
+    def _prepare_pass(self) -> tuple:
+        """What every line of a drawing pass shares."""
         self._ensure_view()
-        width = self.scrollable_content_region.width
-        layout = self._layout(width)
+        width = self._rows_width()
+        top, height = int(self.scroll_y), self._page_height()
+        thumb = self._thumb(top, height) if len(self._view) > height else None
+        return width, self._layout(width), self.rich_style, thumb
+
+    def render_lines(self, crop):
+        # Computed once per pass, not per line: rich_style walks every ancestor's styles.
+        self._pass = self._prepare_pass()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass = None
+
+    def render_line(self, y: int) -> Strip:
+        width, layout, base, thumb = self._pass or self._prepare_pass()
+        strip = self._render_row_line(y, width, layout, base)
+        if y == 0:
+            bar = self.get_component_rich_style("fast-table--header")
+        elif thumb is None:
+            bar = base
+        else:
+            start, size = thumb
+            bar = self.get_component_rich_style(
+                "fast-table--thumb" if start <= y - 1 < start + size else "fast-table--track")
+        return Strip([*strip, Segment(" ", bar)], width + 1)
+
+    def _render_row_line(self, y: int, width: int, layout, base: Style) -> Strip:
+        """Line y (0 is the header) of the columns, `width` cells wide."""
         line_width = max(width, self._min_width)
         scroll_x, scroll_y = self.scroll_offset
         if y == 0:
@@ -394,22 +449,21 @@ class FastTable(ScrollView, can_focus=True):
                 cells.append(_fit(label, w, column.align))
             segments = [Segment(" ".join(cells), style)]
         elif not self._view:
-            style = self.rich_style
             if y != max(1, self.scrollable_content_region.height // 2):
-                return Strip.blank(width, style)
+                return Strip.blank(width, base)
             text = f"No rows match “{self._filter}”" if self._rows else "Nothing here yet"
             style = self.get_component_rich_style("fast-table--empty")
             return Strip([Segment(_fit(text, width, "left").strip().center(width), style)], width)
         else:
             index = scroll_y + y - 1
             if index >= len(self._view):
-                return Strip.blank(width, self.rich_style)
+                return Strip.blank(width, base)
             if index == self._cursor:
                 style = self.get_component_rich_style("fast-table--cursor")
             elif index % 2:
                 style = self.get_component_rich_style("fast-table--even")
             else:
-                style = self.rich_style
+                style = base
             cells = self._view[index].cells
             # style covers cursor, stripe, focus and theme; the finished Strip is cached
             ckey = (id(cells), width, style, scroll_x)
