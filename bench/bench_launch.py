@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 21
 
 PRELUDE = """
 import time, os, sys
@@ -106,11 +106,13 @@ def main() -> None:
             bare.append(sample(bare_py))
             console.append(sample(console_py, str(inv)))
     b, c = statistics.median(bare), statistics.median(console)
-    print(f"launch to first frame, median of {RUNS} fresh processes — {platform.node()}, "
-          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
-    print(f"  bare Textual app   {b * 1000:7.0f} ms")
-    print(f"  mvmtui console     {c * 1000:7.0f} ms")
-    print(f"  ratio              {c / b:7.2f}×   (goal ≤ 1.2×)")
+    print(f"launch to first complete frame, {RUNS} fresh processes each, interleaved — "
+          f"{platform.node()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+    print(f"  {'':18} {'median':>7} {'fastest':>8}")
+    print(f"  bare Textual app   {b * 1000:7.0f} {min(bare) * 1000:8.0f} ms")
+    print(f"  mvmtui console     {c * 1000:7.0f} {min(console) * 1000:8.0f} ms")
+    print(f"  ratio              {c / b:7.2f} {min(console) / min(bare):8.2f} ×   "
+          f"(goal ≤ 1.2× on the medians)")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from mvmtui.screens.host_key import HostKeyScreen
 from mvmtui.screens.task import TaskScreen
 from mvmtui.screens.vm import VmScreen
 from mvmtui.widgets.listing import Listing
+from mvmtui.widgets.title_bar import TitleBar
 
 from conftest import FIXED, make_app, run_app, uuid_of
 
@@ -148,7 +149,7 @@ def test_readonly_hides_and_refuses_vm_actions(readonly_engine, monkeypatch):
         # Neither the console nor the engine saw an action: no call, no "started", no task.
         assert spy.calls == [] and list(app._notifications) == []
         assert readonly_engine.tasks() == tasks_before
-        assert "READ-ONLY" in str(app.screen.query_one(".badge.readonly").render())
+        assert "READ-ONLY" in str(app.screen.query_one(TitleBar).render())
         # The spy is in the path an action takes: had a key run one, the checks above
         # would have seen it (and the engine refuses on its own).
         app.run_vm_action(uuid_of(1), "start", "web-01")
@@ -506,5 +507,30 @@ def test_ssh_password_is_asked_masked_and_handed_to_the_engine(mixed_engine, mon
         await pilot.press("L", "escape")            # cancelling hands over nothing
         await pilot.pause()
         assert given == [("prod", "s3cret")]
+
+    run_app(app, check)
+
+
+def test_footer_redraws_only_when_its_keys_change(mixed_engine):
+    """Bindings are "updated" on every focus change; the footer keeps its keys unless
+    what it shows changes (the VM keys come and go with a current VM)."""
+    from textual.widgets._footer import FooterKey
+
+    app = make_app(mixed_engine, "prod")
+
+    def footer_keys():
+        return list(app.screen.query(FooterKey))
+
+    async def check(pilot):
+        await pilot.press("3")
+        await pilot.pause()
+        before = footer_keys()
+        assert "Start" in [k.description for k in before]
+        app.screen.refresh_bindings()               # what a focus change does
+        await pilot.pause()
+        assert footer_keys() == before              # the same widgets: not re-mounted
+        await pilot.press("1")                      # Summary: no current VM
+        await pilot.pause()
+        assert "Start" not in [k.description for k in footer_keys()]
 
     run_app(app, check)

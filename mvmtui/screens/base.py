@@ -16,6 +16,7 @@ from textual.widgets import Footer, Input
 from ..engine.errors import EngineError
 from ..engine.model import Host, Task, Vm
 from ..widgets.fast_table import FastTable
+from ..widgets.footer import KeysFooter
 from ..widgets.listing import Listing
 from ..widgets.title_bar import TitleBar
 from .rows import Palette
@@ -128,7 +129,7 @@ class ConsoleScreen(Screen):
         yield from self.compose_body()
         # The filter bar is mounted on the first `/` (above the footer): one widget
         # less to style and lay out on every screen's first frame.
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     def compose_body(self) -> ComposeResult:
         yield from ()
