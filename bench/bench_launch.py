@@ -2,10 +2,10 @@
 
 Each sample is a fresh process (imports of byte-compiled code included, as an
 operator would see it), run headless. It exits once the first complete frame is
-drawn — the footer's keys included, which Textual adds a frame or two after the
-first paint — and reports the time since the interpreter started. The console opens
-on an offline engine over a small inventory (3 hosts, 9 VMs), so hosts' latency is
-not counted.
+drawn — the footer's keys included: Textual's Footer (in the bare app) adds them a
+frame or two after the first paint; mvmtui's footer draws them with the screen — and
+reports the time since the interpreter started. The console opens on an offline
+engine over a small inventory (3 hosts, 9 VMs), so hosts' latency is not counted.
 
     .venv/bin/python bench/bench_launch.py [RUNS]
 """
@@ -27,11 +27,12 @@ PRELUDE = """
 import time, os, sys
 T0 = float(os.environ["T0"])
 
-def on_complete_frame(app):
-    # The first complete frame: Textual adds the footer's keys a frame or two after
-    # the first paint, so wait until they exist, then for the refresh that draws them.
+def on_complete_frame(app, keys_ready):
+    # The first complete frame: the footer's keys drawn too. Textual's Footer adds them
+    # a frame or two after the first paint; wait until they exist, then for the
+    # refresh that draws them.
     def check():
-        if app.screen.query("FooterKey"):
+        if keys_ready(app):
             app.call_after_refresh(stamp)
         else:
             app.call_after_refresh(check)
@@ -47,15 +48,19 @@ class Bare(App):
         yield Static("hello")
         yield Footer()
     def on_mount(self):
-        on_complete_frame(self)
+        on_complete_frame(self, lambda app: app.screen.query("FooterKey"))
 Bare().run(headless=True, size=(120, 36))
 """
 CONSOLE = PRELUDE + """
 from mvmtui.engine import Engine
 from mvmtui.app import MvmApp
+from mvmtui.widgets.footer import KeysBar, shown_keys
+def keys_ready(app):    # what the footer drew is what the screen's bindings say
+    bar = app.screen.query_one(KeysBar)
+    return bar.drawn and bar.drawn == shown_keys(app.screen)
 class Probe(MvmApp):
     def on_mount(self):  # Textual also runs MvmApp's own on_mount
-        on_complete_frame(self)
+        on_complete_frame(self, keys_ready)
 eng = Engine(sys.argv[1], offline=True)
 eng.start()
 Probe(eng).run(headless=True, size=(120, 36))

@@ -511,26 +511,32 @@ def test_ssh_password_is_asked_masked_and_handed_to_the_engine(mixed_engine, mon
     run_app(app, check)
 
 
-def test_footer_redraws_only_when_its_keys_change(mixed_engine):
-    """Bindings are "updated" on every focus change; the footer keeps its keys unless
-    what it shows changes (the VM keys come and go with a current VM)."""
-    from textual.widgets._footer import FooterKey
+def test_footer_shows_the_screens_keys_and_a_click_presses_one(mixed_engine):
+    """The footer is one line of text: the current keys, redrawn only when they
+    change (the VM keys come and go with a current VM); clicking a key presses it."""
+    from mvmtui.widgets.footer import KeysBar, shown_keys
 
     app = make_app(mixed_engine, "prod")
 
-    def footer_keys():
-        return list(app.screen.query(FooterKey))
+    def footer_text():
+        return str(app.screen.query_one(KeysBar).render())
 
     async def check(pilot):
         await pilot.press("3")
         await pilot.pause()
-        before = footer_keys()
-        assert "Start" in [k.description for k in before]
+        bar = app.screen.query_one(KeysBar)
+        assert "s Start" in footer_text() and "? Help" in footer_text()
+        assert bar.drawn == shown_keys(app.screen)
+        drawn = bar.drawn
         app.screen.refresh_bindings()               # what a focus change does
         await pilot.pause()
-        assert footer_keys() == before              # the same widgets: not re-mounted
-        await pilot.press("1")                      # Summary: no current VM
+        assert bar.drawn is drawn                   # same keys: not drawn again
+        x = footer_text().index("/ Filter")
+        await pilot.click(KeysBar, offset=(x, 0))
         await pilot.pause()
-        assert "Start" not in [k.description for k in footer_keys()]
+        assert app.focused.id == "filter-bar"
+        await pilot.press("escape", "1")           # Summary: no current VM
+        await pilot.pause()
+        assert "Start" not in footer_text()
 
     run_app(app, check)

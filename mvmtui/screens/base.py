@@ -11,12 +11,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from ..engine.errors import EngineError
 from ..engine.model import Host, Task, Vm
 from ..widgets.fast_table import FastTable
-from ..widgets.footer import KeysFooter
+from ..widgets.footer import KeysBar
 from ..widgets.listing import Listing
 from ..widgets.title_bar import TitleBar
 from .rows import Palette
@@ -129,7 +129,7 @@ class ConsoleScreen(Screen):
         yield from self.compose_body()
         # The filter bar is mounted on the first `/` (above the footer): one widget
         # less to style and lay out on every screen's first frame.
-        yield KeysFooter(compact=True)
+        yield KeysBar()
 
     def compose_body(self) -> ComposeResult:
         yield from ()
@@ -205,7 +205,7 @@ class ConsoleScreen(Screen):
             bar = bars.first()
         else:
             bar = FilterBar()
-            await self.mount(bar, before=self.query_one(Footer))
+            await self.mount(bar, before=self.query_one(KeysBar))
         bar.open(listing)
 
     def on_input_changed(self, event: Input.Changed) -> None:

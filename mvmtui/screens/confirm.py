@@ -8,7 +8,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
+
+from ..widgets.footer import KeysBar
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -44,7 +46,7 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Button("No (n)", id="no", variant="primary", compact=True)
                 yield Button(f"{self.yes_label} (y)", id="yes",
                              variant=self.yes_variant, compact=True)  # type: ignore[arg-type]
-        yield Footer(compact=True)
+        yield KeysBar()
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

@@ -10,9 +10,10 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ..widgets.fast_table import FastTable
+from ..widgets.footer import KeysBar
 
 GROUP_ORDER = ("This screen", "VM actions", "Table", "Filter", "Everywhere")
 
@@ -95,7 +96,7 @@ class HelpScreen(ModalScreen[None]):
                 yield Static("Read-only mode: VM actions and other changes are off.",
                              classes="dialog-hint")
             yield Static("escape closes", classes="dialog-hint")
-        yield Footer(compact=True)
+        yield KeysBar()
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)

@@ -8,7 +8,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
+
+from ..widgets.footer import KeysBar
 
 
 class PasswordScreen(ModalScreen[str | None]):
@@ -27,7 +29,7 @@ class PasswordScreen(ModalScreen[str | None]):
                          "does not get into. Kept in memory for this session only; never "
                          "written to disk.", classes="dialog-body", markup=False)
             yield Input(password=True, placeholder="password", id="password")
-        yield Footer(compact=True)
+        yield KeysBar()
 
     def on_mount(self) -> None:
         self.query_one("#password", Input).focus()

@@ -1,33 +1,72 @@
-"""The footer of every console screen: Textual's Footer, redrawn only when the keys
-it shows change.
+"""The footer of every screen: the keys that work here, drawn as one line by one
+widget.
 
-A screen announces "bindings updated" on every focus change and refresh_bindings()
-(the VM keys appear and disappear with the cursor); the stock Footer then re-mounts
-all its keys each time. At start-up that alone was several re-mounts before the
-first complete frame.
+Textual's Footer mounts a widget per key and re-mounts them all whenever a screen
+announces "bindings updated" (every focus change, every refresh_bindings(); the VM
+keys come and go with the cursor). Its keys also arrive a frame or two after the
+first paint. Here the keys are text in a single widget, drawn with the screen's
+first frame and redrawn only when what they say changes. A click on a key presses it.
 """
 from __future__ import annotations
 
+from rich.cells import cell_len
+from rich.style import Style
+from rich.text import Text
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widget import Widget
 
 
-def shown_keys(screen: Screen) -> tuple:
-    """What the footer would draw: each shown binding with its state."""
-    return tuple((b.key, b.action, b.description, enabled, tooltip)
-                 for _node, b, enabled, tooltip in screen.active_bindings.values()
-                 if b.show)
+def shown_keys(screen: Screen) -> list[tuple[str, str, str, bool]]:
+    """(key, shown as, description, enabled) per action, in binding order; the
+    command palette's key is left out (it is drawn at the right edge)."""
+    app = screen.app
+    out: dict[str, tuple[str, str, str, bool]] = {}
+    for key, (_node, binding, enabled, _tooltip) in screen.active_bindings.items():
+        if binding.show and key != app.COMMAND_PALETTE_BINDING and binding.action not in out:
+            out[binding.action] = (key, app.get_key_display(binding), binding.description,
+                                   enabled)
+    return list(out.values())
 
 
-class KeysFooter(Footer):
-    _drawn: tuple | None = None     # shown_keys() of the last recompose
+class KeysBar(Widget):
+    COMPONENT_CLASSES = {"keys-bar--key", "keys-bar--description", "keys-bar--edge"}
 
-    def bindings_changed(self, screen: Screen) -> None:
-        keys = shown_keys(screen)
-        if keys == self._drawn and self._bindings_ready:
-            return
-        super().bindings_changed(screen)
-        # The stock footer skips recomposing while the terminal is unfocused or for
-        # another screen: remember only what it will really draw.
-        if screen.app.app_focus and self.is_attached and screen is self.screen:
-            self._drawn = keys
+    def __init__(self) -> None:
+        super().__init__()
+        self.drawn: list | None = None       # shown_keys() of the last render
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+
+    def _bindings_changed(self, screen: Screen) -> None:
+        if screen is self.screen and shown_keys(screen) != self.drawn:
+            self.refresh()
+
+    def _palette_key(self) -> tuple[str, str] | None:
+        app = self.app
+        active = self.screen.active_bindings.get(app.COMMAND_PALETTE_BINDING)
+        if not app.ENABLE_COMMAND_PALETTE or active is None:
+            return None
+        return app.get_key_display(active.binding), active.binding.description
+
+    def render(self) -> Text:
+        keys = shown_keys(self.screen)
+        self.drawn = keys
+        key_style = self.get_component_rich_style("keys-bar--key", partial=True)
+        text_style = self.get_component_rich_style("keys-bar--description", partial=True)
+        dim = Style(dim=True)
+        line = Text(no_wrap=True, overflow="crop")
+        for key, shown, description, enabled in keys:
+            click = Style.from_meta({"@click": f"app.simulate_key({key!r})"})
+            line.append(shown, key_style + click + (dim if not enabled else Style()))
+            line.append(f" {description} ", text_style + click + (dim if not enabled else Style()))
+        palette = self._palette_key()
+        if palette is not None:
+            shown, description = palette
+            right = Text.assemble(("▏", self.get_component_rich_style("keys-bar--edge")),
+                                  (shown, key_style), (f" {description} ", text_style))
+            gap = self.size.width - line.cell_len - right.cell_len
+            if gap >= 1:        # on a narrow terminal the screen's own keys come first
+                line.append(" " * gap)
+                line.append_text(right)
+        return line
