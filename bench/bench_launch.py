@@ -1,11 +1,13 @@
 """Launch to first frame: mvmtui's console vs a bare Textual app, in one run.
 
 Each sample is a fresh process (imports of byte-compiled code included, as an
-operator would see it), run headless. It exits once the first complete frame is
-drawn — the footer's keys included: Textual's Footer (in the bare app) adds them a
-frame or two after the first paint; mvmtui's footer draws them with the screen — and
-reports the time since the interpreter started. The console opens on an offline
-engine over a small inventory (3 hosts, 9 VMs), so hosts' latency is not counted.
+operator would see it), run headless. It reports two times since the interpreter
+started: the first paint, and the first complete frame — the footer's keys drawn
+too. Textual's Footer (in the bare app) adds its keys a frame or two after the first
+paint; mvmtui's footer draws them with the screen. The goal is judged on the
+complete frame, what an operator can act on. The console opens on an offline engine
+over a small inventory (3 hosts, 9 VMs), so hosts' latency is not counted; it
+starts the way the `mvmtui` command does (mvmtui/launch.py, then the CLI's imports).
 
     .venv/bin/python bench/bench_launch.py [RUNS]
 """
@@ -28,16 +30,18 @@ import time, os, sys
 T0 = float(os.environ["T0"])
 
 def on_complete_frame(app, keys_ready):
-    # The first complete frame: the footer's keys drawn too. Textual's Footer adds them
-    # a frame or two after the first paint; wait until they exist, then for the
-    # refresh that draws them.
+    # Prints the time of the first paint, then of the first complete frame: the
+    # footer's keys drawn too. Textual's Footer adds them a frame or two after the
+    # first paint; wait until they exist, then for the refresh that draws them.
+    first = []
     def check():
+        first.append(first[0] if first else time.time() - T0)
         if keys_ready(app):
             app.call_after_refresh(stamp)
         else:
             app.call_after_refresh(check)
     def stamp():
-        print(time.time() - T0); app.exit()
+        print(first[0], time.time() - T0); app.exit()
     app.call_after_refresh(check)
 """
 BARE = PRELUDE + """
@@ -52,6 +56,9 @@ class Bare(App):
 Bare().run(headless=True, size=(120, 36))
 """
 CONSOLE = PRELUDE + """
+from mvmtui import launch
+launch.begin()          # as the mvmtui command starts (mvmtui/launch.py)
+import mvmtui.cli       # the command's own imports, then the console's
 from mvmtui.engine import Engine
 from mvmtui.app import MvmApp
 from mvmtui.widgets.footer import KeysBar, shown_keys
@@ -86,13 +93,14 @@ def make_inventory(path: Path) -> None:
     inv.close()
 
 
-def sample(script: Path, *args: str) -> float:
+def sample(script: Path, *args: str) -> tuple[float, float]:
     env = dict(os.environ, T0=repr(time.time()))
     out = subprocess.run([sys.executable, str(script), *args], capture_output=True,
                          text=True, env=env, cwd=ROOT, timeout=60)
     if out.returncode != 0 or not out.stdout.strip():
         raise SystemExit(f"{script.name} failed:\n{out.stdout[-1000:]}{out.stderr[-2000:]}")
-    return float(out.stdout.strip().splitlines()[-1])
+    first, complete = out.stdout.strip().splitlines()[-1].split()
+    return float(first), float(complete)
 
 
 def main() -> None:
@@ -110,15 +118,17 @@ def main() -> None:
         for _ in range(RUNS):  # interleaved, so both see the same machine load
             bare.append(sample(bare_py))
             console.append(sample(console_py, str(inv)))
-    b, c = statistics.median(bare), statistics.median(console)
-    print(f"launch to first complete frame, {RUNS} fresh processes each, interleaved — "
-          f"{platform.node()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
-    print(f"  {'':18} {'median':>7} {'fastest':>8}")
-    print(f"  bare Textual app   {b * 1000:7.0f} {min(bare) * 1000:8.0f} ms")
-    print(f"  mvmtui console     {c * 1000:7.0f} {min(console) * 1000:8.0f} ms")
-    print(f"  ratio              {c / b:7.2f} {min(console) / min(bare):8.2f} ×   "
-          f"(goal ≤ 1.2× on the medians)")
-
+    med = statistics.median
+    bf, bc = med(t[0] for t in bare), med(t[1] for t in bare)
+    cf, cc = med(t[0] for t in console), med(t[1] for t in console)
+    bmin, cmin = min(t[1] for t in bare), min(t[1] for t in console)
+    print(f"launch, {RUNS} fresh processes each, interleaved — {platform.node()}, "
+          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+    print(f"  {'':18} {'first paint':>12} {'complete frame':>15} {'(fastest)':>10}")
+    print(f"  bare Textual app   {bf * 1000:9.0f} ms {bc * 1000:12.0f} ms {bmin * 1000:7.0f} ms")
+    print(f"  mvmtui console     {cf * 1000:9.0f} ms {cc * 1000:12.0f} ms {cmin * 1000:7.0f} ms")
+    print(f"  ratio              {cf / bf:11.2f}× {cc / bc:13.2f}× {cmin / bmin:8.2f}×")
+    print(f"  goal ≤ 1.2× (complete frame, medians): {'met' if cc / bc <= 1.2 else 'MISSED'}")
 
 if __name__ == "__main__":
     main()

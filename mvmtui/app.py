@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.worker import Worker
 
+from . import launch
 from .engine.engine import VM_ACTIONS, Engine
 from .engine.errors import EngineError, InventoryError
 from .engine.model import (Event, HostChanged, HostKeyQuestion, TaskChanged, TaskStatus,
@@ -131,6 +132,7 @@ class MvmApp(App):
         return ClustersScreen()
 
     def on_mount(self) -> None:
+        self.call_after_refresh(launch.started)    # start-up is over: collect again
         if self.start_cluster:
             self.open_cluster(self.start_cluster)
         self.set_interval(FLUSH_INTERVAL, self._flush)

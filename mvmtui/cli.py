@@ -19,6 +19,7 @@ import sys
 from dataclasses import asdict
 from enum import Enum
 
+from . import launch
 from .engine import (VM_ACTIONS, Ambiguous, Busy, Engine, EngineError, HostDown,
                      InventoryError, NotFound, ReadOnly)
 from .engine.model import Cluster, Host, HostStatus, TaskStatus
@@ -386,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(filename=args.debug_log, level=logging.DEBUG,
                             format="%(asctime)s %(threadName)s %(name)s %(message)s")
     from .engine.lab import LabError
+    if args.func is not cmd_console:
+        launch.started()    # the console says so itself, after its first frame
     try:
         return args.func(args)
     except UsageError as exc:

@@ -1,0 +1,30 @@
+"""The `mvmtui` command's first step: no garbage collection while starting up.
+
+Starting the console creates a few hundred thousand objects (Textual's modules and
+styles, the engine, the inventory) that live as long as the process. Python's
+collector would walk them again and again while they are being made: about 20 ms
+of the launch (bench/bench_launch.py). So collection is off while starting; once
+start-up is over, `started()` freezes what it made (gc.freeze: never walked
+again) and turns collection back on. The console calls it after its first frame,
+every other command before it runs.
+"""
+from __future__ import annotations
+
+import gc
+
+
+def begin() -> None:
+    gc.disable()
+
+
+def started() -> None:
+    """Start-up is over (idempotent; a no-op where begin() was not called)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
+def main() -> int:
+    begin()
+    from .cli import main as cli_main   # the heavy imports happen from here on
+    return cli_main()
