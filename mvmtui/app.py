@@ -108,6 +108,9 @@ class MvmApp(App):
     ]
 
     def __init__(self, engine: Engine, start_cluster: str | None = None) -> None:
+        # Imports and the inventory are done: freeze them, collect again. Screens are
+        # built with collection on, so a screen left later is collected in full.
+        launch.started()
         super().__init__()
         self.engine = engine
         self.readonly = engine.readonly
@@ -132,7 +135,6 @@ class MvmApp(App):
         return ClustersScreen()
 
     def on_mount(self) -> None:
-        self.call_after_refresh(launch.started)    # start-up is over: collect again
         if self.start_cluster:
             self.open_cluster(self.start_cluster)
         self.set_interval(FLUSH_INTERVAL, self._flush)

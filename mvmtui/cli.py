@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
                             format="%(asctime)s %(threadName)s %(name)s %(message)s")
     from .engine.lab import LabError
     if args.func is not cmd_console:
-        launch.started()    # the console says so itself, after its first frame
+        launch.started()    # the console says so itself, once it is created
     try:
         return args.func(args)
     except UsageError as exc:

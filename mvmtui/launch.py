@@ -4,9 +4,9 @@ Starting the console creates a few hundred thousand objects (Textual's modules a
 styles, the engine, the inventory) that live as long as the process. Python's
 collector would walk them again and again while they are being made: about 20 ms
 of the launch (bench/bench_launch.py). So collection is off while starting; once
-start-up is over, `started()` freezes what it made (gc.freeze: never walked
-again) and turns collection back on. The console calls it after its first frame,
-every other command before it runs.
+the imports are done, `started()` freezes what they made (gc.freeze: never walked
+again) and turns collection back on. The console calls it when it is created (the
+inventory loaded, no screen built yet), every other command before it runs.
 """
 from __future__ import annotations
 

@@ -27,10 +27,12 @@ def test_without_begin_started_changes_nothing():
     assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
-def test_the_console_collects_again_after_its_first_frame(mixed_engine):
-    app = make_app(mixed_engine)
+def test_the_console_collects_again_once_created(mixed_engine):
     launch.begin()
     try:
+        app = make_app(mixed_engine)
+        assert gc.isenabled()
+
         async def check(pilot):
             await pilot.pause()
             assert gc.isenabled()
