@@ -9,9 +9,9 @@ first frame and redrawn only when what they say changes. A click on a key presse
 """
 from __future__ import annotations
 
-from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.screen import Screen
 from textual.widget import Widget
 
@@ -34,6 +34,7 @@ class KeysBar(Widget):
     def __init__(self) -> None:
         super().__init__()
         self.drawn: list | None = None       # shown_keys() of the last render
+        self._spans: list[tuple[int, int, str]] = []   # (from x, to x, key) as drawn
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
@@ -56,10 +57,13 @@ class KeysBar(Widget):
         text_style = self.get_component_rich_style("keys-bar--description", partial=True)
         dim = Style(dim=True)
         line = Text(no_wrap=True, overflow="crop")
+        spans = []
         for key, shown, description, enabled in keys:
-            click = Style.from_meta({"@click": f"app.simulate_key({key!r})"})
-            line.append(shown, key_style + click + (dim if not enabled else Style()))
-            line.append(f" {description} ", text_style + click + (dim if not enabled else Style()))
+            start = line.cell_len
+            line.append(shown, key_style + dim if not enabled else key_style)
+            line.append(f" {description}", text_style + dim if not enabled else text_style)
+            spans.append((start, line.cell_len, key))
+            line.append(" ")
         palette = self._palette_key()
         if palette is not None:
             shown, description = palette
@@ -68,5 +72,19 @@ class KeysBar(Widget):
             gap = self.size.width - line.cell_len - right.cell_len
             if gap >= 1:        # on a narrow terminal the screen's own keys come first
                 line.append(" " * gap)
+                spans.append((line.cell_len, line.cell_len + right.cell_len,
+                              self.app.COMMAND_PALETTE_BINDING))
                 line.append_text(right)
+        self._spans = spans
         return line
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a key presses it, as Textual's footer does."""
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        for start, end, key in self._spans:
+            if start <= offset.x < end:
+                event.stop()
+                self.app.simulate_key(key)
+                return
