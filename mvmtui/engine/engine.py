@@ -105,6 +105,12 @@ class Engine:
             for h in self.inv.hosts() if h.cluster in self._clusters}
         self._vms: dict[str, Vm] = {v.uuid: replace(v, stale=True) for v in self.inv.vms()
                                     if (v.cluster, v.host) in self._hosts}
+        # Each host's VMs (uuids, in arrival order), kept with _vms on the I/O loop: a
+        # host's refresh, stats and status changes then touch its own VMs only, not
+        # every VM of every host (200 hosts × 10,000 VMs).
+        self._on_host: dict[tuple[str, str], dict[str, None]] = {}
+        for v in self._vms.values():
+            self._index(v)
 
     # ---- life cycle -----------------------------------------------------------
     def start(self, clusters: Iterable[str] | None = None) -> None:
@@ -308,8 +314,8 @@ class Engine:
         gone = [k for k in redo if k[1] not in new_hosts]
         for k in gone:
             self._hosts.pop(k)
-            for uuid in [u for u, v in list(self._vms.items()) if (v.cluster, v.host) == k]:
-                self._vms.pop(uuid)
+            for uuid in self._on_host.pop(k, ()):
+                self._vms.pop(uuid, None)
         self.inv.delete_hosts(cluster.name, [k[1] for k in gone])
         for h in new_hosts.values():
             key = (h.cluster, h.name)
@@ -331,8 +337,9 @@ class Engine:
         await self._disconnect(keys)
         for k in keys:
             self._hosts.pop(k, None)
-        for u in [u for u, v in list(self._vms.items()) if v.cluster == name]:
-            self._vms.pop(u)
+        for k in keys:
+            for uuid in self._on_host.pop(k, ()):
+                self._vms.pop(uuid, None)
         self._clusters.pop(name, None)
         self.inv.delete_cluster(name)
 
@@ -407,10 +414,24 @@ class Engine:
 
     def _restale(self, key: tuple[str, str], stale: bool) -> None:
         """A host went (not) live: flag its VMs once here, so reads stay free."""
-        for uuid, vm in list(self._vms.items()):
-            if (vm.cluster, vm.host) == key and vm.stale != stale:
-                self._vms[uuid] = replace(vm, stale=stale)
-                self._emit(VmChanged(self._vms[uuid]))
+        for vm in self._vms_on(key):
+            if vm.stale != stale:
+                self._vms[vm.uuid] = replace(vm, stale=stale)
+                self._emit(VmChanged(self._vms[vm.uuid]))
+
+    def _index(self, vm: Vm) -> None:
+        self._on_host.setdefault((vm.cluster, vm.host), {})[vm.uuid] = None
+
+    def _unindex(self, vm: Vm) -> None:
+        uuids = self._on_host.get((vm.cluster, vm.host))
+        if uuids is not None:
+            uuids.pop(vm.uuid, None)
+            if not uuids:
+                del self._on_host[(vm.cluster, vm.host)]
+
+    def _vms_on(self, key: tuple[str, str]) -> list[Vm]:
+        """This host's VMs (I/O loop only: the index is not for other threads)."""
+        return [self._vms[u] for u in self._on_host.get(key, ())]
 
     def _shadowed(self, vm: Vm) -> bool:
         """An inactive copy of a VM that another host runs, or may still run (its host
@@ -427,7 +448,10 @@ class Engine:
             return
         old = self._vms.get(vm.uuid)
         vm = replace(vm, stale=not self._live(vm.cluster, vm.host))
+        if old is not None and (old.cluster, old.host) != (vm.cluster, vm.host):
+            self._unindex(old)
         self._vms[vm.uuid] = vm
+        self._index(vm)
         if save:
             self._persist(self.inv.save_vms, [vm])
         if old is None or replace(old, seen_at=None) != replace(vm, seen_at=None):
@@ -436,13 +460,13 @@ class Engine:
     def _drop_vm(self, uuid: str) -> None:
         vm = self._vms.pop(uuid, None)
         if vm:
+            self._unindex(vm)
             self._emit(VmRemoved(vm.cluster, uuid))
             self._persist(self.inv.delete_vms, [uuid])
 
     def _replace_host_vms(self, key: tuple[str, str], vms: list[Vm]) -> None:
         fresh = {v.uuid for v in vms}
-        for uuid in [u for u, v in list(self._vms.items())
-                     if (v.cluster, v.host) == key and u not in fresh]:
+        for uuid in [u for u in self._on_host.get(key, ()) if u not in fresh]:
             self._drop_vm(uuid)
         kept = [v for v in vms if not self._shadowed(v)]
         self._persist(self.inv.save_vms, kept)
@@ -652,7 +676,7 @@ class Engine:
             if mem is not None:
                 samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=None,
                                     metric="mem_used_mib", value=mem))
-            for vm in [v for v in list(self._vms.values()) if (v.cluster, v.host) == key]:
+            for vm in self._vms_on(key):
                 pct, used = per_vm.get(vm.uuid, (None, None))
                 # Every VM of a live host is confirmed now; only changes are announced.
                 self._put_vm(replace(vm, cpu_pct=pct, mem_used_mib=used, seen_at=now),
