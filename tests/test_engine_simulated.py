@@ -243,3 +243,39 @@ def test_replacing_a_cluster_keeps_unchanged_hosts_live_and_reconnects_moved_one
         assert eng.vms("sim", "hv-2") == []
         eng.remove_cluster("sim")
         assert eng.clusters() == [] and eng.vms() == []
+
+
+def test_a_moved_vm_belongs_to_its_new_host_only(tmp_path):
+    """After web-01 moved from hv-1 to hv-2, a refresh of hv-1 (which no longer has
+    it) keeps it; a refresh of hv-2 without it removes it; host status changes flag
+    only the VMs the host has now."""
+    from dataclasses import replace
+
+    from mvmtui.engine.model import Vm
+    inv = Inventory(tmp_path / "inv.db")
+    inv.save_cluster(Cluster(name="sim"))
+    for name in ("hv-1", "hv-2"):
+        inv.save_host(Host(cluster="sim", name=name, address="10.0.0.1"))
+    uuid = "00000000-0000-4000-8000-000000000001"
+    web = Vm(cluster="sim", host="hv-1", uuid=uuid, name="web-01", state=VmState.RUNNING)
+    db = Vm(cluster="sim", host="hv-1", uuid="u-db", name="db-01", state=VmState.RUNNING)
+
+    with Engine(inv, offline=True) as eng:
+        async def scenario():
+            for name in ("hv-1", "hv-2"):
+                eng._set_host(("sim", name), status=HostStatus.UP)
+            eng._replace_host_vms(("sim", "hv-1"), [web, db])
+            eng._replace_host_vms(("sim", "hv-2"), [replace(web, host="hv-2")])
+            eng._replace_host_vms(("sim", "hv-1"), [db])       # hv-1 no longer has it
+            yield eng.vm(uuid).host
+            eng._set_host(("sim", "hv-1"), status=HostStatus.UNREACHABLE)
+            yield (eng.vm(uuid).stale, eng.vm("u-db").stale)
+            eng._replace_host_vms(("sim", "hv-2"), [])           # gone from hv-2 too
+            yield [v.name for v in eng.vms("sim")]
+
+        async def collect():
+            return [v async for v in scenario()]
+        host, stale, left = eng.call(collect())
+    assert host == "hv-2"
+    assert stale == (False, True)          # only hv-1's own VM went stale
+    assert left == ["db-01"]
