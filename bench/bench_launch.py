@@ -35,7 +35,8 @@ def on_complete_frame(app, keys_ready):
     # first paint; wait until they exist, then for the refresh that draws them.
     first = []
     def check():
-        first.append(first[0] if first else time.time() - T0)
+        if not first:
+            first.append(time.time() - T0)
         if keys_ready(app):
             app.call_after_refresh(stamp)
         else:
@@ -129,6 +130,7 @@ def main() -> None:
     print(f"  mvmtui console     {cf * 1000:9.0f} ms {cc * 1000:12.0f} ms {cmin * 1000:7.0f} ms")
     print(f"  ratio              {cf / bf:11.2f}× {cc / bc:13.2f}× {cmin / bmin:8.2f}×")
     print(f"  goal ≤ 1.2× (complete frame, medians): {'met' if cc / bc <= 1.2 else 'MISSED'}")
+
 
 if __name__ == "__main__":
     main()
