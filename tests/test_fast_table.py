@@ -203,6 +203,17 @@ def test_scroll_indicator_shows_position_and_pages_on_click():
     run(vm_rows(100), check)
 
 
+def test_mouse_wheel_scrolls_without_a_scrollbar_widget():
+    from textual import events
+
+    async def check(pilot, app, table):
+        table.post_message(events.MouseScrollDown(table, 5, 5, 0, 0, 0, False, False, False))
+        await pilot.pause()
+        assert table.scroll_y > 0
+
+    run(vm_rows(100), check)
+
+
 def test_no_scroll_indicator_when_every_row_fits():
     async def check(pilot, app, table):
         base = table.rich_style
