@@ -6,8 +6,9 @@ started: the first paint, and the first complete frame — the footer's keys dra
 too. Textual's Footer (in the bare app) adds its keys a frame or two after the first
 paint; mvmtui's footer draws them with the screen. The goal is judged on the
 complete frame, what an operator can act on. The console opens on an offline engine
-over a small inventory (3 hosts, 9 VMs), so hosts' latency is not counted; it
-starts the way the `mvmtui` command does (mvmtui/launch.py, then the CLI's imports).
+over a small inventory (3 hosts, 9 VMs), so hosts' latency is not counted. It runs
+the `mvmtui` command's own code: mvmtui/launch.py, then `cli.main` with the console
+verb (argument parsing, engine, console), only headless.
 
     .venv/bin/python bench/bench_launch.py [RUNS]
 """
@@ -58,21 +59,20 @@ Bare().run(headless=True, size=(120, 36))
 """
 CONSOLE = PRELUDE + """
 from mvmtui import launch
-launch.begin()          # as the mvmtui command starts (mvmtui/launch.py)
-import mvmtui.cli       # the command's own imports, then the console's
-from mvmtui.engine import Engine
-from mvmtui.app import MvmApp
+launch.begin()          # the mvmtui command's first step (mvmtui/launch.py) ...
+from mvmtui import app as console, cli
 from mvmtui.widgets.footer import KeysBar, shown_keys
 def keys_ready(app):    # what the footer drew is what the screen's bindings say
     bar = app.screen.query_one(KeysBar)
     return bar.drawn and bar.drawn == shown_keys(app.screen)
-class Probe(MvmApp):
+class Probe(console.MvmApp):
     def on_mount(self):  # Textual also runs MvmApp's own on_mount
         on_complete_frame(self, keys_ready)
-eng = Engine(sys.argv[1], offline=True)
-eng.start()
-Probe(eng).run(headless=True, size=(120, 36))
-eng.stop()
+    def run(self, **kwargs):   # no terminal here: headless, at a fixed size
+        return super().run(headless=True, size=(120, 36))
+console.MvmApp = Probe  # run_console builds the app by this name
+# ... then the command itself: `mvmtui --inventory FILE console --offline`
+cli.main(["--inventory", sys.argv[1], "console", "--offline"])
 """
 
 

@@ -4,6 +4,8 @@ Hosts are libvirt test-driver connections (in-process, no SSH), each with its ow
 node file of DOMS domains, so N can reach 200 on one machine. Measured through
 the real Engine: connect + first full refresh of all hosts, then a full re-read
 (`Engine.refresh`). Hosts refresh concurrently, each on its own libvirt thread.
+Then the same 200 × DOMS VMs (4,000 by default) spread over 50 to 400 hosts: what a
+host costs by itself.
 
     .venv/bin/python bench/bench_refresh.py [DOMS_PER_HOST]
 """
@@ -27,25 +29,25 @@ from mvmtui.engine.model import Cluster, Host, HostStatus  # noqa: E402
 DOMS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 
 
-def node_xml(i: int) -> str:
+def node_xml(i: int, doms: int) -> str:
     doms = "".join(
         f"<domain type='test'><name>vm-{i:03d}-{d:02d}</name>"
         f"<uuid>{uuid.uuid5(uuid.NAMESPACE_DNS, f'{i}.{d}.bench')}</uuid>"
         f"<memory>524288</memory><vcpu>1</vcpu><os><type>hvm</type></os>"
         f"<devices><disk type='file' device='disk'><source file='/img/{i}-{d}.qcow2'/>"
         f"<target dev='vda' bus='virtio'/></disk></devices></domain>"
-        for d in range(DOMS))
+        for d in range(doms))
     return (f"<node><cpu><nodes>1</nodes><sockets>1</sockets><cores>8</cores>"
             f"<threads>1</threads><active>8</active><mhz>2000</mhz><model>x86_64</model>"
             f"</cpu><memory>33554432</memory>{doms}</node>")
 
 
-def run(n: int, tmp: Path) -> tuple[float, float]:
-    inv = Inventory(tmp / f"bench-{n}.db")
+def run(n: int, tmp: Path, doms: int = DOMS) -> tuple[float, float]:
+    inv = Inventory(tmp / f"bench-{n}-{doms}.db")
     inv.save_cluster(Cluster(name="bench"))
     for i in range(n):
         f = tmp / f"node-{i}.xml"
-        f.write_text(node_xml(i))
+        f.write_text(node_xml(i, doms))
         inv.save_host(Host(cluster="bench", name=f"hv-{i:03d}", address=f"test://{f}"))
     eng = Engine(inv, stats_interval=3600)
     t0 = time.perf_counter()
@@ -54,7 +56,7 @@ def run(n: int, tmp: Path) -> tuple[float, float]:
     first = time.perf_counter() - t0
     up = sum(h.status is HostStatus.UP for h in eng.hosts("bench"))
     assert up == n, f"only {up}/{n} hosts up"
-    assert len(eng.vms("bench")) == n * DOMS
+    assert len(eng.vms("bench")) == n * doms
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
@@ -114,6 +116,12 @@ def main() -> None:
             base = base or again
             print(f"{n:>6} {n * DOMS:>6} {first * 1000:>11.0f} ms {again * 1000:>7.0f} ms "
                   f"{again / n * 1000:>7.2f} ms   ({again / base:.1f}× of 1 host)")
+        # The same 4,000 VMs spread over more and more hosts: what a host adds by itself.
+        print(f"\nthe same {200 * DOMS} VMs over N hosts (re-read)")
+        total = 200 * DOMS
+        for n in (50, 100, 200, 400):
+            _, again = run(n, Path(d), doms=total // n)
+            print(f"{n:>6} hosts × {total // n:>3} VMs  {again * 1000:7.0f} ms")
         lab_section(Path(d))
 
 

@@ -80,10 +80,10 @@ async def measure(path: Path) -> dict:
             await pilot._wait_for_screen()
             app.screen._on_timer_update()
 
-        async def key(name: str) -> tuple[float, float]:
+        async def key(name: str) -> tuple[float, float, int]:
             """Send one key as the terminal driver does; let the console settle.
             Returns (CPU of the process over the window, wall time from the key to
-            the last frame it caused)."""
+            the last frame it caused, frames drawn)."""
             n = len(app.frames)
             c0, t0 = time.process_time(), time.perf_counter()
             if name:
@@ -92,7 +92,8 @@ async def measure(path: Path) -> dict:
                                                     if char and not char.isalnum() else name, char))
             await asyncio.sleep(SETTLE)
             cpu = time.process_time() - c0
-            return cpu, (app.frames[-1] - t0 if len(app.frames) > n else float("nan"))
+            drawn = len(app.frames) - n
+            return cpu, (app.frames[-1] - t0 if drawn else float("nan")), drawn
 
         await pilot.pause()
         t0 = time.perf_counter()
@@ -107,11 +108,12 @@ async def measure(path: Path) -> dict:
         keys = []
         for word in ("web-0", "batch-12", "cache") * ROUNDS:
             keys += list(word) + ["backspace"] * len(word)
-        cpu, latency, shown = [], [], []
+        cpu, latency, shown, frames = [], [], [], []
         for k in keys:
-            c, w = await key(k)
+            c, w, f = await key(k)
             cpu.append(c)
             latency.append(w)
+            frames.append(f)
             shown.append(table.row_count)
         # The keys really filtered (down to a few rows), and backspace undid it all.
         assert min(shown) < 100 and table.filter_text == "" and table.row_count == N_VMS
@@ -119,6 +121,7 @@ async def measure(path: Path) -> dict:
         out["filter keystroke CPU median"] = statistics.median(cpu) - base
         out["filter keystroke CPU p95"] = sorted(cpu)[int(len(cpu) * 0.95)] - base
         out["key to last frame (wall) median"] = statistics.median(latency)
+        out["_frames"] = statistics.median(frames)
         out["idle CPU per window (subtracted)"] = base
         out["_keys"] = len(keys)
         await pilot.press("enter")
@@ -145,6 +148,7 @@ def main() -> None:
         if not k.startswith("_"):
             print(f"  {k:<28} {v * 1000:8.1f} ms")
     print(f"  {'filter keystrokes':<28} {r['_keys']:8d}")
+    print(f"  {'frames per keystroke, median':<28} {r['_frames']:8.0f}")
     print(f"  {'peak RSS':<28} {r['_rss']:8.1f} MiB   (goal ≤ 150 MB)")
     goal = r["filter keystroke CPU median"] * 1000
     print(f"  goal ≤ 16 ms median per filter keystroke: {'met' if goal <= 16 else 'MISSED'} "

@@ -116,7 +116,7 @@ class MvmApp(App):
         self.readonly = engine.readonly
         self.start_cluster = start_cluster
         self.theme = THEME
-        self._palette: tuple[str, Palette] | None = None
+        self._palette: tuple[dict, Palette] | None = None
         self._pending: dict[tuple, Event] = {}
         self._pending_lock = threading.Lock()
         self._asked_keys: set[tuple[str, str]] = set()              # dialog open
@@ -155,11 +155,11 @@ class MvmApp(App):
     @property
     def palette(self) -> Palette:
         """Status colours from the current theme (ok / warn / bad / accent)."""
-        if self._palette is None or self._palette[0] != self.theme:
-            # theme_variables is what the stylesheet was built with; generating the
-            # theme's colours again costs a few ms at start-up.
-            variables = self.theme_variables or self.get_css_variables()
-            self._palette = (self.theme, Palette.from_variables(variables))
+        # theme_variables is what the stylesheet was last built with: a new dict after
+        # each theme change (generating the theme's colours again costs a few ms).
+        variables = self.theme_variables or self.get_css_variables()
+        if self._palette is None or self._palette[0] is not variables:
+            self._palette = (variables, Palette.from_variables(variables))
         return self._palette[1]
 
     # -- engine events (engine thread → dict → UI loop) -------------------------------

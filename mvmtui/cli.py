@@ -22,6 +22,7 @@ from enum import Enum
 from . import launch
 from .engine import (VM_ACTIONS, Ambiguous, Busy, Engine, EngineError, HostDown,
                      InventoryError, NotFound, ReadOnly)
+from .engine.errors import LabError
 from .engine.model import Cluster, Host, HostStatus, TaskStatus
 
 OK, FAILED, USAGE, NOT_FOUND, UNREACHABLE, INVENTORY, READONLY, BUSY, LAB = range(9)
@@ -244,7 +245,7 @@ def cmd_console(args) -> int:
 
 def cmd_lab(args) -> int:
     from .engine.inventory import Inventory
-    from .engine.lab import Lab, LabError
+    from .engine.lab import Lab
     lab = Lab(args.name, hosts=getattr(args, "hosts", 3))
     if args.lab_cmd == "prepare":
         from .engine import guest
@@ -386,7 +387,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.debug_log:
         logging.basicConfig(filename=args.debug_log, level=logging.DEBUG,
                             format="%(asctime)s %(threadName)s %(name)s %(message)s")
-    from .engine.lab import LabError
     if args.func is not cmd_console:
         launch.started()    # the console says so itself, once it is created
     try:

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import gc
 
+_starting = False
+
 
 def begin() -> None:
+    global _starting
+    _starting = True
     gc.disable()
 
 
 def started() -> None:
     """Start-up is over (idempotent; a no-op where begin() was not called)."""
-    if not gc.isenabled():
+    global _starting
+    if _starting:
+        _starting = False
         gc.freeze()
         gc.enable()
 

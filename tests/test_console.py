@@ -540,3 +540,40 @@ def test_footer_shows_the_screens_keys_and_a_click_presses_one(mixed_engine):
         assert "Start" not in footer_text()
 
     run_app(app, check)
+
+
+def test_keys_typed_right_after_slash_go_to_the_filter_never_to_vm_actions(mixed_engine,
+                                                                          monkeypatch):
+    """A fast typist: "/" and "start" arrive in one burst, before the console has
+    drawn anything. Every letter lands in the filter bar; `s` starts nothing."""
+    from textual import events
+
+    fake = Recorder(mixed_engine)
+    monkeypatch.setattr(mixed_engine, "vm_action", fake)
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        await pilot.press("3")
+        await pilot.pause()
+        for key, char in [("slash", "/")] + [(c, c) for c in "start"]:
+            app._driver.send_message(events.Key(key, char))    # no wait in between
+        await pilot.pause()
+        await pilot.pause()
+        assert vms_table(app).filter_text == "start"
+        assert fake.calls == [] and isinstance(app.screen, ClusterScreen)
+        await pilot.press("slash", "x")          # in the filter, "/" is just a character
+        assert vms_table(app).filter_text == "start/x"
+
+    run_app(app, check)
+
+
+def test_status_colours_follow_a_theme_change(mixed_engine):
+    app = make_app(mixed_engine)
+
+    async def check(pilot):
+        dark = app.palette
+        app.theme = "textual-light"
+        await pilot.pause()
+        assert app.palette.ok == app.get_css_variables()["text-success"] != dark.ok
+
+    run_app(app, check)

@@ -5,7 +5,7 @@ from .inventory import InventoryError
 from .tasks import Busy
 
 __all__ = ["InventoryError", "Busy", "EngineError", "NotFound", "Ambiguous", "ReadOnly",
-           "HostDown", "HypervisorError"]
+           "HostDown", "HypervisorError", "LabError"]
 
 
 class EngineError(Exception):
@@ -28,6 +28,10 @@ class ReadOnly(EngineError):
 
 class HostDown(EngineError):
     pass
+
+
+class LabError(Exception):
+    """The lab could not be brought up, down or changed (mvmtui lab …)."""
 
 
 class HypervisorError(EngineError):

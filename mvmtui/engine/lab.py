@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import guest
+from .errors import LabError
 from .inventory import Inventory
 from .model import Cluster, Host
 
@@ -40,10 +41,6 @@ def accel() -> str:
     MVMTUI_LAB_ACCEL=kvm opts in where KVM works; without /dev/kvm it is always TCG."""
     want = os.environ.get("MVMTUI_LAB_ACCEL", "tcg")
     return "kvm" if want == "kvm" and os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"
-
-
-class LabError(Exception):
-    pass
 
 
 def _run(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:

@@ -66,7 +66,9 @@ class FilterBar(Input):
             self.value = listing.filter_text
         self.cursor_position = len(self.value)
         self.display = True
-        self.focus()
+        # Focus now, not later (focus() waits its turn): keys typed right after `/`
+        # must reach the bar, never the table, whose letters are VM actions.
+        self.screen.set_focus(self)
 
     def watch_value(self, value: str) -> None:
         # Filter here, while the key is handled, not on the Changed message: the
@@ -79,7 +81,7 @@ class FilterBar(Input):
         listing, self.listing = self.listing, None
         self.display = False
         if listing is not None:
-            listing.table.focus()
+            self.screen.set_focus(listing.table)
 
     def action_clear(self) -> None:
         if self.listing is not None:
@@ -95,7 +97,10 @@ class ConsoleScreen(Screen):
     # scroll a short terminal down to the first table, hiding the screen's top.
     AUTO_FOCUS = ""   # "" = none (None would fall back to the app's "*")
 
-    BINDINGS = [Binding("slash", "filter", "Filter", key_display="/", id="screen.filter")]
+    # A priority binding runs before the keys typed after it are routed: they then
+    # reach the filter bar, never the table (whose letters are VM actions).
+    BINDINGS = [Binding("slash", "filter", "Filter", key_display="/", id="screen.filter",
+                        priority=True)]
     #: the screen's name for help and the palette
     TITLE_TEXT = ""
 
@@ -197,6 +202,9 @@ class ConsoleScreen(Screen):
         return listings[0] if listings else None
 
     async def action_filter(self) -> None:
+        if isinstance(self.focused, FilterBar):     # "/" typed into the filter itself
+            self.focused.insert_text_at_cursor("/")
+            return
         listing = self.current_listing()
         if listing is None:
             return

@@ -352,9 +352,9 @@ class FastTable(ScrollView, can_focus=True):
         if offset is None:
             return
         event.stop()
-        if offset.x >= self._rows_width() and offset.y > 0:  # the scroll indicator
+        if offset.x >= self._rows_width():  # the scroll indicator (its thumb is not dragged)
             top, height = int(self.scroll_y), self._page_height()
-            if self.row_count > height:   # a click above the thumb pages up, below it down
+            if offset.y > 0 and self.row_count > height:  # above the thumb: page up; below: down
                 start, size = self._thumb(top, height)
                 if offset.y - 1 < start:
                     self.action_page(-1)

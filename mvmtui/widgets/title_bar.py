@@ -45,6 +45,7 @@ class TitleBar(Widget):
         if cell_len(crumbs) > room - 1:       # keep the badges; shorten the path
             crumbs = set_cell_size(crumbs, max(0, room - 2)) + "…" if room > 1 else ""
         line = Text(set_cell_size(crumbs, room),
-                    self.get_component_rich_style("title-bar--crumbs", partial=True))
+                    self.get_component_rich_style("title-bar--crumbs", partial=True),
+                    no_wrap=True, overflow="crop")   # one line, even on a narrow terminal
         line.append_text(badges)
         return line
