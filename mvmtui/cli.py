@@ -9,12 +9,12 @@ Exit codes (for scripts):
 from __future__ import annotations
 
 import argparse
-import getpass
 import asyncio
+import getpass
 import json
 import logging
-import sqlite3
 import os
+import sqlite3
 import sys
 from dataclasses import asdict
 from enum import Enum
@@ -26,7 +26,6 @@ from .engine.errors import LabError
 from .engine.model import Cluster, Host, HostStatus, TaskStatus
 
 OK, FAILED, USAGE, NOT_FOUND, UNREACHABLE, INVENTORY, READONLY, BUSY, LAB = range(9)
-
 
 
 class UsageError(EngineError):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-
+import re
 import threading
 from dataclasses import replace
 
@@ -577,3 +577,35 @@ def test_status_colours_follow_a_theme_change(mixed_engine):
         assert app.palette.ok == app.get_css_variables()["text-success"] != dark.ok
 
     run_app(app, check)
+
+
+def test_history_ticks_follow_running_tasks_and_the_date(inventory_path):
+    """Every few seconds the running task's duration moves on; when the day changes,
+    start times are re-read so yesterday's tasks no longer show as today's."""
+    from mvmtui.engine import Engine
+    from conftest import add_running_task
+
+    now = [FIXED]
+    eng = Engine(inventory_path, offline=True, clock=lambda: now[0])
+    eng.start()
+    tid = add_running_task(eng)
+    app = make_app(eng, "prod")
+
+    async def check(pilot):
+        await pilot.press("4")
+        await pilot.pause()
+        table = app.screen.query_one("#history", Listing).table
+        assert cell_text(table, str(tid), "duration") == "12s"
+        now[0] += 60
+        app.screen.tick()
+        assert cell_text(table, str(tid), "duration") == "1m 12s"
+        done = next(r.key for r in table._view if r.key != str(tid))
+        assert re.fullmatch(r"\d\d:\d\d:\d\d", cell_text(table, done, "started"))  # today
+        now[0] += 86400
+        app.screen.tick()
+        assert cell_text(table, done, "started").startswith("Jun 15 ")      # yesterday
+
+    try:
+        run_app(app, check)
+    finally:
+        eng.stop()

@@ -268,3 +268,13 @@ def test_old_samples_are_pruned(tmp_path):
     assert inv.samples("c", "h", "cpu_pct", vm_uuid="u") == []    # VM: an hour
     inv.add_samples([], keep_seconds=86400, now=100.0 + 90000, keep_vm_seconds=3600)
     assert inv.samples("c", "h", "cpu_pct") == []
+
+
+def test_old_events_go_when_new_ones_are_recorded(tmp_path):
+    inv = Inventory(tmp_path / "i.db")
+    inv.add_event(100.0, "c", "h", "h", "host.status", "up → unreachable")
+    inv.add_event(200.0, "c", "h", "h", "host.status", "unreachable → up", keep_seconds=3600)
+    assert len(inv.events("c")) == 2                   # nothing old enough yet
+    inv.add_event(100.0 + 7200, "c", "h", "h", "host.status", "up → unreachable",
+                  keep_seconds=3600)
+    assert [e["at"] for e in inv.events("c")] == [7300.0]

@@ -28,7 +28,7 @@ from .errors import (Ambiguous, EngineError, HostDown, HypervisorError, Inventor
                      NotFound, ReadOnly)
 from .inventory import Inventory
 from .model import (Cluster, ClusterSummary, Datastore, Event, Host, HostChanged,
-                    HostKeyQuestion, HostStatus, Network, Task, Vm,
+                    HostKeyQuestion, HostStatus, Network, Task, TaskStatus, Vm,
                     VmChanged, VmRemoved, VmState)
 from .tasks import Journal, TaskContext, TaskFailed, TaskSpec
 
@@ -121,7 +121,6 @@ class Engine:
         self._only = set(clusters) if clusters is not None else None
         if not self.readonly:
             self.journal.recover()
-            self.inv.prune_events(self.clock() - EVENTS_KEPT)
         self._runtime = tempfile.mkdtemp(prefix="mvmtui-")
         ready = threading.Event()
 
@@ -245,8 +244,12 @@ class Engine:
         return [d for d in self.inv.datastores(cluster) if host in (None, d.host)]
 
     def tasks(self, cluster: str | None = None, target: str | None = None,
-              host: str | None = None, limit: int = 500) -> list[Task]:
-        return self.inv.tasks(cluster=cluster, target=target, host=host, limit=limit)
+              host: str | None = None, limit: int = 500,
+              unfinished: bool = False) -> list[Task]:
+        """Newest first; `unfinished`: only those queued or running."""
+        statuses = (TaskStatus.QUEUED, TaskStatus.RUNNING) if unfinished else None
+        return self.inv.tasks(cluster=cluster, target=target, host=host, limit=limit,
+                              statuses=statuses)
 
     def task(self, tid: int) -> Task:
         t = self.inv.task(tid)
@@ -337,7 +340,6 @@ class Engine:
         await self._disconnect(keys)
         for k in keys:
             self._hosts.pop(k, None)
-        for k in keys:
             for uuid in self._on_host.pop(k, ()):
                 self._vms.pop(uuid, None)
         self._clusters.pop(name, None)
@@ -407,10 +409,15 @@ class Engine:
             if new.status is not old.status:
                 log.info("%s/%s: %s -> %s %s", *key, old.status.value, new.status.value,
                          new.problem)
-                self._persist(self.inv.add_event, self.clock(), key[0], key[1], key[1],
-                              "host.status", f"{old.status.value} → {new.status.value}"
-                              + (f": {new.problem}" if new.problem else ""))
+                self._event(key[0], key[1], key[1], "host.status",
+                            f"{old.status.value} → {new.status.value}"
+                            + (f": {new.problem}" if new.problem else ""))
         return new
+
+    def _event(self, cluster: str, host: str, target: str, kind: str, message: str) -> None:
+        """Record a state change seen; events older than EVENTS_KEPT go now and then."""
+        self._persist(self.inv.add_event, self.clock(), cluster, host, target, kind, message,
+                      EVENTS_KEPT)
 
     def _restale(self, key: tuple[str, str], stale: bool) -> None:
         """A host went (not) live: flag its VMs once here, so reads stay free."""
@@ -472,6 +479,20 @@ class Engine:
         self._persist(self.inv.save_vms, kept)
         for v in kept:
             self._put_vm(v, save=False)
+
+    async def _read_contents(self, link: _Link, hv: "HostHypervisor"
+                             ) -> tuple[list[Network], list[Datastore], list[Vm]]:
+        """A host's networks, storage pools and VMs. VMs last: the caller applies them
+        with no await in between, so an event handled meanwhile is never overwritten
+        by an older listing."""
+        nets = await self._lv(link, hv.networks)
+        stores = await self._lv(link, hv.datastores)
+        return nets, stores, await self._lv(link, hv.vms)
+
+    def _apply_contents(self, key: tuple[str, str], nets: list[Network],
+                        stores: list[Datastore], vms: list[Vm]) -> None:
+        self._replace_host_vms(key, vms)
+        self._persist(self.inv.replace_host_networks, key[0], key[1], nets, stores)
 
     async def _host_loop(self, link: _Link) -> None:
         """Connect, refresh, watch; on loss mark the host and try again, forever."""
@@ -588,15 +609,10 @@ class Engine:
             if link.ssh is not None:
                 facts.update(await self._ssh_facts(link.ssh))
             _cpu, mem_used = await self._lv(link, hv.host_usage)  # primes CPU counters
-            nets = await self._lv(link, hv.networks)
-            stores = await self._lv(link, hv.datastores)
-            # VMs last, applied with no await in between: an event handled meanwhile
-            # is never overwritten by an older listing.
-            vms = await self._lv(link, hv.vms)
+            contents = await self._read_contents(link, hv)
         except HypervisorError as exc:
             raise _LibvirtDown(f"libvirt failed during refresh: {exc}") from exc
-        self._replace_host_vms(key, vms)
-        self._persist(self.inv.replace_host_networks, key[0], key[1], nets, stores)
+        self._apply_contents(key, *contents)
         self._set_host(key, status=HostStatus.UP, problem="", seen_at=self.clock(),
                        mem_used_mib=mem_used, **{k: v for k, v in facts.items() if k in Host.__dataclass_fields__})
 
@@ -650,8 +666,8 @@ class Engine:
             vm = replace(vm, cpu_pct=old.cpu_pct if vm.state.active else None,
                          mem_used_mib=old.mem_used_mib if vm.state.active else None)
             if old.state is not vm.state:
-                self._persist(self.inv.add_event, self.clock(), vm.cluster, vm.host, uuid,
-                              "vm.state", f"{vm.name}: {old.state.value} → {vm.state.value}")
+                self._event(vm.cluster, vm.host, uuid, "vm.state",
+                            f"{vm.name}: {old.state.value} → {vm.state.value}")
         self._put_vm(vm)
 
     async def _stats_loop(self, link: _Link) -> None:
@@ -707,16 +723,12 @@ class Engine:
             async def one(link: _Link):
                 hv = link.hv
                 try:
-                    nets = await self._lv(link, hv.networks)
-                    stores = await self._lv(link, hv.datastores)
-                    vms = await self._lv(link, hv.vms)
+                    contents = await self._read_contents(link, hv)
                 except HypervisorError as exc:
                     log.warning("%s: refresh failed: %s", link.key, exc)
                     return
                 if link.hv is hv:
-                    self._replace_host_vms(link.key, vms)
-                    self._persist(self.inv.replace_host_networks, link.key[0], link.key[1],
-                                  nets, stores)
+                    self._apply_contents(link.key, *contents)
                     self._set_host(link.key, seen_at=self.clock())
             await asyncio.gather(*(one(l) for l in links))
         await self._on_io(go())

@@ -24,6 +24,12 @@ from .model import (Cluster, Datastore, Disk, Host, HostStatus, Network, Nic,
                     Task, TaskLog, TaskStatus, TaskStep, Vm, VmState)
 
 
+def _host_row(h: Host) -> dict:
+    row = {k: getattr(h, k) for k in h.__dataclass_fields__}
+    row["status"] = h.status.value
+    return row
+
+
 class InventoryError(Exception):
     """The inventory file cannot be used; the message says why and what to do."""
 
@@ -82,8 +88,15 @@ def _v2(db: "sqlite_utils.Database") -> None:
     db["metric_samples"].create_index(["at"])
 
 
+def _v3(db: "sqlite_utils.Database") -> None:
+    # Pruning old events by time must not scan the whole table either; nor must
+    # finding the tasks still running, which every engine start does (recover).
+    db["events"].create_index(["at"])
+    db["tasks"].create_index(["status"])
+
+
 # Index i migrates schema version i to i+1. Append, never edit.
-MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -130,7 +143,8 @@ class Inventory:
         self._lock = threading.RLock()
         self._db = None
         self._tx_thread: int | None = None
-        self._pruned = 0.0
+        self._pruned = 0.0              # when samples, and events, were last pruned
+        self._events_pruned = 0.0
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         try:
@@ -252,8 +266,7 @@ class Inventory:
     def update_host(self, h: Host) -> None:
         """Record a host's new state, only if it is still registered: a host that
         another process removed meanwhile is not brought back."""
-        row = {k: getattr(h, k) for k in h.__dataclass_fields__}
-        row["status"] = h.status.value
+        row = _host_row(h)
         cols = [k for k in row if k not in ("cluster", "name")]
         with self._lock:
             self.conn.execute(
@@ -261,10 +274,8 @@ class Inventory:
                 f"WHERE cluster=? AND name=?", [row[c] for c in cols] + [h.cluster, h.name])
 
     def save_host(self, h: Host) -> None:
-        row = {k: getattr(h, k) for k in h.__dataclass_fields__}
-        row["status"] = h.status.value
         with self._lock:
-            self.db["hosts"].upsert(row, pk=("cluster", "name"))
+            self.db["hosts"].upsert(_host_row(h), pk=("cluster", "name"))
 
     def hosts(self, cluster: str | None = None) -> list[Host]:
         sql, p = "SELECT * FROM hosts", []
@@ -449,14 +460,15 @@ class Inventory:
 
     # ---- events and metrics -------------------------------------------------
     def add_event(self, at: float, cluster: str, host: str, target: str, kind: str,
-                  message: str) -> None:
-        with self._lock:
+                  message: str, keep_seconds: float | None = None) -> None:
+        """Record an event; at most once an hour, drop those older than keep_seconds
+        (here, not at start-up: every CLI command starts an engine)."""
+        with self.transaction():
             self.db["events"].insert({"at": at, "cluster": cluster, "host": host,
                                       "target": target, "kind": kind, "message": message})
-
-    def prune_events(self, before: float) -> None:
-        with self._lock:
-            self.conn.execute("DELETE FROM events WHERE at < ?", [before])
+            if keep_seconds is not None and at - self._events_pruned > 3600:
+                self._events_pruned = at    # `at` is indexed (schema v3)
+                self.conn.execute("DELETE FROM events WHERE at < ?", [at - keep_seconds])
 
     def events(self, cluster: str, limit: int = 200) -> list[dict]:
         return self._rows("SELECT * FROM events WHERE cluster=? ORDER BY id DESC LIMIT ?",

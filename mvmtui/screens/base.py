@@ -13,13 +13,13 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input
 
-from ..engine.errors import EngineError
+from ..engine.errors import EngineError, NotFound
 from ..engine.model import Host, Task, Vm
 from ..widgets.fast_table import FastTable
 from ..widgets.footer import KeysBar
 from ..widgets.listing import Listing
 from ..widgets.title_bar import TitleBar
-from .rows import Palette
+from .rows import Palette, task_rows
 from .vm_actions import BY_ACTION, confirmation
 
 if TYPE_CHECKING:
@@ -234,10 +234,26 @@ class ConsoleScreen(Screen):
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
 
+    def update_history(self, tasks: list[Task]) -> None:
+        """Task changes into this screen's #history table (new rows or new states)."""
+        if tasks:
+            self.query_one("#history", Listing).update(
+                task_rows(tasks, self.now(), self.palette))
+
     # -- VM actions -----------------------------------------------------------------
     def selected_vm(self) -> Vm | None:
         """The VM the action keys act on, or None (then the keys are hidden)."""
         return None
+
+    def vm_at_cursor(self) -> Vm | None:
+        """The VM under the cursor of this screen's #vms table, as the engine has it."""
+        key = self.query_one("#vms", Listing).table.cursor_key
+        if key is None:
+            return None
+        try:
+            return self.engine.vm(key)
+        except NotFound:
+            return None
 
     # Every screen's VM and history tables open the same way (ids by convention).
     @on(FastTable.RowSelected, "#vms-table")

@@ -1,6 +1,7 @@
 """One cluster: Summary, Hosts, VMs and History tabs (keys 1–4)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -37,6 +38,7 @@ class ClusterScreen(ConsoleScreen):
         self.initial_tab = tab
         self._host_live: dict[str, bool] = {}
         self._ticks = 0
+        self._history_day: tuple[int, ...] = ()    # the day the history was last read
 
     @property
     def TITLE_TEXT(self) -> str:  # type: ignore[override]
@@ -95,16 +97,18 @@ class ClusterScreen(ConsoleScreen):
         self._refresh(vm_rows="all")
 
     def tick(self) -> None:
-        """Ages move on: hosts, summary and history every tick; VM rows only where
-        their age is shown as stale (live VMs are refreshed by their stats), and a
-        big stale list (offline, thousands of VMs) every sixth tick."""
+        """Ages move on: hosts and summary every tick; in the history the unfinished
+        tasks (all of it when the day changes: start times then read as dates); VM rows
+        only where their age is shown as stale (live VMs are refreshed by their stats),
+        and a big stale list (offline, thousands of VMs) every sixth tick."""
         self._ticks += 1
         self._refresh(vm_rows="stale")
 
     def _refresh(self, vm_rows: str) -> None:
         """The one load path, one read of the cluster's hosts and VMs each time: summary
-        and host rows always; then VM rows "all" (and the history), only the "stale"
-        ones (and the history), or "none" (aggregates after engine changes)."""
+        and host rows always; then VM rows "all" (and all the history), only the
+        "stale" ones (and the unfinished tasks), or "none" (aggregates after engine
+        changes)."""
         if not self.is_attached:
             return
         try:
@@ -120,8 +124,11 @@ class ClusterScreen(ConsoleScreen):
         self._load_hosts(hosts, vms)
         if vm_rows == "none":
             return
-        self._load_history()
         now, pal = self.now(), self.palette
+        if vm_rows == "all" or time.localtime(now)[:3] != self._history_day:
+            self._load_history()
+        else:
+            self.update_history(self.engine.tasks(self.cluster, unfinished=True))
         if vm_rows == "all":
             # What the VM rows are drawn with: a host changing liveness later re-draws
             # its VMs (apply_changes).
@@ -137,6 +144,7 @@ class ClusterScreen(ConsoleScreen):
 
     def _load_history(self) -> None:
         now, pal = self.now(), self.palette
+        self._history_day = time.localtime(now)[:3]
         self.query_one("#history", Listing).set_rows(
             task_rows(self.engine.tasks(self.cluster), now, pal))
 
@@ -217,10 +225,7 @@ class ClusterScreen(ConsoleScreen):
             self.sync_vm_bindings()
         if changed or removed or any(k[0] == c for k in ch.hosts):
             self.throttle("aggregates", lambda: self._refresh(vm_rows="none"))
-        tasks = [t for t in ch.tasks.values() if t.cluster == c]
-        if tasks:
-            self.query_one("#history", Listing).update(
-                task_rows(tasks, now, pal))
+        self.update_history([t for t in ch.tasks.values() if t.cluster == c])
 
     # -- navigation -----------------------------------------------------------------
     @on(FastTable.RowSelected, "#hosts-table")
@@ -230,10 +235,4 @@ class ClusterScreen(ConsoleScreen):
     def selected_vm(self) -> Vm | None:
         if not self.is_mounted or self.active_tab != "vms":
             return None
-        key = self.query_one("#vms", Listing).table.cursor_key
-        if key is None:
-            return None
-        try:
-            return self.engine.vm(key)
-        except NotFound:
-            return None
+        return self.vm_at_cursor()

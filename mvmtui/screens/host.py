@@ -112,12 +112,8 @@ class HostScreen(ConsoleScreen):
         if mine:
             self.reload()
             return
-        tasks = [t for t in ch.tasks.values()
-                 if t.cluster == self.cluster and t.host == self.host_name]
-        if tasks:
-            now, pal = self.now(), self.palette
-            self.query_one("#history", Listing).update(
-                task_rows(tasks, now, pal))
+        self.update_history([t for t in ch.tasks.values()
+                             if t.cluster == self.cluster and t.host == self.host_name])
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # Remember which table was last in use: the palette takes focus for a moment
@@ -129,10 +125,4 @@ class HostScreen(ConsoleScreen):
     def selected_vm(self) -> Vm | None:
         if not self.is_mounted or not self._vms_table_current:
             return None
-        table = self.query_one("#vms", Listing).table
-        if table.cursor_key is None:
-            return None
-        try:
-            return self.engine.vm(table.cursor_key)
-        except NotFound:
-            return None
+        return self.vm_at_cursor()

@@ -83,7 +83,7 @@ def task_status_text(task: Task, pal: Palette) -> Text:
 def data_age(seen_at: float | None, now: float, live: bool) -> Num | str:
     """Sortable by age; "stale · 2m 5s ago" unless the source is live."""
     if seen_at is None:
-        return "stale · never seen" if not live else DASH
+        return DASH if live else fmt.stale(None)
     age = max(0.0, now - seen_at)
     return Num(age, fmt.ago(age) if live else fmt.stale(age))
 
@@ -94,6 +94,16 @@ def pct_cell(value: float | None) -> Num | str:
 
 def mib_cell(mib: int | None) -> Num | str:
     return DASH if mib is None else Num(mib, fmt.size_mib(mib))
+
+
+def bytes_cell(n: int | None) -> Num | str:
+    return DASH if n is None else Num(n, fmt.size_bytes(n))
+
+
+def mib_of_cell(used: int | None, total: int | None) -> Num | str:
+    """"62.1 / 128.0 GiB", sorted by what is used; "— / 128.0 GiB" when unknown."""
+    text = fmt.mib_of(used, total or None)
+    return text if used is None else Num(used, text)
 
 
 def host_problem(host: Host) -> str:
@@ -130,10 +140,7 @@ def cluster_cells(s: ClusterSummary, pal: Palette) -> tuple:
     return (s.cluster.name, s.cluster.layout,
             Num(s.hosts_up, fmt.ratio(s.hosts_up, s.hosts_total)),
             Num(s.vms_running, fmt.ratio(s.vms_running, s.vms_total)),
-            pct_cell(s.cpu_pct),
-            Num(s.memory_used_mib or 0, fmt.mib_of(s.memory_used_mib, s.memory_mib))
-            if s.memory_used_mib is not None else fmt.mib_of(None, s.memory_mib),
-            health)
+            pct_cell(s.cpu_pct), mib_of_cell(s.memory_used_mib, s.memory_mib), health)
 
 
 # ---- hosts -------------------------------------------------------------------------
@@ -154,9 +161,7 @@ def host_cells(h: Host, now: float, pal: Palette, vms_running: int, vms_total: i
     live = h.status.live
     used = h.mem_used_mib if live else None
     return (h.name, host_status_text(h, pal), h.address, h.cpus or DASH,
-            Num(used, fmt.mib_of(used, h.memory_mib)) if used is not None
-            else fmt.mib_of(None, h.memory_mib or None),
-            pct_cell(h.cpu_pct if live else None),
+            mib_of_cell(used, h.memory_mib), pct_cell(h.cpu_pct if live else None),
             Num(vms_total, fmt.ratio(vms_running, vms_total)),
             data_age(h.seen_at, now, live), host_problem(h))
 
@@ -215,6 +220,7 @@ STEP_COLUMNS = [
     Column("duration", "Took", 8, align="right"),
 ]
 
+
 def step_cells(s: TaskStep, now: float, pal: Palette) -> tuple:
     took: Num | str = DASH
     if s.started_at is not None and (s.finished_at is not None or s.status is TaskStatus.RUNNING):
@@ -252,8 +258,7 @@ DISK_COLUMNS = [
 
 def disk_cells(d: Disk) -> tuple:
     return (d.target, d.device, d.bus, d.kind, d.source or DASH,
-            DASH if d.capacity_bytes is None else Num(d.capacity_bytes, fmt.size_bytes(d.capacity_bytes)),
-            DASH if d.allocation_bytes is None else Num(d.allocation_bytes, fmt.size_bytes(d.allocation_bytes)),
+            bytes_cell(d.capacity_bytes), bytes_cell(d.allocation_bytes),
             "ro" if d.readonly else "rw")
 
 
@@ -286,8 +291,7 @@ def datastore_cells(d: Datastore, pal: Palette) -> tuple:
         return (d.name, d.kind, d.path or DASH, Text("inactive", style=pal.warn),
                 DASH, DASH, DASH)
     return (d.name, d.kind, d.path or DASH, Text("active", style=pal.ok),
-            *(Num(b, fmt.size_bytes(b))
-              for b in (d.capacity_bytes, d.allocation_bytes, d.available_bytes)))
+            *map(bytes_cell, (d.capacity_bytes, d.allocation_bytes, d.available_bytes)))
 
 
 def network_cells(n: Network, pal: Palette) -> tuple:

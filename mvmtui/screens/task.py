@@ -124,4 +124,3 @@ class TaskScreen(ConsoleScreen):
             self.mvm.open_host(t.cluster, t.target)
         else:
             self.mvm.open_cluster(t.cluster)
-

@@ -123,12 +123,7 @@ class VmScreen(ConsoleScreen):
                 or (vm is not None and (vm.cluster, vm.host) in ch.hosts)):
             self.reload()
             return
-        tasks = [t for t in ch.tasks.values() if t.target == self.uuid]
-        if tasks:
-            now, pal = self.now(), self.palette
-            self.query_one("#history", Listing).update(
-                task_rows(tasks, now, pal))
-
+        self.update_history([t for t in ch.tasks.values() if t.target == self.uuid])
 
     def selected_vm(self) -> Vm | None:
         return self.vm if self.gone_at is None else None

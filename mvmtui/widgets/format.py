@@ -134,7 +134,7 @@ def timestamp(ts: float | None) -> str:
 
 
 def or_dash(value: object) -> str:
-    """The value as text, or "—" for None, "" and 0-like unknowns the caller passes."""
+    """The value as text, or "—" for None and ""."""
     if value is None or value == "":
         return DASH
     return str(value)
