@@ -8,8 +8,7 @@ setup:
 
 # Brings the three-host lab up, opens the console on it, and takes the lab down after.
 demo: setup
-	$(VENV)/mvmtui lab up
-	$(VENV)/mvmtui console --cluster lab; status=$$?; $(VENV)/mvmtui lab down; exit $$status
+	$(VENV)/mvmtui demo
 
 test: setup
 	$(VENV)/lint-imports

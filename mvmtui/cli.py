@@ -3,17 +3,22 @@
 Exit codes (for scripts):
   0 ok · 1 the operation failed (e.g. libvirt refused; the task records why)
   2 usage error · 3 not found / ambiguous · 4 host not reachable
-  5 inventory unusable · 6 read-only mode · 7 busy (locked by another task)
+  5 inventory unusable · 6 read-only or offline mode · 7 busy (locked by another task)
   8 lab error
+With --json, an error is also printed on stdout as
+  {"error": {"code": 3, "kind": "not-found", "message": "..."}}
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import getpass
+import inspect
+import ipaddress
 import json
 import logging
 import os
+import re
 import sqlite3
 import sys
 from dataclasses import asdict
@@ -22,18 +27,49 @@ from enum import Enum
 from . import launch
 from .engine import (VM_ACTIONS, Ambiguous, Busy, Engine, EngineError, HostDown,
                      InventoryError, NotFound, ReadOnly)
-from .engine.errors import LabError
+from .engine.errors import LabError, Offline
 from .engine.model import Cluster, Host, HostStatus, TaskStatus
 
 OK, FAILED, USAGE, NOT_FOUND, UNREACHABLE, INVENTORY, READONLY, BUSY, LAB = range(9)
+KINDS = {FAILED: "failed", USAGE: "usage", NOT_FOUND: "not-found",
+         UNREACHABLE: "unreachable", INVENTORY: "inventory", READONLY: "read-only",
+         BUSY: "busy", LAB: "lab"}
+VERBS = {"console", "cluster", "host", "vm", "task", "lab", "demo"}
 
 
 class UsageError(EngineError):
     """Bad arguments: exit 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are returned as exit 2 with one line, not a usage dump and
+    SystemExit (main() is called by tests and scripts, and --json wants an object)."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (`{self.prog} --help` shows the usage)")
+
+
+# ---- shared helpers ------------------------------------------------------------------
 def _inventory_path(args) -> str | None:
-    return args.inventory or os.environ.get("MVMTUI_INVENTORY")
+    return args.inventory or os.environ.get("MVMTUI_INVENTORY") or None
+
+
+def _check_inventory(path: str | None, create: bool) -> None:
+    """A named inventory that does not exist is a typo until shown otherwise: only the
+    verbs that register a cluster create one. The default path is always fine."""
+    if path and not create and not os.path.exists(path):
+        raise InventoryError(
+            f"No inventory at {path}. Create it with `mvmtui --inventory {path} cluster "
+            f"add …` or `mvmtui lab up`, or check the path.")
+
+
+def _new_engine(args, *, offline: bool, create: bool = False, actor: str = "cli") -> Engine:
+    """An engine (not started) on the inventory the arguments name; `actor` says who
+    starts its tasks in History (the CLI, or the console)."""
+    path = _inventory_path(args)
+    _check_inventory(path, create)
+    return Engine(path, readonly=getattr(args, "readonly", False), offline=offline,
+                  actor=actor)
 
 
 def _jsonable(obj):
@@ -51,6 +87,10 @@ def _dump(rows) -> None:
                      indent=1))
 
 
+def _dump_one(obj) -> None:
+    print(json.dumps(_jsonable(obj), indent=1))
+
+
 def _table(headers: list[str], rows: list[list]) -> None:
     cells = [[str(c) for c in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
@@ -59,19 +99,84 @@ def _table(headers: list[str], rows: list[list]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
+def _listing(names: list[str], most: int = 20) -> str:
+    if not names:
+        return "none"
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most
+                                      else "")
+
+
+def _ask_password(prompt: str) -> str:
+    """A password typed on the terminal; never read from a pipe (it would echo, or
+    read the next line of a script)."""
+    if not sys.stdin.isatty():
+        raise UsageError("--ask-password needs a terminal to type the password on; "
+                         "for scripts, use an SSH key (cluster add --key)")
+    try:
+        password = getpass.getpass(prompt)
+    except EOFError:
+        password = ""
+    if not password:
+        raise UsageError("no password given")
+    return password
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):   # also refuses nan
+        raise argparse.ArgumentTypeError(f"give a number of seconds, 0 or more (not {text})")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"give a whole number, 1 or more (not {text})")
+    return int(text)
+
+
+def _check_scope(eng: Engine, cluster: str | None, host: str | None) -> list[str] | None:
+    """Refuse an unknown --cluster or --host (a typo must not read as "nothing there");
+    returns the clusters to contact (None: all)."""
+    if cluster:
+        eng.cluster(cluster)
+    if not host:
+        return [cluster] if cluster else None
+    hits = sorted({h.cluster for h in eng.hosts(cluster) if h.name == host})
+    if hits:
+        return hits
+    names = sorted({c.name for c in eng.clusters()})
+    where = cluster or (names[0] if len(names) == 1 else None)
+    if where:
+        known = [h.name for h in eng.hosts(where)]
+        raise NotFound(f"No host '{host}' in cluster '{where}'. Hosts: {_listing(known)}.")
+    known = [f"{h.cluster}/{h.name}" for h in eng.hosts()]
+    raise NotFound(f"No host '{host}' in any cluster. Hosts: {_listing(known)}.")
+
+
 def _engine(args, *, online: bool) -> Engine:
-    """A started engine; online, it contacts only the hosts of --cluster if given."""
-    eng = Engine(_inventory_path(args), readonly=getattr(args, "readonly", False),
-                 offline=not online or getattr(args, "offline", False))
-    cluster = getattr(args, "cluster", None)
-    if getattr(args, "ask_password", False) and not eng.offline:
-        password = getpass.getpass("SSH password: ")
-        for c in eng.clusters():
-            if cluster in (None, c.name):
-                eng.set_password(c.name, password)   # memory only, never written
-    eng.start(clusters=[cluster] if cluster else None)
-    if not eng.offline:
-        eng.call(eng.wait_ready(timeout=getattr(args, "wait", 10.0)))
+    """A started engine; online, it contacts only the hosts of --cluster (or of
+    --host) if given."""
+    eng = _new_engine(args, offline=not online or getattr(args, "offline", False))
+    try:
+        clusters = _check_scope(eng, getattr(args, "cluster", None),
+                                getattr(args, "host", None))
+        if getattr(args, "ask_password", False) and not eng.offline:
+            password = _ask_password("SSH password: ")
+            for name in clusters or [c.name for c in eng.clusters()]:
+                eng.set_password(name, password)   # memory only, never written
+    except BaseException:
+        eng.inv.close()      # never started: stop() would not close it
+        raise
+    eng.start(clusters=clusters)
+    try:
+        if not eng.offline:
+            eng.call(eng.wait_ready(timeout=getattr(args, "wait", 10.0)))
+    except BaseException:
+        eng.stop()
+        raise
     return eng
 
 
@@ -79,81 +184,135 @@ def _pct(v) -> str:
     return "—" if v is None else f"{v:.0f}%"
 
 
-# ---- verbs -----------------------------------------------------------------------
-def cmd_cluster_list(args) -> int:
-    with _engine(args, online=True) as eng:
-        sums = eng.summaries()
-        if args.json:
-            _dump([{"name": s.cluster.name, "layout": s.cluster.layout,
-                    "hosts_up": s.hosts_up, "hosts_total": s.hosts_total,
-                    "vms_running": s.vms_running, "vms_total": s.vms_total,
-                    "cpu_pct": s.cpu_pct, "memory_mib": s.memory_mib,
-                    "memory_used_mib": s.memory_used_mib, "problems": list(s.problems)}
-                   for s in sums])
-        else:
-            _table(["name", "layout", "hosts", "vms", "cpu", "memory"],
-                   [[s.cluster.name, s.cluster.layout, f"{s.hosts_up}/{s.hosts_total}",
-                     f"{s.vms_running}/{s.vms_total}", _pct(s.cpu_pct),
-                     f"{(s.memory_used_mib or 0) // 1024}/{s.memory_mib // 1024} GiB"]
-                    for s in sums])
-    return OK
+# ---- clusters ------------------------------------------------------------------------
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+NAME_RULE = ("letters, digits, '-', '_' and '.', 1–63 characters, starting with a "
+             "letter or digit")
+
+
+def _check_name(what: str, name: str, hint: str = "") -> str:
+    if not NAME.fullmatch(name):
+        raise UsageError(f"bad {what} '{name}': use {NAME_RULE}{hint}")
+    return name
+
+
+def _check_address(addr: str, spec: str) -> str:
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        pass
+    labels = addr.removesuffix(".").split(".")
+    if (len(addr) <= 253 and all(LABEL.fullmatch(x) for x in labels)
+            and not all(x.isdigit() for x in labels)):   # 10.1.2.300 is no hostname
+        return addr
+    raise UsageError(f"bad address '{addr}' in '{spec}': write a hostname or an IP "
+                     f"address (NAME=ADDRESS[:PORT])")
+
+
+def _check_port(text: str, spec: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise UsageError(f"bad port '{text}' in '{spec}': a port is a number from 1 to "
+                         f"65535; write NAME=ADDRESS[:PORT]")
+    return int(text)
 
 
 def _parse_host(spec: str) -> Host:
-    """NAME=ADDRESS[:PORT], or just ADDRESS (then it is the name too)."""
+    """NAME=ADDRESS[:PORT], or just ADDRESS[:PORT] (then the address is the name too).
+    An IPv6 address with a port is written [ADDRESS]:PORT."""
     name, eq, addr = spec.partition("=")
     if not eq:
-        addr, name = name, name.split(":")[0]
+        addr, name = name, ""
     port = 22
-    if addr.count(":") == 1:
+    if addr.startswith("["):                         # [v6]:port
+        inner, close, rest = addr[1:].partition("]")
+        if not close or (rest and not rest.startswith(":")):
+            raise UsageError(f"bad host '{spec}': write NAME=[ADDRESS]:PORT for IPv6")
+        addr = inner
+        if rest:
+            port = _check_port(rest[1:], spec)
+    elif addr.count(":") == 1:
         addr, _, p = addr.partition(":")
-        if not p.isdigit():
-            raise UsageError(f"bad port in {spec!r}: write NAME=ADDRESS[:PORT]")
-        port = int(p)
-    if not name or not addr:
-        raise UsageError(f"bad host {spec!r}: write NAME=ADDRESS[:PORT]")
+        port = _check_port(p, spec)
+    if not addr or (eq and not name):
+        raise UsageError(f"bad host '{spec}': write NAME=ADDRESS[:PORT]")
+    addr = _check_address(addr, spec)
+    name = _check_name("host name", name or addr, "; write NAME=ADDRESS[:PORT]")
     return Host(cluster="", name=name, address=addr, port=port)
 
 
+def _twice(values: list[str], what: str) -> None:
+    dup = sorted({v for v in values if values.count(v) > 1})
+    if dup:
+        raise UsageError(f"{what} {', '.join(dup)} {'is' if len(dup) == 1 else 'are'} "
+                         f"given twice")
+
+
 def cmd_cluster_add(args) -> int:
+    _check_name("cluster name", args.name)
     hosts = [_parse_host(h) for h in args.hosts]
-    for what, values in (("name", [h.name for h in hosts]),
-                         ("address", [(h.address, h.port) for h in hosts])):
-        dup = sorted({str(v) for v in values if values.count(v) > 1})
-        if dup:
-            raise UsageError(f"the same host {what} is given twice: {', '.join(dup)}")
+    _twice([h.name for h in hosts], "host")
+    _twice([f"[{h.address}]:{h.port}" if ":" in h.address else f"{h.address}:{h.port}"
+            for h in hosts], "address")
     # Stored absolute: the console may run from anywhere later.
     args.key = os.path.abspath(args.key) if args.key else None
     args.known_hosts = os.path.abspath(args.known_hosts) if args.known_hosts else None
-    with Engine(_inventory_path(args), offline=True) as eng:
+    if args.key and not os.path.exists(args.key):
+        raise UsageError(f"SSH key {args.key} does not exist")
+    with _new_engine(args, offline=True, create=True) as eng:
         if args.name in {c.name for c in eng.clusters()} and not args.replace:
-            raise UsageError(f"cluster {args.name!r} exists; add --replace to redefine it")
-        if args.key and not os.path.exists(args.key):
-            raise UsageError(f"SSH key {args.key} does not exist")
+            raise UsageError(f"cluster '{args.name}' exists; add --replace to redefine it")
         try:
             eng.add_cluster(Cluster(name=args.name, layout=args.layout, ssh_user=args.user,
                                     ssh_key=args.key, known_hosts=args.known_hosts), hosts)
-        except ReadOnly:
+        except (ReadOnly, Offline):
             raise
         except EngineError as exc:   # e.g. a host already in another cluster: bad input
             raise UsageError(str(exc)) from exc
-    print(f"cluster {args.name!r}: {len(hosts)} hosts registered. Unknown host keys are "
-          f"shown for you to confirm when the console first connects.")
+    if args.json:
+        _dump_one({"cluster": args.name, "hosts": [
+            {"name": h.name, "address": h.address, "port": h.port} for h in hosts]})
+    else:
+        print(f"cluster '{args.name}': {len(hosts)} hosts registered. Unknown host keys "
+              f"are shown for you to confirm when the console first connects.")
     return OK
 
 
 def cmd_cluster_remove(args) -> int:
-    with Engine(_inventory_path(args), offline=True) as eng:
+    with _new_engine(args, offline=True) as eng:
         eng.cluster(args.name)
-        eng.remove_cluster(args.name)
-    print(f"cluster {args.name!r} removed from the inventory (hosts untouched)")
+        tasks = eng.remove_cluster(args.name)
+    if args.json:
+        _dump_one({"cluster": args.name, "removed": True,
+                   "tasks_removed": tasks if isinstance(tasks, int) else None})
+    else:
+        print(f"cluster '{args.name}' removed from the inventory (hosts untouched)")
     return OK
 
 
+def cmd_cluster_list(args) -> int:
+    with _engine(args, online=True) as eng:
+        sums = eng.summaries()
+        caps = [getattr(s, "capacity", s) for s in sums]   # Capacity, or older summaries
+        if args.json:
+            _dump([{"name": s.cluster.name, "layout": s.cluster.layout,
+                    "hosts_up": s.hosts_up, "hosts_total": s.hosts_total,
+                    "vms_running": s.vms_running, "vms_total": s.vms_total,
+                    "cpu_pct": c.cpu_pct, "memory_mib": c.memory_mib,
+                    "memory_used_mib": c.memory_used_mib, "problems": list(s.problems)}
+                   for s, c in zip(sums, caps)])
+        else:
+            _table(["name", "layout", "hosts", "vms", "cpu", "memory"],
+                   [[s.cluster.name, s.cluster.layout, f"{s.hosts_up}/{s.hosts_total}",
+                     f"{s.vms_running}/{s.vms_total}", _pct(c.cpu_pct),
+                     f"{(c.memory_used_mib or 0) // 1024}/{c.memory_mib // 1024} GiB"]
+                    for s, c in zip(sums, caps)])
+    return OK
+
+
+# ---- hosts and VMs -------------------------------------------------------------------
 def cmd_host_list(args) -> int:
     with _engine(args, online=True) as eng:
-        if args.cluster:
-            eng.cluster(args.cluster)
         hosts = eng.hosts(args.cluster)
         now = eng.now()
         if args.json:
@@ -175,8 +334,6 @@ def _age(a) -> str:
 
 def cmd_vm_list(args) -> int:
     with _engine(args, online=True) as eng:
-        if args.cluster:
-            eng.cluster(args.cluster)
         vms = sorted(eng.vms(args.cluster, args.host), key=lambda v: (v.cluster, v.name))
         if args.json:
             _dump(vms)
@@ -202,15 +359,22 @@ def cmd_vm_action(args) -> int:
         return FAILED if host.status is HostStatus.UP else UNREACHABLE
 
 
+# ---- tasks ---------------------------------------------------------------------------
+def _tasks_in_full(eng: Engine, cluster: str | None, limit: int):
+    """Tasks with their steps and logs (the journal lists them without)."""
+    if "details" in inspect.signature(eng.tasks).parameters:
+        return eng.tasks(cluster, limit=limit, details=True)
+    return [eng.task(t.id) for t in eng.tasks(cluster, limit=limit)]
+
+
 def cmd_task_list(args) -> int:
     with _engine(args, online=False) as eng:
-        tasks = eng.tasks(args.cluster, limit=args.limit)
         if args.json:
-            _dump(tasks)
+            _dump(_tasks_in_full(eng, args.cluster, args.limit))
         else:
             _table(["id", "task", "cluster", "target", "status", "error"],
                    [[t.id, t.title, t.cluster, t.target_name, t.status.value, t.error[:60]]
-                    for t in tasks])
+                    for t in eng.tasks(args.cluster, limit=args.limit)])
     return OK
 
 
@@ -230,11 +394,44 @@ def cmd_task_show(args) -> int:
     return OK
 
 
+def cmd_task_cancel(args) -> int:
+    """Ask a running task to stop. The process that runs it does the stopping (within
+    about a second), so no host is contacted from here."""
+    eng = _new_engine(args, offline=False)
+    eng.start(clusters=[])
+    try:
+        eng.task(args.id)                       # unknown: exit 3
+        task = eng.call(eng.cancel_task(args.id))
+    finally:
+        eng.stop()
+    if args.json:
+        _dump([task])
+    else:
+        print(f"task {task.id}: cancel asked; the process running it stops it within "
+              f"a few seconds. `mvmtui task show {task.id}` shows how it ends.")
+    return OK
+
+
+# ---- the console ---------------------------------------------------------------------
+def _has_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
 def cmd_console(args) -> int:
+    if not _has_terminal():   # a script would hang on a full-screen app
+        raise UsageError("The console needs a terminal; for scripts use a verb, e.g. "
+                         "`mvmtui vm list --json`.")
     from .app import run_console  # Textual is imported only for the console
-    eng = Engine(_inventory_path(args), readonly=args.readonly, offline=args.offline)
-    for cluster in args.ask_password or ():
-        eng.set_password(cluster, getpass.getpass(f"SSH password for cluster {cluster}: "))
+    eng = _new_engine(args, offline=args.offline, actor="console")
+    try:
+        if args.cluster:
+            eng.cluster(args.cluster)
+        for cluster in args.ask_password or ():
+            eng.cluster(cluster)
+            eng.set_password(cluster, _ask_password(f"SSH password for cluster {cluster}: "))
+    except BaseException:
+        eng.inv.close()
+        raise
     try:  # run_console starts the engine once the app listens, so no question is lost
         run_console(eng, start_cluster=args.cluster)
     finally:
@@ -242,52 +439,10 @@ def cmd_console(args) -> int:
     return OK
 
 
-def cmd_lab(args) -> int:
-    from .engine.inventory import Inventory
-    from .engine.lab import Lab
-    lab = Lab(args.name, hosts=getattr(args, "hosts", 3))
-    if args.lab_cmd == "prepare":
-        from .engine import guest
-        from .engine.lab import GUEST_ROOT
-        try:
-            kernel, initrd = guest.build(GUEST_ROOT / "image", GUEST_ROOT / "debs")
-        except (RuntimeError, OSError) as exc:
-            raise LabError(f"cannot build the lab's guest: {exc}") from exc
-        print(f"lab guest ready: {kernel}, {initrd}")
-    elif args.lab_cmd == "up":
-        inv = Inventory(_inventory_path(args))
-        lab.up(inv)
-        inv.close()
-        print(f"lab {args.name}: {args.hosts} hosts up on 10.{lab.subnet}.0.0/24; "
-              f"cluster {args.name!r} registered. `mvmtui` opens the console.")
-    elif args.lab_cmd == "down":
-        lab.down()
-        inv = Inventory(_inventory_path(args))
-        if args.name in {c.name for c in inv.clusters()}:
-            inv.delete_cluster(args.name)   # the cluster it registered goes too
-        inv.close()
-        print(f"lab {args.name}: down; cluster {args.name!r} removed from the inventory")
-    elif args.lab_cmd == "status":
-        st = lab.status()
-        if args.json:
-            _dump(st)
-        elif not st:
-            print(f"lab {args.name}: not running")
-        else:
-            _table(["host", "address", "running", "link", "pid"],
-                   [[s["host"], s["address"], "yes" if s["running"] else "no", s["link"],
-                     s["pid"] or ""] for s in st])
-    elif args.lab_cmd == "crash":
-        lab.crash(args.host)
-        print(f"{args.host}: power cut (link down, then killed)")
-    elif args.lab_cmd == "revive":
-        lab.revive(args.host)
-        print(f"{args.host}: powered on")
-    return OK
-
-
+# ---- arguments -----------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mvmtui", description=__doc__.split("\n")[0])
+    from . import cli_lab
+    p = _Parser(prog="mvmtui", description=__doc__.split("\n")[0])
     p.add_argument("--inventory", help="inventory file (default: $MVMTUI_INVENTORY or "
                                        "~/.local/share/mvmtui/inventory.db)")
     p.add_argument("--debug-log", help="write a debug log to this file")
@@ -299,7 +454,7 @@ def parser() -> argparse.ArgumentParser:
         if online:
             sp.add_argument("--offline", action="store_true",
                             help="do not contact hosts; show the inventory's last known state")
-            sp.add_argument("--wait", type=float, default=10.0,
+            sp.add_argument("--wait", type=_seconds, default=10.0,
                             help="seconds to wait for hosts to answer (default 10)")
             sp.add_argument("--ask-password", action="store_true",
                             help="prompt for the SSH password (kept in memory only)")
@@ -324,9 +479,11 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
     x.add_argument("--layout", default="kvm", help="e.g. kvm, kvm+ceph")
     x.add_argument("--replace", action="store_true", help="redefine an existing cluster")
+    common(x, online=False)
     x.set_defaults(func=cmd_cluster_add)
     x = cl.add_parser("remove", help="forget a cluster (its hosts are not touched)")
     x.add_argument("name")
+    common(x, online=False)
     x.set_defaults(func=cmd_cluster_remove)
 
     hl = sub.add_parser("host", help="hosts").add_subparsers(dest="verb", required=True)
@@ -352,34 +509,32 @@ def parser() -> argparse.ArgumentParser:
     tk = sub.add_parser("task", help="the task journal").add_subparsers(dest="verb", required=True)
     x = tk.add_parser("list", help="recent tasks")
     x.add_argument("--cluster")
-    x.add_argument("--limit", type=int, default=50)
+    x.add_argument("--limit", type=_count, default=50)
     x.add_argument("--json", action="store_true")
     x.set_defaults(func=cmd_task_list)
     x = tk.add_parser("show", help="one task with its steps and log")
     x.add_argument("id", type=int)
     x.add_argument("--json", action="store_true")
     x.set_defaults(func=cmd_task_show)
-
-    lab = sub.add_parser("lab", help="the built-in lab cluster (needs root)")
-    lab.add_argument("--name", default="lab", help="lab (and cluster) name (default: lab)")
-    ls = lab.add_subparsers(dest="lab_cmd", required=True)
-    ls.add_parser("prepare", help="fetch and build the lab's guest image (no hosts)")
-    x = ls.add_parser("up", help="start the lab and register it as a cluster")
-    x.add_argument("--hosts", type=int, default=3)
-    ls.add_parser("down", help="stop the lab and remove all it made")
-    x = ls.add_parser("status", help="the lab's hosts")
+    x = tk.add_parser("cancel", help="ask a running task to stop (where that is safe)")
+    x.add_argument("id", type=int)
     x.add_argument("--json", action="store_true")
-    x = ls.add_parser("crash", help="power cut: link down, then kill the host")
-    x.add_argument("host")
-    x = ls.add_parser("revive", help="power a crashed host back on")
-    x.add_argument("host")
-    lab.set_defaults(func=cmd_lab)
+    x.add_argument("--readonly", action="store_true", help="refuse every change")
+    x.set_defaults(func=cmd_task_cancel)
+
+    cli_lab.add_parsers(sub)
     return p
 
 
+# ---- main ----------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser().parse_args(_default_console(argv))
+    as_json = "--json" in argv
+    try:
+        args = parser().parse_args(_default_console(argv))
+    except UsageError as exc:
+        return _fail(exc, USAGE, as_json)
+    as_json = getattr(args, "json", False)
     # Engine warnings go to --debug-log or nowhere: never onto the console's screen
     # or into a script's stderr (Python's last-resort handler would print them).
     logging.getLogger("mvmtui").addHandler(logging.NullHandler())
@@ -389,46 +544,74 @@ def main(argv: list[str] | None = None) -> int:
     if args.func is not cmd_console:
         launch.started()    # the console says so itself, once it is created
     try:
-        return args.func(args)
-    except UsageError as exc:
-        return _fail(exc, USAGE)
-    except (NotFound, Ambiguous) as exc:
-        return _fail(exc, NOT_FOUND)
-    except ReadOnly as exc:
-        return _fail(exc, READONLY)
-    except Busy as exc:
-        return _fail(exc, BUSY)
-    except HostDown as exc:
-        return _fail(exc, UNREACHABLE)
-    except InventoryError as exc:
-        return _fail(exc, INVENTORY)
-    except LabError as exc:
-        return _fail(exc, LAB)
-    except EngineError as exc:
-        return _fail(exc, FAILED)
-    except sqlite3.Error as exc:
-        path = _inventory_path(args) or "the default inventory"
-        return _fail(f"the inventory ({path}) failed: {exc}. Check that it is writable "
-                     f"by you and not damaged; it was not changed.", INVENTORY)
-    except OSError as exc:
-        return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), FAILED)
-    except KeyboardInterrupt:
-        return 130
+        try:
+            code = args.func(args)
+            sys.stdout.flush()      # a closed pipe shows here, not at exit
+            return code
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+                         FAILED, as_json)
+        except sqlite3.Error as exc:
+            path = _inventory_path(args) or "the default inventory"
+            return _fail(f"the inventory ({path}) failed: {exc}. Check that it is writable "
+                         f"by you and not damaged; it was not changed.", INVENTORY, as_json)
+        except (EngineError, InventoryError, LabError) as exc:
+            return _fail(exc, _code(exc), as_json)
+        except KeyboardInterrupt:
+            return 130
+    except BrokenPipeError:
+        # `mvmtui task list | head -1`: the reader has what it wanted. Python's docs:
+        # point stdout at devnull so the flush at exit does not fail again.
+        _quiet_stdout()
+        return OK
+
+
+def _code(exc: Exception) -> int:
+    for kind, code in ((UsageError, USAGE), ((NotFound, Ambiguous), NOT_FOUND),
+                       ((ReadOnly, Offline), READONLY), (Busy, BUSY), (HostDown, UNREACHABLE),
+                       (InventoryError, INVENTORY), (LabError, LAB)):
+        if isinstance(exc, kind):
+            return code
+    return FAILED
+
+
+def _kind(exc: Exception | str, code: int) -> str:
+    if isinstance(exc, Ambiguous):
+        return "ambiguous"
+    if isinstance(exc, Offline):
+        return "offline"
+    return KINDS.get(code, "failed")
+
+
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):    # no real file descriptor (e.g. under a test)
+        pass
 
 
 def _default_console(argv: list[str]) -> list[str]:
     """`mvmtui [--inventory F] [--readonly …]` with no verb opens the console."""
-    verbs = {"console", "cluster", "host", "vm", "task", "lab"}
     i = 0
     while i < len(argv) and argv[i].split("=")[0] in ("--inventory", "--debug-log"):
         i += 1 if "=" in argv[i] else 2
-    if i < len(argv) and (argv[i] in verbs or argv[i] in ("-h", "--help")):
+    if i < len(argv) and (argv[i] in VERBS or argv[i] in ("-h", "--help")):
         return argv
     return argv[:i] + ["console"] + argv[i:]
 
 
-def _fail(exc: Exception | str, code: int) -> int:
+def _fail(exc: Exception | str, code: int, as_json: bool = False) -> int:
     print(f"mvmtui: {exc}", file=sys.stderr)
+    if as_json:
+        try:
+            _dump_one({"error": {"code": code, "kind": _kind(exc, code),
+                                 "message": str(exc)}})
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_stdout()
     return code
 
 

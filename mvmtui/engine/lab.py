@@ -382,3 +382,18 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
                         "running": bool(pid),
                         "link": "up" if "state UP" in link or ",UP" in link else "down"})
         return out
+
+    # ---- reaching hosts by hand (mvmtui lab ssh / virsh / demo) -----------------------
+    def running_hosts(self) -> list[str]:
+        """Names of this lab's hosts that run now (none: the lab is not up)."""
+        return [n for n in self._state().get("hosts", {}) if self.init_pid(self.host(n))]
+
+    def running_host(self, name: str) -> LabHost:
+        """The named host if it runs now; LabError says why not."""
+        if not self._state().get("hosts"):
+            raise LabError(f"lab '{self.name}' is not up; `mvmtui lab up` starts it")
+        h = self.host(name)
+        if not self.init_pid(h):
+            raise LabError(f"lab host {h.name} is not running; `mvmtui lab revive "
+                           f"{h.name}` powers it on")
+        return h
