@@ -197,22 +197,34 @@ class _Keep:
         return getattr(self._inv, name)
 
 
-def set_live(eng: Engine) -> None:
-    """What a console that reached prod would show: kvm-01/02 up, kvm-03 unreachable;
-    lab stays as last seen. Uses the engine's own host bookkeeping on its I/O loop
-    (there is no public way to fake a connection)."""
-    async def go():
-        for h in HOSTS:
-            if h.cluster != "prod":
-                continue
-            if h.status is HostStatus.UNREACHABLE:
-                eng._set_host((h.cluster, h.name), status=h.status, problem=h.problem)
-            else:
-                eng._set_host((h.cluster, h.name), status=HostStatus.UP, problem="",
-                              cpu_pct=h.cpu_pct, mem_used_mib=h.mem_used_mib,
-                              seen_at=h.seen_at)
-    eng.call(go(), timeout=10)
-    eng.offline = False   # and the console shows it as the connected session it mimics
+def scripted_world(clock=lambda: FIXED):
+    """prod's hosts as a scripted hypervisor world: kvm-01 and kvm-02 answer with
+    their VMs, kvm-03 cannot be reached (its VMs stay last known, stale)."""
+    from mvmtui.engine.scripted import ScriptedWorld
+    world = ScriptedWorld(clock)
+    for h in HOSTS:
+        if h.cluster != "prod":
+            continue
+        sh = world.add_host(h.cluster, h.name, cpus=h.cpus, memory_mib=h.memory_mib,
+                            vms=[v for v in VMS if (v.cluster, v.host) == (h.cluster, h.name)],
+                            cpu_pct=h.cpu_pct, mem_used_mib=h.mem_used_mib)
+        sh.facts.update(hostname=h.hostname, cpu_model=h.cpu_model,
+                        libvirt_version=h.libvirt_version, qemu_version=h.qemu_version)
+        sh.reachable = h.status is not HostStatus.UNREACHABLE
+    return world
+
+
+def live_engine(path: Path, readonly: bool = False) -> Engine:
+    """What a console that reached prod shows: kvm-01/02 up, kvm-03 unreachable; lab
+    not contacted (stale). The engine runs its real host links over a scripted
+    hypervisor (no SSH, no libvirt); no stats pass or reconciliation during a test."""
+    world = scripted_world()
+    eng = Engine(path, clock=lambda: FIXED, readonly=readonly, connect=world.connect,
+                 stats_interval=3600, reconcile_interval=3600, reconnect_interval=3600)
+    eng.world = world     # tests change hosts through it, as virsh would
+    eng.start(clusters=["prod"])
+    eng.call(eng.wait_ready(timeout=10))
+    return eng
 
 
 @pytest.fixture
@@ -226,8 +238,7 @@ def offline_engine(inventory_path):
 @pytest.fixture
 def mixed_engine(inventory_path):
     """prod partly live (kvm-01/02 up, kvm-03 unreachable), lab stale, one task running."""
-    eng = make_engine(inventory_path)
-    set_live(eng)
+    eng = live_engine(inventory_path)
     add_running_task(eng)
     yield eng
     eng.stop()
@@ -235,8 +246,7 @@ def mixed_engine(inventory_path):
 
 @pytest.fixture
 def readonly_engine(inventory_path):
-    eng = make_engine(inventory_path, readonly=True)
-    set_live(eng)
+    eng = live_engine(inventory_path, readonly=True)
     yield eng
     eng.stop()
 

@@ -91,10 +91,12 @@ def test_journal_records_steps_logs_and_outcome(tmp_path):
     t = asyncio.run(j.run(_spec(), ok))
     assert t.status is TaskStatus.SUCCEEDED and t.progress == 1.0
     assert [s.status for s in t.steps] == [TaskStatus.SUCCEEDED] * 2
-    assert [l.message for l in t.logs] == ["Start web-01: started", "checked", "Start web-01: done"]
+    assert [l.message for l in t.logs] == [f"Start web-01: started by {j.started_by}",
+                                           "checked", "Start web-01: done"]
+    assert t.started_by == j.started_by and j.started_by.startswith("console · ")
     t = asyncio.run(j.run(_spec(), boom))
     assert t.status is TaskStatus.FAILED and "already running" in t.error
-    assert t.steps[0].status is TaskStatus.FAILED and t.steps[1].status is TaskStatus.QUEUED
+    assert t.steps[0].status is TaskStatus.FAILED and t.steps[1].status is TaskStatus.SKIPPED
     assert inv.locks() == {}
     assert events and all(e.task.id in (1, 2) for e in events)
 
@@ -111,14 +113,15 @@ def test_a_locked_target_refuses_a_second_task(tmp_path):
 
         first = asyncio.ensure_future(j.run(_spec(), slow))
         await asyncio.sleep(0.01)
-        with pytest.raises(Busy, match="locked by another task"):
+        with pytest.raises(Busy, match=r"busy with Start web-01 \(task 1, console · "):
             await j.run(_spec(title="Stop web-01"), slow)
         gate.set()
         return await first
 
     assert asyncio.run(scenario()).status is TaskStatus.SUCCEEDED
-    refused = inv.tasks()[0]
+    refused = inv.task(inv.tasks()[0].id)
     assert refused.status is TaskStatus.FAILED and "busy" in refused.error
+    assert [s.status for s in refused.steps] == [TaskStatus.SKIPPED] * 2   # never started
 
 
 def test_tasks_of_a_crashed_console_are_marked_interrupted(tmp_path):
@@ -234,7 +237,7 @@ def test_cli_registers_and_removes_a_cluster(tmp_path, capsys):
     assert main(["--inventory", inv, "cluster", "add", "q", "x=1.2.3.4:ssh"]) == 2
     assert "write NAME=ADDRESS[:PORT]" in capsys.readouterr().err
     assert main(["--inventory", inv, "cluster", "add", "q", "a=1.1.1.1", "a=1.1.1.2"]) == 2
-    assert "the same host name is given twice: a" in capsys.readouterr().err
+    assert "host a is given twice" in capsys.readouterr().err
     eng = Engine(inv, offline=True)
     eng.start()
     try:

@@ -24,16 +24,15 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
+from . import capacity
+from .adapter import LIFECYCLE, LIFECYCLE_STARTED, REBOOT, Hypervisor, HostUnreachable
 from .errors import (Ambiguous, EngineError, HostDown, HypervisorError, InventoryError,
-                     NotFound, ReadOnly)
+                     NotFound, Offline, ReadOnly)
 from .inventory import Inventory
-from .model import (Cluster, ClusterSummary, Datastore, Event, Host, HostChanged,
+from .model import (Capacity, Cluster, ClusterSummary, Datastore, Event, Host, HostChanged,
                     HostKeyQuestion, HostStatus, Network, Task, TaskStatus, Vm,
                     VmChanged, VmRemoved, VmState)
-from .tasks import Journal, TaskContext, TaskFailed, TaskSpec
-
-if TYPE_CHECKING:
-    from .hypervisor import HostHypervisor
+from .tasks import Journal, JournalFollower, TaskContext, TaskFailed, TaskSpec
 
 log = logging.getLogger("mvmtui.engine")
 
@@ -52,6 +51,24 @@ VM_ACTIONS: dict[str, tuple[str, VmState | None, bool]] = {
     "suspend": ("Suspend", VmState.PAUSED, True),     # its services stop answering
     "resume": ("Resume", VmState.RUNNING, False),
 }
+# Force off takes over from a shutdown or reboot that only waits for the guest.
+SUPERSEDES = {"destroy": ("vm.shutdown", "vm.reboot")}
+
+_ACTIONS_BY_STATE: dict[VmState, tuple[str, ...]] = {
+    VmState.RUNNING: ("shutdown", "destroy", "reboot", "suspend"),
+    VmState.BLOCKED: ("shutdown", "destroy", "reboot", "suspend"),
+    VmState.SHUTTING_DOWN: ("destroy",),
+    VmState.PAUSED: ("destroy", "resume"),
+    VmState.SUSPENDED: ("destroy",),
+    VmState.SHUTOFF: ("start",),
+    VmState.CRASHED: ("start", "destroy"),
+}
+
+
+def vm_actions(vm: Vm) -> tuple[str, ...]:
+    """The power actions that make sense in the VM's (last known) state, in
+    VM_ACTIONS order; every action when the state is unknown."""
+    return _ACTIONS_BY_STATE.get(vm.state, tuple(VM_ACTIONS))
 
 
 @dataclass
@@ -62,7 +79,7 @@ class _Link:
     executor: concurrent.futures.ThreadPoolExecutor
     runner: asyncio.Task | None = None
     ssh: Any = None
-    hv: "HostHypervisor | None" = None
+    hv: Hypervisor | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     offered_key: str = ""          # public key offered when unknown (for TOFU)
     offered_fp: str = ""
@@ -74,7 +91,13 @@ class Engine:
     def __init__(self, inventory: Inventory | str | os.PathLike | None = None, *,
                  clock: Callable[[], float] = time.time, readonly: bool = False,
                  offline: bool = False, reconnect_interval: float = 2.0,
-                 stats_interval: float = 5.0, shutdown_timeout: float = 90.0):
+                 stats_interval: float = 5.0, shutdown_timeout: float = 90.0,
+                 reboot_timeout: float | None = None, reconcile_interval: float = 60.0,
+                 actor: str = "console",
+                 connect: Callable[[Host], Hypervisor] | None = None):
+        """`connect` replaces SSH + libvirt with another way to reach a host's
+        hypervisor (tests script hosts with scripted.ScriptedHypervisor); it raises
+        adapter.HostUnreachable or HypervisorError as a real host would fail."""
         self.inv = inventory if isinstance(inventory, Inventory) else Inventory(inventory)
         try:
             self._load()
@@ -87,6 +110,14 @@ class Engine:
         self.reconnect_interval = reconnect_interval
         self.stats_interval = stats_interval
         self.shutdown_timeout = shutdown_timeout
+        self.reboot_timeout = shutdown_timeout if reboot_timeout is None else reboot_timeout
+        # Re-read every VM in full this often: what neither an event nor the stats
+        # pass reports (autostart, a disk's path) is then at most this old.
+        self.reconcile_interval = reconcile_interval
+        self._connect = connect
+        # Boots seen per VM (reboot events, starts): how a reboot is confirmed.
+        self._boots: dict[str, int] = {}
+        self._refresh_due: set[str] = set()      # VMs with a re-read already queued
         self._subs: list[Callable[[Event], None]] = []
         self._passwords: dict[str, str] = {}
         self._links: dict[tuple[str, str], _Link] = {}
@@ -94,7 +125,8 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._only: set[str] | None = None
         self._runtime = ""
-        self.journal = Journal(self.inv, clock, self._emit)
+        self.journal = Journal(self.inv, clock, self._emit, actor=actor)
+        self._follower: JournalFollower | None = None
 
     def _load(self) -> None:
         self._clusters: dict[str, Cluster] = {c.name: c for c in self.inv.clusters()}
@@ -133,12 +165,23 @@ class Engine:
         self._thread = threading.Thread(target=run, name="mvmtui-io", daemon=True)
         self._thread.start()
         ready.wait()
+        # Tasks that other processes (the CLI, a second console) run reach our
+        # subscribers too; events are handed to the I/O loop like every other.
+        self._follower = JournalFollower(
+            self.inv, lambda ev: self._loop.call_soon_threadsafe(self._emit, ev))
+        self._follower.start()
         if not self.offline:
             self._submit(self._connect_all()).result()
 
     def stop(self) -> None:
         if not self._thread or not self._loop:
             return
+        if self._follower:
+            self._follower.stop()
+        try:   # our running tasks end recorded as interrupted, never left "running"
+            self._submit(self.journal.cancel_all()).result(timeout=5)
+        except concurrent.futures.TimeoutError:
+            log.warning("tasks did not stop within 5 s")
         try:
             self._submit(self._disconnect_all()).result(timeout=15)
         except concurrent.futures.TimeoutError:
@@ -261,27 +304,32 @@ class Engine:
         c = self.cluster(cluster)
         hosts = self.hosts(cluster)
         vms = self.vms(cluster)
-        up = [h for h in hosts if h.status is HostStatus.UP]
-        active = [v for v in vms if v.state.active]
-        used = [h.mem_used_mib for h in up if h.mem_used_mib is not None]
-        cpu = [h.cpu_pct for h in up if h.cpu_pct is not None]
         problems = [f"{h.name}: {h.status.value}" + (f" — {h.problem}" if h.problem else "")
                     for h in hosts
                     if h.status not in (HostStatus.UP, HostStatus.CONNECTING)]
         problems += [f"{v.name}: crashed" for v in vms if v.state is VmState.CRASHED]
         return ClusterSummary(
-            cluster=c, hosts_up=len(up), hosts_total=len(hosts),
+            cluster=c, hosts_up=sum(h.status is HostStatus.UP for h in hosts),
+            hosts_total=len(hosts),
             # Last known state of a stale host's VMs is not counted as running.
             vms_running=sum(v.state is VmState.RUNNING and not v.stale for v in vms),
-            vms_total=len(vms),
-            cpus=sum(h.cpus for h in hosts),
-            vcpus_allocated=sum(v.vcpus for v in active),
-            memory_mib=sum(h.memory_mib for h in hosts),
-            memory_used_mib=sum(used) if used else None,
-            memory_allocated_mib=sum(v.memory_mib for v in active),
-            cpu_pct=sum(cpu) / len(cpu) if cpu else None,
+            vms_total=len(vms), capacity=capacity.of(hosts, vms),
             problems=tuple(problems),
             hosts_connecting=sum(h.status is HostStatus.CONNECTING for h in hosts))
+
+    def host_capacity(self, cluster: str, host: str) -> Capacity:
+        """One host's capacity, by the same rules as the cluster's."""
+        return capacity.of([self.host(cluster, host)], self.vms(cluster, host))
+
+    def vm_actions(self, vm: Vm) -> tuple[str, ...]:
+        """The power actions that make sense for this VM now (see vm_actions)."""
+        return vm_actions(vm)
+
+    def pending_task(self, vm_uuid: str) -> Task | None:
+        """The unfinished task on a VM, if any (shown as "shutting down…")."""
+        tasks = self.inv.tasks(target=vm_uuid, limit=1,
+                               statuses=(TaskStatus.QUEUED, TaskStatus.RUNNING))
+        return tasks[0] if tasks else None
 
     def summaries(self) -> list[ClusterSummary]:
         return [self.summary(c.name) for c in self.clusters()]
@@ -329,13 +377,14 @@ class Engine:
         if not self.offline:
             await self._connect_all()
 
-    def remove_cluster(self, name: str) -> None:
-        """Forget a cluster (its hosts are not touched). Made on the I/O loop."""
+    def remove_cluster(self, name: str) -> int:
+        """Forget a cluster and its history (its hosts are not touched); returns how
+        many tasks of history went. Made on the I/O loop."""
         if self.readonly:
             raise ReadOnly("removing a cluster")
-        self.call(self._remove_cluster(name), timeout=30)
+        return self.call(self._remove_cluster(name), timeout=30)
 
-    async def _remove_cluster(self, name: str) -> None:
+    async def _remove_cluster(self, name: str) -> int:
         keys = [k for k in self._hosts if k[0] == name]
         await self._disconnect(keys)
         for k in keys:
@@ -343,7 +392,7 @@ class Engine:
             for uuid in self._on_host.pop(k, ()):
                 self._vms.pop(uuid, None)
         self._clusters.pop(name, None)
-        self.inv.delete_cluster(name)
+        return self.inv.delete_cluster(name)
 
     # ---- host links (I/O loop) ----------------------------------------------------
     async def _connect_all(self) -> None:
@@ -480,7 +529,7 @@ class Engine:
         for v in kept:
             self._put_vm(v, save=False)
 
-    async def _read_contents(self, link: _Link, hv: "HostHypervisor"
+    async def _read_contents(self, link: _Link, hv: Hypervisor
                              ) -> tuple[list[Network], list[Datastore], list[Vm]]:
         """A host's networks, storage pools and VMs. VMs last: the caller applies them
         with no await in between, so an event handled meanwhile is never overwritten
@@ -533,6 +582,12 @@ class Engine:
                 await self._pause(link, delay)
                 delay = min(delay * 1.5, 10.0)
                 continue
+            except HostUnreachable as exc:
+                await self._close(link)
+                self._set_host(key, status=HostStatus.UNREACHABLE, problem=str(exc))
+                await self._pause(link, delay)
+                delay = min(delay * 1.5, 10.0)
+                continue
             except Exception as exc:  # anything else: say so and keep trying, never stick
                 log.exception("%s/%s: connecting failed", *key)
                 await self._close(link)
@@ -542,11 +597,14 @@ class Engine:
                 delay = min(delay * 1.5, 10.0)
                 continue
             delay = self.reconnect_interval
-            stats = asyncio.get_running_loop().create_task(self._stats_loop(link))
+            loop = asyncio.get_running_loop()
+            watchers = [loop.create_task(self._stats_loop(link)),
+                        loop.create_task(self._reconcile_loop(link))]
             try:
                 await _first(ssh_lost.wait(), lv_lost.wait())
             finally:
-                stats.cancel()
+                for w in watchers:
+                    w.cancel()
                 await self._close(link)
             at = time.strftime("%H:%M:%S", time.localtime(self.clock()))
             if ssh_lost.is_set():
@@ -572,6 +630,12 @@ class Engine:
         loop = asyncio.get_running_loop()
         cluster = self._clusters[host.cluster]
         from . import ssh as sshmod
+        if self._connect is not None:
+            try:
+                hv = await self._lv(link, self._connect, host)
+            except HypervisorError as exc:
+                raise _LibvirtDown(f"libvirtd does not answer: {exc}") from exc
+            return await self._begin(link, hv, lv_lost)
         if host.address.startswith("test:"):
             uri = host.address  # libvirt's test driver, for benchmarks without SSH
         else:
@@ -589,12 +653,18 @@ class Engine:
                 os.unlink(sock)
             await conn.forward_local_path(sock, LIBVIRT_SOCKET)
             uri = f"qemu+unix:///system?socket={sock}"
-        from .hypervisor import HostHypervisor  # libvirt loads on the I/O thread, when needed
-        hv = HostHypervisor(uri, key[0], key[1], self.clock)
+        from .hypervisor import LibvirtHypervisor  # libvirt loads on the I/O thread, when needed
+        await self._begin(link, LibvirtHypervisor(uri, key[0], key[1], self.clock), lv_lost)
+
+    async def _begin(self, link: _Link, hv: Hypervisor, lv_lost: asyncio.Event) -> None:
+        """Open the hypervisor, follow its events, read what the host has; then the
+        host is up."""
+        key = link.key
+        loop = asyncio.get_running_loop()
         link.lv_lost = lv_lost
 
-        def on_event(uuid: str, event: int, detail: int) -> None:   # libvirt event thread
-            loop.call_soon_threadsafe(self._domain_event, link, hv, uuid, event)
+        def on_event(uuid: str, kind: str, detail: int) -> None:   # libvirt event thread
+            loop.call_soon_threadsafe(self._domain_event, link, hv, uuid, kind, detail)
 
         def on_close(why: int) -> None:                             # libvirt event thread
             loop.call_soon_threadsafe(lv_lost.set)
@@ -645,16 +715,29 @@ class Engine:
         if conn is not None:
             conn.abort()
 
-    def _domain_event(self, link: _Link, hv: "HostHypervisor", uuid: str, event: int) -> None:
+    def _domain_event(self, link: _Link, hv: Hypervisor, uuid: str, kind: str,
+                      detail: int) -> None:
+        if kind == REBOOT or (kind == LIFECYCLE and detail == LIFECYCLE_STARTED):
+            self._boots[uuid] = self._boots.get(uuid, 0) + 1   # a reboot is confirmed so
+        self._queue_refresh(link, hv, uuid)
+
+    def _queue_refresh(self, link: _Link, hv: Hypervisor, uuid: str) -> None:
+        """Re-read one VM soon; a burst of events about it costs one read."""
+        if uuid in self._refresh_due:
+            return
+        self._refresh_due.add(uuid)
         asyncio.get_running_loop().create_task(self._refresh_vm(link, hv, uuid))
 
-    async def _refresh_vm(self, link: _Link, hv: "HostHypervisor", uuid: str) -> None:
+    async def _refresh_vm(self, link: _Link, hv: Hypervisor, uuid: str) -> None:
+        self._refresh_due.discard(uuid)    # an event from here on asks for another read
         if link.hv is not hv:
             return  # event from a connection that has since closed
         try:
             vm = await self._lv(link, hv.vm, uuid)
         except HypervisorError as exc:
             log.warning("refresh of %s failed: %s", uuid, exc)
+            return
+        if link.hv is not hv:
             return
         if vm is None:
             known = self._vms.get(uuid)
@@ -671,6 +754,9 @@ class Engine:
         self._put_vm(vm)
 
     async def _stats_loop(self, link: _Link) -> None:
+        """Every stats_interval: host usage and every VM's state, vCPUs, memory and
+        use in one bulk call. A VM whose figures differ from what we hold (a change
+        no event reported) is re-read in full; the rest are confirmed as of now."""
         key = link.key
         while True:
             await asyncio.sleep(self.stats_interval)
@@ -683,6 +769,8 @@ class Engine:
             except Exception as exc:  # a failed sample must not end sampling
                 log.warning("%s: stats failed: %s", key, exc)
                 continue
+            if link.hv is not hv:
+                return
             now = self.clock()
             self._set_host(key, cpu_pct=cpu, mem_used_mib=mem, seen_at=now)
             samples = []
@@ -692,16 +780,40 @@ class Engine:
             if mem is not None:
                 samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=None,
                                     metric="mem_used_mib", value=mem))
+            held = set()
             for vm in self._vms_on(key):
-                pct, used = per_vm.get(vm.uuid, (None, None))
-                # Every VM of a live host is confirmed now; only changes are announced.
-                self._put_vm(replace(vm, cpu_pct=pct, mem_used_mib=used, seen_at=now),
+                held.add(vm.uuid)
+                sample = per_vm.get(vm.uuid)
+                if sample is None or _differs(vm, sample):
+                    self._queue_refresh(link, hv, vm.uuid)   # gone, or changed unseen
+                    continue
+                # Confirmed by its host just now; only changes are announced.
+                self._put_vm(replace(vm, cpu_pct=sample.cpu_pct,
+                                     mem_used_mib=sample.mem_used_mib, seen_at=now),
                              save=False)
-                if pct is not None:
+                if sample.cpu_pct is not None:
                     samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=vm.uuid,
-                                        metric="cpu_pct", value=pct))
+                                        metric="cpu_pct", value=sample.cpu_pct))
+            for uuid in per_vm.keys() - held:
+                self._queue_refresh(link, hv, uuid)            # defined without an event
             self._persist(self.inv.add_samples, samples, HOST_SAMPLES_KEPT, now,
                           VM_SAMPLES_KEPT)
+
+    async def _reconcile_loop(self, link: _Link) -> None:
+        """The slow, complete pass: every reconcile_interval, re-read the host's VMs,
+        networks and pools in full (what no event and no stats pass would show)."""
+        while True:
+            await asyncio.sleep(self.reconcile_interval)
+            hv = link.hv
+            if hv is None:
+                return
+            try:
+                contents = await self._read_contents(link, hv)
+            except HypervisorError as exc:
+                log.warning("%s: reconcile failed: %s", link.key, exc)
+                continue
+            if link.hv is hv:
+                self._apply_contents(link.key, *contents)
 
     # ---- operations (async facade) ------------------------------------------------------
     async def wait_ready(self, timeout: float = 15.0, cluster: str | None = None) -> None:
@@ -780,23 +892,36 @@ class Engine:
         """SSH password for a cluster: kept in memory for this session only."""
         self._passwords[cluster] = password
 
+    def _refuse_changes(self, what: str) -> None:
+        if self.readonly:
+            raise ReadOnly(what)
+        if self.offline:
+            raise Offline(what)
+
     async def vm_action(self, uuid: str, action: str) -> Task:
         """Run a VM power action as a journaled task; returns the finished task
-        (status failed with libvirt's reason if it refused). Raises Busy when the VM
-        is locked by another task, ReadOnly in read-only mode."""
+        (status failed with the reason if it did not happen). Raises Busy when the VM
+        is locked by another task, ReadOnly / Offline in those modes."""
+        task = await self.submit_vm_action(uuid, action)
+        return await self.wait_task(task.id)
+
+    async def submit_vm_action(self, uuid: str, action: str) -> Task:
+        """Start a VM power action; returns the task once it runs (holding its lock).
+        Its outcome: wait_task(task.id)."""
         if action not in VM_ACTIONS:
             raise EngineError(f"Unknown VM action {action!r}; one of {', '.join(VM_ACTIONS)}.")
-        if self.readonly:
-            raise ReadOnly(f"{VM_ACTIONS[action][0].lower()} of a VM")
-        vm = self.vm(uuid)
         verb, wait_for, _ = VM_ACTIONS[action]
+        self._refuse_changes(f"{verb.lower()} of a VM")
+        vm = self.vm(uuid)
         steps = ["Check host", verb]
         if wait_for is not None:
             steps.append(f"Wait until {wait_for.value}")
+        elif action == "reboot":
+            steps.append("Wait for the guest to reboot")
         spec = TaskSpec(kind=f"vm.{action}", title=f"{verb} {vm.name}", cluster=vm.cluster,
                         target_kind="vm", target=vm.uuid, target_name=vm.name, host=vm.host,
                         steps=tuple(steps), locks=(f"vm:{vm.uuid}",),
-                        params={"action": action})
+                        params={"action": action}, supersedes=SUPERSEDES.get(action, ()))
 
         async def body(ctx: TaskContext) -> None:
             key = (vm.cluster, vm.host)
@@ -811,6 +936,7 @@ class Engine:
             hv = link.hv
             ctx.log(f"{vm.name} is on {vm.host}")
             ctx.step(1)
+            boots = self._boots.get(vm.uuid, 0)
             try:
                 await self._lv(link, hv.act, vm.uuid, action)
             except HypervisorError as exc:
@@ -822,28 +948,67 @@ class Engine:
                 if action == "shutdown":
                     ctx.log(f"Asked the guest to power off (ACPI); waiting up to {limit:.0f} s")
                 await self._wait_state(link, hv, vm.uuid, wait_for, limit, ctx)
+            elif action == "reboot":
+                ctx.step(2)
+                await self._wait_reboot(vm, boots, ctx)
             await self._refresh_vm(link, hv, vm.uuid)
 
-        return await self._on_io(self.journal.run(spec, body))
+        return await self._on_io(self.journal.submit(spec, body))
 
-    async def _wait_state(self, link: _Link, hv: "HostHypervisor", uuid: str,
+    async def wait_task(self, task_id: int) -> Task:
+        """The task once finished (ours, or another process's: then polled)."""
+        return await self._on_io(self.journal.wait(task_id))
+
+    async def cancel_task(self, task_id: int) -> Task:
+        """Ask a running task to stop, from any process on this inventory: its owner
+        stops it within about a second. Only while it waits (cancelling then is safe);
+        otherwise EngineError says why not."""
+        if self.readonly:
+            raise ReadOnly("cancelling a task")
+        try:
+            return self.journal.cancel(task_id, f"cancelled by {self.journal.started_by}")
+        except LookupError as exc:
+            raise NotFound(str(exc)) from None
+        except ValueError as exc:
+            raise EngineError(str(exc)) from None
+
+    async def _wait_state(self, link: _Link, hv: Hypervisor, uuid: str,
                           want: VmState, limit: float, ctx: TaskContext) -> None:
         start = time.monotonic()
-        while True:
-            try:
-                state = await self._lv(link, hv.state, uuid)
-            except HypervisorError as exc:
-                raise TaskFailed(f"lost track of the VM: {exc}") from exc
-            if state is want:
-                ctx.log(f"VM is {want.value}")
-                return
-            waited = time.monotonic() - start
-            if waited > limit:
-                hint = " It may ignore ACPI: Force off cuts the power." \
-                    if want is VmState.SHUTOFF else ""
-                raise TaskFailed(f"VM still {state.value} after {limit:.0f} s.{hint}")
-            ctx.progress(min(0.95, 0.66 + 0.3 * waited / limit))
-            await asyncio.sleep(0.2)
+        with ctx.cancellable():
+            while True:
+                try:
+                    state = await self._lv(link, hv.state, uuid)
+                except HypervisorError as exc:
+                    raise TaskFailed(f"lost track of the VM: {exc}") from exc
+                if state is want:
+                    ctx.log(f"VM is {want.value}")
+                    return
+                waited = time.monotonic() - start
+                if waited > limit:
+                    hint = " It may ignore ACPI: Force off cuts the power." \
+                        if want is VmState.SHUTOFF else ""
+                    raise TaskFailed(f"VM still {state.value} after {limit:.0f} s.{hint}")
+                ctx.progress(min(0.95, 0.66 + 0.3 * waited / limit))
+                await ctx.sleep(0.2)
+
+    async def _wait_reboot(self, vm: Vm, boots: int, ctx: TaskContext) -> None:
+        """libvirt accepting a reboot proves nothing: the guest may ignore ACPI (or not
+        have booted far enough to hear it). Success is a reboot event or a new boot."""
+        limit = self.reboot_timeout
+        ctx.log(f"Asked the guest to restart (ACPI); waiting up to {limit:.0f} s for it "
+                f"to reboot")
+        start = time.monotonic()
+        with ctx.cancellable():
+            while self._boots.get(vm.uuid, 0) == boots:
+                waited = time.monotonic() - start
+                if waited > limit:
+                    raise TaskFailed(f"the guest did not reboot within {limit:.0f} s; it "
+                                     f"may ignore ACPI, or was still booting. Force off "
+                                     f"then Start restarts it for sure.")
+                ctx.progress(min(0.95, 0.66 + 0.3 * waited / limit))
+                await ctx.sleep(0.2)
+        ctx.log("The guest rebooted")
 
 
 class _LibvirtDown(Exception):
@@ -864,3 +1029,11 @@ async def _first(*aws: Awaitable) -> None:
     finally:
         for t in tasks:
             t.cancel()
+
+
+def _differs(vm: Vm, sample) -> bool:
+    """A bulk sample disagrees with what we hold: something changed unreported.
+    Figures the host does not report in bulk (None) are not compared."""
+    return (sample.state is not vm.state
+            or (sample.vcpus is not None and sample.vcpus != vm.vcpus)
+            or (sample.memory_mib is not None and sample.memory_mib != vm.memory_mib))

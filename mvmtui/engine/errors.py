@@ -4,7 +4,7 @@ from __future__ import annotations
 from .inventory import InventoryError
 from .tasks import Busy
 
-__all__ = ["InventoryError", "Busy", "EngineError", "NotFound", "Ambiguous", "ReadOnly",
+__all__ = ["InventoryError", "Busy", "EngineError", "NotFound", "Ambiguous", "ReadOnly", "Offline",
            "HostDown", "HypervisorError", "LabError"]
 
 
@@ -24,6 +24,12 @@ class ReadOnly(EngineError):
     def __init__(self, what: str = "this change"):
         super().__init__(f"Read-only mode: {what} is not allowed. "
                          f"Start mvmtui without --readonly to make changes.")
+
+
+class Offline(EngineError):
+    def __init__(self, what: str = "this change"):
+        super().__init__(f"Offline mode: {what} is not possible; no host is contacted. "
+                         f"Start mvmtui without --offline to make changes.")
 
 
 class HostDown(EngineError):

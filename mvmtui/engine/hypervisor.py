@@ -14,8 +14,16 @@ from typing import Callable
 
 import libvirt
 
+from .adapter import LIFECYCLE, REBOOT, VmSample
 from .errors import HypervisorError
 from .model import Datastore, Disk, Network, Nic, Vm, VmState
+
+# Events that change what the console shows of a VM besides its lifecycle: each makes
+# the engine re-read that VM. What no event reports (autostart, a --config change
+# of a running VM) the stats pass or the slow reconciliation catches.
+_CHANGE_EVENTS = ("DEVICE_ADDED", "DEVICE_REMOVED", "TUNABLE", "BALLOON_CHANGE",
+                  "METADATA_CHANGE", "PMSUSPEND", "PMWAKEUP", "DISK_CHANGE", "TRAY_CHANGE",
+                  "JOB_COMPLETED", "DEVICE_REMOVAL_FAILED", "MEMORY_DEVICE_SIZE_CHANGE")
 
 _STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: VmState.UNKNOWN,
@@ -87,8 +95,9 @@ def _plain_errors(cls):
 
 
 @_plain_errors
-class HostHypervisor:
-    """One libvirt connection to one host. Use only from libvirt worker threads."""
+class LibvirtHypervisor:
+    """One libvirt connection to one host (adapter.Hypervisor). Use only from libvirt
+    worker threads."""
 
     def __init__(self, uri: str, cluster: str, host: str, clock: Callable[[], float] = time.time):
         self.uri = uri
@@ -111,10 +120,27 @@ class HostHypervisor:
             pass  # test driver has no keepalive
 
         def lifecycle(_conn, dom, event, detail, _opaque):
-            on_domain_event(dom.UUIDString(), event, detail)
+            on_domain_event(dom.UUIDString(), LIFECYCLE, event)
+
+        def reboot(_conn, dom, _opaque):
+            on_domain_event(dom.UUIDString(), REBOOT, 0)
 
         self._callbacks.append(conn.domainEventRegisterAny(
             None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, lifecycle, None))
+        self._callbacks.append(conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, reboot, None))
+        for name in _CHANGE_EVENTS:
+            event_id = getattr(libvirt, f"VIR_DOMAIN_EVENT_ID_{name}", None)
+            if event_id is None:
+                continue
+
+            def changed(_conn, dom, *_rest, kind=name.lower()):
+                on_domain_event(dom.UUIDString(), kind, 0)
+            try:
+                self._callbacks.append(conn.domainEventRegisterAny(
+                    None, event_id, changed, None))
+            except libvirt.libvirtError:
+                pass   # a driver without this event: the stats pass covers it
         try:
             conn.registerCloseCallback(lambda _c, why, _o: on_close(why), None)
         except libvirt.libvirtError:
@@ -149,6 +175,11 @@ class HostHypervisor:
     def facts(self) -> dict:
         c = self._c()
         model, mem_mib, cpus, *_ = c.getInfo()
+        try:   # getInfo's memory can be one NUMA cell's; the total of all cells is not
+            mem_mib = int(c.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS)["total"]
+                          // 1024)
+        except (libvirt.libvirtError, KeyError):
+            pass
         facts = {"hostname": c.getHostname(), "cpus": cpus, "memory_mib": mem_mib,
                  "cpu_model": model, "libvirt_version": version_str(c.getLibVersion())}
         try:
@@ -231,7 +262,7 @@ class HostHypervisor:
                   name=dom.name(), state=_STATES.get(state, VmState.UNKNOWN),
                   vcpus=vcpus, memory_mib=mem_kib // 1024, max_memory_mib=max_kib // 1024,
                   autostart=autostart, persistent=bool(dom.isPersistent()),
-                  disks=tuple(disks), nics=tuple(nics), seen_at=now)
+                  disks=tuple(disks), nics=tuple(nics), seen_at=now, config_at=now)
 
     def vms(self) -> list[Vm]:
         now = self.clock()
@@ -256,31 +287,38 @@ class HostHypervisor:
         st, _ = self._c().lookupByUUIDString(uuid).state()
         return _STATES.get(st, VmState.UNKNOWN)
 
-    def stats(self) -> dict[str, tuple[float | None, int | None]]:
-        """Per-VM (cpu %, guest memory in use MiB) from one getAllDomainStats call."""
+    def stats(self) -> dict[str, VmSample]:
+        """Every VM's state, vCPUs, memory, CPU use and guest memory from one bulk call
+        (getAllDomainStats): cheap enough for every pass, and it confirms what the
+        tables show even where no event said a thing changed."""
         c = self._c()
         now = time.monotonic()
-        flags = libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
-        out: dict[str, tuple[float | None, int | None]] = {}
+        flags = (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+                 | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU)
+        out: dict[str, VmSample] = {}
         prev, self._prev_cpu = self._prev_cpu, {}
-        try:
-            records = c.getAllDomainStats(flags, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE)
-        except libvirt.libvirtError:
-            return out
+        records = c.getAllDomainStats(flags, 0)
         for dom, rec in records:
             uuid = dom.UUIDString()
+            state = _STATES.get(rec.get("state.state"), VmState.UNKNOWN)
+            vcpus = rec.get("vcpu.current")
             cpu_ns = rec.get("cpu.time")
             pct = None
-            if cpu_ns is not None:
+            if cpu_ns is not None and state.active:
                 self._prev_cpu[uuid] = (now, cpu_ns)
                 if uuid in prev and now > prev[uuid][0]:
-                    pct = max(0.0, (cpu_ns - prev[uuid][1]) / 1e9 / (now - prev[uuid][0]) * 100)
+                    # A share of its own vCPUs, like host CPU % is a share of all CPUs.
+                    pct = max(0.0, (cpu_ns - prev[uuid][1]) / 1e9 / (now - prev[uuid][0])
+                              * 100 / max(1, vcpus or 1))
             # Memory the guest itself reports in use (needs its balloon driver);
             # QEMU's RSS is not the guest's memory, so without the driver: unknown.
             mem = None
             if "balloon.available" in rec and "balloon.unused" in rec:
                 mem = int(rec["balloon.available"] - rec["balloon.unused"]) // 1024
-            out[uuid] = (pct, mem)
+            current = rec.get("balloon.current")
+            out[uuid] = VmSample(state=state, vcpus=vcpus,
+                                 memory_mib=None if current is None else int(current) // 1024,
+                                 cpu_pct=pct, mem_used_mib=mem)
         return out
 
     def networks(self) -> list[Network]:
@@ -330,3 +368,6 @@ class HostHypervisor:
             dom.resume()
         else:
             raise ValueError(f"unknown VM action {action!r}")
+
+
+HostHypervisor = LibvirtHypervisor   # the name earlier code and benches use

@@ -95,8 +95,18 @@ def _v3(db: "sqlite_utils.Database") -> None:
     db["tasks"].create_index(["status"])
 
 
+def _v4(db: "sqlite_utils.Database") -> None:
+    # Who started a task (console, CLI, watcher; user@machine); whether stopping it now
+    # is safe; a cancel asked by another process, which the owner polls.
+    db["tasks"].add_column("started_by", str)
+    db["tasks"].add_column("cancellable", int)
+    db["tasks"].add_column("cancel_requested", str)
+    # When a VM's whole definition was last read (seen_at: its state confirmed).
+    db["vms"].add_column("config_at", float)
+
+
 # Index i migrates schema version i to i+1. Append, never edit.
-MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -241,14 +251,23 @@ class Inventory:
     def clusters(self) -> list[Cluster]:
         return [Cluster(**r) for r in self._rows("SELECT * FROM clusters ORDER BY name")]
 
-    def delete_cluster(self, name: str) -> None:
+    def delete_cluster(self, name: str) -> int:
+        """Forget a cluster: its hosts, last known VMs, events, samples and its task
+        history. Returns how many tasks went."""
         with self.transaction():
             uuids = [r["uuid"] for r in self._rows("SELECT uuid FROM vms WHERE cluster=?", [name])]
             for u in uuids:
                 self._delete_vm_rows(u)
-            for t in ("hosts", "networks", "datastores"):
+            for t in ("hosts", "networks", "datastores", "events", "metric_samples"):
                 self.conn.execute(f"DELETE FROM {t} WHERE cluster=?", [name])
+            # Its history goes with it: a new cluster of the same name starts clean.
+            ids = "SELECT id FROM tasks WHERE cluster=?"
+            for t in ("task_steps", "task_logs"):
+                self.conn.execute(f"DELETE FROM {t} WHERE task_id IN ({ids})", [name])
+            self.conn.execute(f"DELETE FROM locks WHERE task_id IN ({ids})", [name])
+            gone = self.conn.execute("DELETE FROM tasks WHERE cluster=?", [name]).rowcount
             self.conn.execute("DELETE FROM clusters WHERE name=?", [name])
+        return gone
 
     def delete_hosts(self, cluster: str, names: list[str]) -> None:
         """Forget hosts (and what was last known on them)."""
@@ -399,12 +418,27 @@ class Inventory:
         rows = self._rows("SELECT * FROM tasks WHERE id=?", [tid])
         if not rows:
             return None
-        steps = tuple(TaskStep(index=r["idx"], name=r["name"], status=TaskStatus(r["status"]),
-                               started_at=r["started_at"], finished_at=r["finished_at"])
-                      for r in self._rows("SELECT * FROM task_steps WHERE task_id=? ORDER BY idx", [tid]))
-        logs = tuple(TaskLog(at=r["at"], level=r["level"], message=r["message"])
-                     for r in self._rows("SELECT * FROM task_logs WHERE task_id=? ORDER BY id", [tid]))
-        return self._task(rows[0], steps, logs)
+        return self._with_details([rows[0]])[0]
+
+    def _with_details(self, rows: list[dict]) -> list[Task]:
+        """Tasks with their steps and logs (two queries for any number of tasks)."""
+        if not rows:
+            return []
+        ids = [r["id"] for r in rows]
+        marks = ",".join("?" * len(ids))
+        steps: dict[int, list[TaskStep]] = {}
+        for r in self._rows(f"SELECT * FROM task_steps WHERE task_id IN ({marks}) "
+                            f"ORDER BY task_id, idx", ids):
+            steps.setdefault(r["task_id"], []).append(TaskStep(
+                index=r["idx"], name=r["name"], status=TaskStatus(r["status"]),
+                started_at=r["started_at"], finished_at=r["finished_at"]))
+        logs: dict[int, list[TaskLog]] = {}
+        for r in self._rows(f"SELECT * FROM task_logs WHERE task_id IN ({marks}) "
+                            f"ORDER BY task_id, id", ids):
+            logs.setdefault(r["task_id"], []).append(
+                TaskLog(at=r["at"], level=r["level"], message=r["message"]))
+        return [self._task(r, tuple(steps.get(r["id"], ())), tuple(logs.get(r["id"], ())))
+                for r in rows]
 
     @staticmethod
     def _task(r: dict, steps=(), logs=()) -> Task:
@@ -414,7 +448,34 @@ class Inventory:
         r["status"] = TaskStatus(r["status"])
         r["error"] = r["error"] or ""
         r["host"] = r["host"] or ""
+        r["started_by"] = r.get("started_by") or ""
+        r["cancellable"] = bool(r.get("cancellable"))
+        r["cancel_requested"] = r.get("cancel_requested") or ""
         return Task(steps=steps, logs=logs, **r)
+
+    def task_params(self, tid: int) -> dict:
+        rows = self._rows("SELECT params FROM tasks WHERE id=?", [tid])
+        return json.loads(rows[0]["params"] or "{}") if rows else {}
+
+    def cancel_request(self, tid: int) -> str:
+        """Why someone asked this task to stop ("" if nobody did): the owner polls it."""
+        rows = self._rows("SELECT cancel_requested FROM tasks WHERE id=?", [tid])
+        return (rows[0]["cancel_requested"] or "") if rows else ""
+
+    def tasks_since(self, after_id: int, ids: Iterable[int] = ()) -> list[Task]:
+        """Tasks newer than after_id, and the listed ones (for following the journal
+        that other processes write)."""
+        ids = list(ids)
+        sql, p = "SELECT * FROM tasks WHERE id > ?", [after_id]
+        if ids:
+            sql += f" OR id IN ({','.join('?' * len(ids))})"
+            p += ids
+        return self._with_details(self._rows(sql + " ORDER BY id", p))
+
+    def data_version(self) -> int:
+        """Changes whenever another connection (another process) commits."""
+        with self._lock:
+            return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
     def task_owner(self, tid: int) -> str:
         rows = self._rows("SELECT owner FROM tasks WHERE id=?", [tid])
@@ -422,7 +483,7 @@ class Inventory:
 
     def tasks(self, cluster: str | None = None, target: str | None = None,
               host: str | None = None, statuses: Iterable[TaskStatus] | None = None,
-              limit: int = 500) -> list[Task]:
+              limit: int = 500, details: bool = False) -> list[Task]:
         where, p = [], []
         if cluster:
             where.append("cluster=?"); p.append(cluster)
@@ -434,22 +495,40 @@ class Inventory:
             st = [s.value for s in statuses]
             where.append(f"status IN ({','.join('?' * len(st))})"); p.extend(st)
         w = (" WHERE " + " AND ".join(where)) if where else ""
-        return [self._task(r) for r in
-                self._rows(f"SELECT * FROM tasks{w} ORDER BY id DESC LIMIT ?", [*p, limit])]
+        rows = self._rows(f"SELECT * FROM tasks{w} ORDER BY id DESC LIMIT ?", [*p, limit])
+        return self._with_details(rows) if details else [self._task(r) for r in rows]
 
     # ---- locks ------------------------------------------------------------
-    def take_locks(self, tid: int, resources: Iterable[str], at: float) -> list[str]:
-        """Take every lock or none; returns the resources already held by others."""
+    def take_locks(self, tid: int, resources: Iterable[str], at: float
+                   ) -> list[tuple[str, int]]:
+        """Take every lock or none; returns (resource, task id) of those held by others."""
         resources = list(resources)
         with self.transaction():
             held = self._rows(
                 f"SELECT resource, task_id FROM locks WHERE resource IN "
                 f"({','.join('?' * len(resources))})", resources) if resources else []
             if held:
-                return [f"{r['resource']} (task {r['task_id']})" for r in held]
+                return [(r["resource"], r["task_id"]) for r in held]
             for res in resources:
                 self.db["locks"].insert({"resource": res, "task_id": tid, "taken_at": at})
         return []
+
+    def hand_over_locks(self, from_tid: int, to_tid: int, resources: Iterable[str],
+                        reason: str, at: float) -> bool:
+        """Atomically move from_tid's locks on `resources` to to_tid and ask from_tid
+        to stop (it is superseded). False if from_tid no longer holds them."""
+        resources = list(resources)
+        with self.transaction():
+            held = self._rows(f"SELECT resource FROM locks WHERE task_id=? AND resource IN "
+                              f"({','.join('?' * len(resources))})", [from_tid, *resources])
+            if len(held) != len(resources):
+                return False
+            self.conn.execute(f"UPDATE locks SET task_id=?, taken_at=? WHERE task_id=? AND "
+                              f"resource IN ({','.join('?' * len(resources))})",
+                              [to_tid, at, from_tid, *resources])
+            self.conn.execute("UPDATE tasks SET cancel_requested=? WHERE id=?",
+                              [reason, from_tid])
+        return True
 
     def release_locks(self, tid: int) -> None:
         with self._lock:

@@ -47,6 +47,9 @@ class TaskStatus(str, Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     INTERRUPTED = "interrupted"   # the console died while it ran
+    CANCELLED = "cancelled"       # an operator cancelled it (History, `task cancel`)
+    SUPERSEDED = "superseded"     # another task took over (Force off ends a pending shutdown)
+    SKIPPED = "skipped"           # a step that never ran: the task ended before it
 
     @property
     def finished(self) -> bool:
@@ -126,10 +129,11 @@ class Vm:
     persistent: bool = True
     disks: tuple[Disk, ...] = ()
     nics: tuple[Nic, ...] = ()
-    cpu_pct: float | None = None
+    cpu_pct: float | None = None     # share of its own vCPUs, 0..100 (as host CPU %)
     mem_used_mib: int | None = None
-    seen_at: float | None = None
+    seen_at: float | None = None     # when its state was last confirmed by its host
     stale: bool = False             # host is not live: this is last known state
+    config_at: float | None = None   # when its whole definition was last read
 
     @property
     def key(self) -> str:
@@ -196,11 +200,35 @@ class Task:
     host: str = ""
     steps: tuple[TaskStep, ...] = ()
     logs: tuple[TaskLog, ...] = ()
+    started_by: str = ""             # "console · root@admin-1", "cli · …", "watcher · …"
+    cancellable: bool = False        # running, and stopping it now is safe (a wait)
+    cancel_requested: str = ""       # why someone asked it to stop (it stops soon)
 
     def duration(self, now: float) -> float | None:
         if self.started_at is None:
             return None
         return max(0.0, (self.finished_at or now) - self.started_at)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """CPU and memory of a set of hosts and of the VMs active on them: the one
+    capacity model every screen and the CLI use (engine/capacity.py).
+
+    Numerator and denominator always cover the same hosts: the live ones; or, when
+    none is live (offline, or every host lost), the last known state of all of them,
+    with `live` False so it is shown as stale."""
+
+    hosts: int                       # hosts counted
+    cpus: int
+    memory_mib: int
+    vcpus_allocated: int             # vCPUs of active VMs on those hosts
+    memory_allocated_mib: int
+    memory_used_mib: int | None      # as the hosts report it (None: unknown)
+    cpu_pct: float | None            # average host CPU use (None: unknown)
+    live: bool = True
+    hosts_left_out: int = 0          # hosts not counted (not live)
+    vms_left_out: int = 0            # VMs on those hosts (last known state only)
 
 
 @dataclass(frozen=True)
@@ -212,12 +240,7 @@ class ClusterSummary:
     hosts_total: int
     vms_running: int
     vms_total: int
-    cpus: int
-    vcpus_allocated: int
-    memory_mib: int
-    memory_used_mib: int | None
-    memory_allocated_mib: int
-    cpu_pct: float | None
+    capacity: Capacity
     problems: tuple[str, ...] = ()
     hosts_connecting: int = 0       # first contact under way: not yet a problem
 

@@ -1,0 +1,64 @@
+"""What the engine needs from one host's hypervisor: the interface, and the plain
+records it hands back. Two implementations: `hypervisor.LibvirtHypervisor` (the real
+one, libvirt over the host's SSH tunnel) and `scripted.ScriptedHypervisor` (plain
+Python state that unit tests script). The engine only ever talks to this interface.
+
+Every method blocks and runs on the host's own libvirt worker thread, never on the
+engine's I/O loop (DESIGN rule 3). Failures raise errors.HypervisorError.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from .model import Datastore, Network, Vm, VmState
+
+# Domain events the engine follows (`kind` in on_domain_event). "lifecycle" carries
+# libvirt's lifecycle event number as detail; the rest are changes to what a VM is.
+LIFECYCLE = "lifecycle"
+REBOOT = "reboot"
+LIFECYCLE_STARTED = 2          # VIR_DOMAIN_EVENT_STARTED
+
+
+@dataclass(frozen=True)
+class VmSample:
+    """One VM in a bulk statistics pass: its state and the figures the tables show,
+    so a change that no event reported is still caught within one pass."""
+
+    state: VmState
+    vcpus: int | None = None          # None: this host does not report it in bulk
+    memory_mib: int | None = None
+    cpu_pct: float | None = None      # share of its own vCPUs since the last pass, 0..100
+    mem_used_mib: int | None = None   # as the guest reports it (balloon driver)
+
+
+class Hypervisor(Protocol):
+    host: str
+    cluster: str
+
+    def open(self, on_domain_event: Callable[[str, str, int], None],
+             on_close: Callable[[int], None]) -> None: ...
+
+    def close(self) -> None: ...
+
+    def facts(self) -> dict: ...
+
+    def host_usage(self) -> tuple[float | None, int | None]: ...
+
+    def vms(self) -> list[Vm]: ...
+
+    def vm(self, uuid: str) -> Vm | None: ...
+
+    def state(self, uuid: str) -> VmState: ...
+
+    def stats(self) -> dict[str, VmSample]: ...
+
+    def networks(self) -> list[Network]: ...
+
+    def datastores(self) -> list[Datastore]: ...
+
+    def act(self, uuid: str, action: str) -> None: ...
+
+
+class HostUnreachable(Exception):
+    """The host cannot be reached at all (what a dead network or SSH looks like)."""

@@ -1,0 +1,278 @@
+"""The engine never lies (issue 6), over scripted hosts: the engine's real links,
+events, stats pass, reconciliation and journal, with hosts whose VMs are plain state
+(mvmtui.engine.scripted). The same defects are tried on the real lab in
+tests/lab/test_truth_lab.py."""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+
+import pytest
+
+from mvmtui.engine import Engine, EngineError, Inventory
+from mvmtui.engine.errors import Offline
+from mvmtui.engine.model import Cluster, Host, HostStatus, TaskChanged, TaskStatus, Vm, VmState
+from mvmtui.engine.scripted import ScriptedWorld
+from mvmtui.engine.tasks import Busy
+
+U1, U2, U3 = (f"00000000-0000-4000-8000-00000000000{i}" for i in (1, 2, 3))
+
+
+def _wait(pred, timeout=10.0):
+    end = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError("not true in time")
+        time.sleep(0.02)
+
+
+def _vm(uuid, name, state=VmState.RUNNING, vcpus=1, memory_mib=512, **kw):
+    return Vm(cluster="sim", host="", uuid=uuid, name=name, state=state, vcpus=vcpus,
+              memory_mib=memory_mib, max_memory_mib=memory_mib, **kw)
+
+
+def _inventory(path, hosts=("hv-1", "hv-2")):
+    inv = Inventory(path)
+    inv.save_cluster(Cluster(name="sim"))
+    for i, h in enumerate(hosts, 1):
+        inv.save_host(Host(cluster="sim", name=h, address=f"10.9.0.{i}"))
+    inv.close()
+    return path
+
+
+@pytest.fixture
+def world():
+    w = ScriptedWorld()
+    w.add_host("sim", "hv-1", cpus=4, memory_mib=8192,
+               vms=[_vm(U1, "web-01"), _vm(U2, "db-01", VmState.SHUTOFF, vcpus=2)])
+    w.add_host("sim", "hv-2", cpus=8, memory_mib=16384, vms=[_vm(U3, "cache-01", vcpus=2)])
+    return w
+
+
+def _engine(path, world, **kw):
+    opts = dict(connect=world.connect, reconnect_interval=0.2, stats_interval=0.2,
+                reconcile_interval=60.0, shutdown_timeout=2.0, reboot_timeout=1.0)
+    opts.update(kw)
+    eng = Engine(path, **opts)
+    eng.start()
+    eng.call(eng.wait_ready(timeout=10))
+    return eng
+
+
+@pytest.fixture
+def sim(tmp_path, world):
+    eng = _engine(_inventory(tmp_path / "inv.db"), world)
+    yield eng
+    eng.stop()
+
+
+# ---- 1: changes made outside the console show, and ages say how fresh ------------------
+def test_a_config_change_no_event_reports_shows_within_a_stats_pass(sim, world):
+    """virsh setvcpus --config on a shut-off VM sends no event; the bulk stats pass
+    sees the vCPU count differ and re-reads the VM."""
+    assert sim.vm(U2).vcpus == 2
+    world.change_vm("sim", "hv-1", U2, event=None, vcpus=4)
+    _wait(lambda: sim.vm(U2).vcpus == 4, 3)
+
+
+def test_a_change_reported_by_an_event_shows_at_once(sim, world):
+    world.change_vm("sim", "hv-1", U1, event="device_added",
+                    nics=(), disks=())  # e.g. a NIC hot-plugged: the event re-reads it
+    world.change_vm("sim", "hv-1", U1, event="tunable", memory_mib=512, vcpus=1,
+                    name="web-01-renamed")
+    _wait(lambda: sim.vm(U1).name == "web-01-renamed", 2)
+
+
+def test_the_slow_reconciliation_catches_what_nothing_else_reports(tmp_path, world):
+    """Autostart changes send no event and are not in the bulk stats: the periodic
+    full re-read (its interval a setting) catches them."""
+    eng = _engine(_inventory(tmp_path / "inv.db"), world, reconcile_interval=0.5)
+    try:
+        assert eng.vm(U1).autostart is False
+        world.change_vm("sim", "hv-1", U1, event=None, autostart=True)
+        _wait(lambda: eng.vm(U1).autostart, 3)
+        assert eng.vm(U1).config_at is not None
+    finally:
+        eng.stop()
+
+
+def test_data_age_is_when_the_state_was_last_confirmed(tmp_path, world):
+    now = [1000.0]
+    world.clock = lambda: now[0]
+    eng = _engine(_inventory(tmp_path / "inv.db"), world, clock=lambda: now[0])
+    try:
+        assert eng.vm(U1).seen_at == 1000.0 and eng.vm(U1).config_at == 1000.0
+        now[0] = 1010.0
+        _wait(lambda: eng.vm(U1).seen_at == 1010.0, 3)   # confirmed by the stats pass
+        assert eng.vm(U1).config_at == 1000.0             # the definition was not re-read
+    finally:
+        eng.stop()
+
+
+# ---- 2: history follows tasks that another process runs ----------------------------
+def test_tasks_of_another_process_reach_this_engine(tmp_path, world):
+    path = _inventory(tmp_path / "inv.db")
+    console = Engine(path, offline=True)          # the console: it only reads the journal
+    console.start()
+    seen: list[TaskChanged] = []
+    console.subscribe(lambda ev: isinstance(ev, TaskChanged) and seen.append(ev))
+    cli = _engine(path, world, actor="cli")       # the CLI, another engine on the file
+    try:
+        t = asyncio.run(cli.vm_action(U2, "start"))
+        assert t.status is TaskStatus.SUCCEEDED
+        final = _wait(lambda: [e.task for e in seen if e.task.id == t.id
+                               and e.task.status is TaskStatus.SUCCEEDED], 3)
+        assert final[-1].started_by.startswith("cli · ")
+        assert console.task(t.id).status is TaskStatus.SUCCEEDED
+    finally:
+        cli.stop()
+        console.stop()
+
+
+# ---- 3: Force off pre-empts a pending shutdown; running tasks can be cancelled ------
+def test_force_off_supersedes_a_shutdown_that_waits(sim, world):
+    world.hosts[("sim", "hv-1")].ignores_acpi.add(U1)
+
+    async def scenario():
+        shutdown = await sim.submit_vm_action(U1, "shutdown")
+        await asyncio.sleep(0.5)                        # it waits for the guest now
+        forced = await sim.vm_action(U1, "destroy")
+        return await sim.wait_task(shutdown.id), forced
+    shutdown, forced = asyncio.run(scenario())
+    assert forced.status is TaskStatus.SUCCEEDED, forced.error
+    assert shutdown.status is TaskStatus.SUPERSEDED
+    assert f"task {forced.id}" in shutdown.error
+    assert sim.vm(U1).state is VmState.SHUTOFF
+    assert sim.inv.locks() == {}
+
+
+def test_a_waiting_task_is_cancelled_from_another_process(tmp_path, world):
+    path = _inventory(tmp_path / "inv.db")
+    world.hosts[("sim", "hv-1")].ignores_acpi.add(U1)
+    owner = _engine(path, world, shutdown_timeout=30.0)
+    other = Engine(path, offline=True, actor="cli")
+    other.start()
+    try:
+        async def scenario():
+            t = await owner.submit_vm_action(U1, "shutdown")
+            await asyncio.sleep(0.5)
+            asked = await other.cancel_task(t.id)
+            assert asked.cancel_requested.startswith("cancelled by cli · ")
+            start = time.monotonic()
+            done = await owner.wait_task(t.id)
+            return done, time.monotonic() - start
+        done, took = asyncio.run(scenario())
+        assert done.status is TaskStatus.CANCELLED and took < 1.5
+        assert [s.status for s in done.steps][-1] is TaskStatus.CANCELLED
+        with pytest.raises(EngineError, match="already cancelled"):
+            asyncio.run(other.cancel_task(done.id))
+    finally:
+        other.stop()
+        owner.stop()
+
+
+def test_a_task_that_is_not_waiting_cannot_be_cancelled(sim):
+    t = asyncio.run(sim.vm_action(U2, "start"))
+    with pytest.raises(EngineError, match="already succeeded"):
+        asyncio.run(sim.cancel_task(t.id))
+
+
+def test_busy_names_the_holder_and_skips_every_step(sim, world):
+    world.hosts[("sim", "hv-1")].ignores_acpi.add(U1)
+
+    async def scenario():
+        await sim.submit_vm_action(U1, "shutdown")
+        await asyncio.sleep(0.3)
+        with pytest.raises(Busy, match=r"busy with Shut down web-01 \(task \d+, console"):
+            await sim.submit_vm_action(U1, "suspend")
+    asyncio.run(scenario())
+    refused = sim.task(sim.tasks(limit=1)[0].id)
+    assert refused.status is TaskStatus.FAILED
+    assert {s.status for s in refused.steps} == {TaskStatus.SKIPPED}
+
+
+# ---- 4: a reboot that did not happen is not a success ------------------------------
+def test_a_reboot_the_guest_ignores_fails_with_the_reason(sim, world):
+    world.hosts[("sim", "hv-1")].ignores_acpi.add(U1)
+    t = asyncio.run(sim.vm_action(U1, "reboot"))
+    assert t.status is TaskStatus.FAILED
+    assert "did not reboot within 1 s" in t.error and "ACPI" in t.error
+
+
+def test_a_reboot_is_confirmed_by_the_guests_reboot_event(sim):
+    t = asyncio.run(sim.vm_action(U1, "reboot"))
+    assert t.status is TaskStatus.SUCCEEDED, t.error
+    assert any("rebooted" in line.message for line in t.logs)
+
+
+# ---- 6: offline refuses changes, records nothing -------------------------------------
+def test_offline_refuses_actions_without_a_task(tmp_path, world):
+    path = _inventory(tmp_path / "inv.db")
+    live = _engine(path, world)
+    live.stop()                                    # the inventory now knows the VMs
+    eng = Engine(path, offline=True)
+    eng.start()
+    try:
+        before = eng.tasks()
+        with pytest.raises(Offline, match="Offline mode"):
+            asyncio.run(eng.vm_action(U2, "start"))
+        assert eng.tasks() == before
+    finally:
+        eng.stop()
+
+
+# ---- 11: one capacity model ----------------------------------------------------------
+def test_capacity_counts_live_hosts_only_and_agrees_with_itself(sim, world):
+    cap = sim.summary("sim").capacity
+    assert (cap.hosts, cap.cpus, cap.vcpus_allocated, cap.live) == (2, 12, 3, True)
+    world.power_cut("sim", "hv-2")
+    _wait(lambda: sim.host("sim", "hv-2").status is HostStatus.UNREACHABLE, 5)
+    s = sim.summary("sim")
+    cap = s.capacity
+    # hv-2's CPUs and its (stale) VM are both left out: 1 vCPU of web-01 on 4 CPUs.
+    assert (cap.hosts, cap.cpus, cap.vcpus_allocated) == (1, 4, 1)
+    assert (cap.hosts_left_out, cap.vms_left_out) == (1, 1)
+    assert s.vms_running == 1
+    assert sim.host_capacity("sim", "hv-2").live is False
+
+
+def test_offline_capacity_is_the_last_known_state_marked_stale(tmp_path, world):
+    path = _inventory(tmp_path / "inv.db")
+    _engine(path, world).stop()
+    eng = Engine(path, offline=True)
+    eng.start()
+    try:
+        cap = eng.summary("sim").capacity
+        assert cap.live is False and (cap.hosts, cap.cpus, cap.vcpus_allocated) == (2, 12, 3)
+    finally:
+        eng.stop()
+
+
+# ---- 14: history goes with its cluster -----------------------------------------------
+def test_removing_a_cluster_removes_its_history(tmp_path, world):
+    path = _inventory(tmp_path / "inv.db")
+    eng = _engine(path, world)
+    try:
+        asyncio.run(eng.vm_action(U2, "start"))
+        assert eng.tasks("sim")
+        assert eng.remove_cluster("sim") == 1
+        assert eng.tasks() == [] and eng.inv.events("sim") == []
+        eng.add_cluster(Cluster(name="sim"), [Host(cluster="sim", name="hv-1",
+                                                   address="10.9.0.1")])
+        assert eng.tasks("sim") == []              # a new cluster starts clean
+    finally:
+        eng.stop()
+
+
+# ---- the seam itself -------------------------------------------------------------------
+def test_a_lost_host_keeps_its_vms_as_last_known(sim, world):
+    world.power_cut("sim", "hv-1")
+    _wait(lambda: sim.host("sim", "hv-1").status is HostStatus.UNREACHABLE, 5)
+    assert sim.vm(U1).stale and sim.vm(U1).state is VmState.RUNNING
+    world.revive("sim", "hv-1")
+    _wait(lambda: sim.host("sim", "hv-1").status is HostStatus.UP, 5)
+    assert not sim.vm(U1).stale
