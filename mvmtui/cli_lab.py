@@ -6,7 +6,6 @@ and run the demo: the console on a fresh lab, taken down when the console quits.
 """
 from __future__ import annotations
 
-import inspect
 import os
 import shlex
 import sys
@@ -102,8 +101,10 @@ def cmd_lab(args) -> int:
 
 def cmd_lab_ssh(lab, args) -> int:
     lab.running_host(args.host)
-    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
-    argv = lab_ssh_argv(lab, args.host, cmd)
+    if not os.access(lab.ssh_key, os.R_OK):   # ssh would only say "Permission denied"
+        raise LabError(f"cannot read the lab's SSH key {lab.ssh_key}; the lab is root's: "
+                       f"run this as root (sudo)")
+    argv = lab_ssh_argv(lab, args.host, args.command)
     sys.stdout.flush()
     os.execvp(argv[0], argv)      # ssh takes over this terminal; never returns
     return OK
@@ -136,10 +137,8 @@ def cmd_demo(args) -> int:
         _up(lab, args)
     try:
         eng = _new_engine(args, offline=False, create=True, actor="console")
-        demo = {"lab_demo": lab.name} if "lab_demo" in inspect.signature(
-            run_console).parameters else {}
-        try:
-            rc = run_console(eng, start_cluster=lab.name, **demo)
+        try:   # lab_demo: quitting asks first, since it takes the lab down
+            rc = run_console(eng, start_cluster=lab.name, lab_demo=lab.name)
         finally:
             eng.stop()
     finally:

@@ -244,6 +244,8 @@ def lab(tmp_path, monkeypatch):
     lab.root.mkdir(parents=True)
     (lab.root / "state.json").write_text(json.dumps({"subnet": 77, "hosts": {
         f"kvm-0{i}": {"address": f"10.77.0.1{i}", "unshare_pid": 1} for i in (1, 2, 3)}}))
+    (lab.root / "ssh").mkdir()
+    lab.ssh_key.write_text("a key\n")
     monkeypatch.setattr(Lab, "init_pid", lambda self, h: 4242)
     return lab
 
@@ -264,6 +266,14 @@ def test_lab_ssh_execs_ssh(capsys, lab, monkeypatch):
     monkeypatch.setattr(os, "execvp", lambda f, argv: seen.append((f, argv)))
     assert main(["lab", "ssh", "kvm-01", "uptime", "-p"]) == 0
     assert seen == [("ssh", cli_lab.lab_ssh_argv(lab, "kvm-01", ["uptime", "-p"]))]
+
+
+def test_lab_ssh_without_the_labs_key(capsys, lab, monkeypatch):
+    lab.ssh_key.chmod(0)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)   # also when run as root
+    monkeypatch.setattr(os, "execvp", lambda *a: pytest.fail("ran ssh"))
+    code, _, err = run(capsys, "lab", "ssh", "kvm-01")
+    assert code == 8 and f"cannot read the lab's SSH key {lab.ssh_key}" in err
 
 
 def test_lab_ssh_to_an_unknown_host_is_a_lab_error(capsys, lab, monkeypatch):
@@ -373,3 +383,12 @@ def test_the_console_engine_is_the_consoles(capsys, inv, monkeypatch):
     assert seen == [("console", "lab")]
     code, _, err = run(capsys, "--inventory", inv, "console", "--offline", "--cluster", "x")
     assert code == 3 and "No cluster named 'x'" in err
+
+
+def test_cluster_list_offline(capsys, inv):
+    code, out, _ = run(capsys, "--inventory", inv, "cluster", "list", "--offline", "--json")
+    assert code == 0
+    (c,) = json.loads(out)
+    assert (c["name"], c["hosts_total"], c["vms_total"]) == ("lab", 2, 1)
+    code, out, _ = run(capsys, "--inventory", inv, "cluster", "list", "--offline")
+    assert code == 0 and out.splitlines()[1].split()[:3] == ["lab", "kvm", "0/2"]
