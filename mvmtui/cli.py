@@ -286,7 +286,8 @@ def cmd_cluster_remove(args) -> int:
         _dump_one({"cluster": args.name, "removed": True,
                    "tasks_removed": tasks if isinstance(tasks, int) else None})
     else:
-        print(f"cluster '{args.name}' removed from the inventory (hosts untouched)")
+        history = f" with its {tasks} tasks of history" if isinstance(tasks, int) else ""
+        print(f"cluster '{args.name}' removed from the inventory{history} (hosts untouched)")
     return OK
 
 
