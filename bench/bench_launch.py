@@ -71,6 +71,7 @@ class Probe(console.MvmApp):
     def run(self, **kwargs):   # no terminal here: headless, at a fixed size
         return super().run(headless=True, size=(120, 36))
 console.MvmApp = Probe  # run_console builds the app by this name
+cli._has_terminal = lambda: True   # headless here: the console would refuse a pipe
 # ... then the command itself: `mvmtui --inventory FILE console --offline`
 cli.main(["--inventory", sys.argv[1], "console", "--offline"])
 """

@@ -288,11 +288,12 @@ class Engine:
 
     def tasks(self, cluster: str | None = None, target: str | None = None,
               host: str | None = None, limit: int = 500,
-              unfinished: bool = False) -> list[Task]:
-        """Newest first; `unfinished`: only those queued or running."""
+              unfinished: bool = False, details: bool = False) -> list[Task]:
+        """Newest first; `unfinished`: only those queued or running; `details`: with
+        their steps and logs."""
         statuses = (TaskStatus.QUEUED, TaskStatus.RUNNING) if unfinished else None
         return self.inv.tasks(cluster=cluster, target=target, host=host, limit=limit,
-                              statuses=statuses)
+                              statuses=statuses, details=details)
 
     def task(self, tid: int) -> Task:
         t = self.inv.task(tid)

@@ -8,6 +8,7 @@ memory. Keepalive on the connection is the first heartbeat.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,21 @@ def trust_key(known_hosts: str, address: str, port: int, public_key: str) -> Non
         f.write(f"{host_pattern(address, port)} {public_key.strip()}\n")
 
 
+def _config_sets_user(address: str) -> bool:
+    """Whether ~/.ssh/config names a User for this host (then it replaces root)."""
+    path = Path.home() / ".ssh" / "config"
+    if not path.exists():
+        return False
+    try:
+        from asyncssh.config import SSHClientConfig
+        # () for user and port: "not given", so the file's values are read
+        cfg = SSHClientConfig.load(None, [path], True, False, False, getpass.getuser(),
+                                   (), address, ())
+        return bool(cfg.get("User"))
+    except Exception:   # an unreadable config: asyncssh itself will say so
+        return False
+
+
 async def connect(t: Target) -> asyncssh.SSHClientConnection:
     Path(t.known_hosts).parent.mkdir(parents=True, exist_ok=True)
     Path(t.known_hosts).touch(exist_ok=True)
@@ -109,11 +125,19 @@ async def connect(t: Target) -> asyncssh.SSHClientConnection:
         client = _Client()
         return client
 
-    opts = dict(port=t.port, username=t.user, known_hosts=t.known_hosts,
+    # ~/.ssh/config is honoured (asyncssh reads it): HostName, ProxyJump, IdentityFile,
+    # and User / Port where the cluster keeps the defaults (root, 22); what the
+    # cluster sets explicitly wins. Host keys are always checked against the
+    # cluster's known_hosts.
+    opts = dict(known_hosts=t.known_hosts,
                 keepalive_interval=KEEPALIVE_INTERVAL,
                 keepalive_count_max=KEEPALIVE_COUNT_MAX,
                 connect_timeout=CONNECT_TIMEOUT, login_timeout=CONNECT_TIMEOUT,
-                client_factory=factory, config=None)
+                client_factory=factory)
+    if t.port != 22:
+        opts["port"] = t.port
+    if t.user != "root" or not _config_sets_user(t.address):
+        opts["username"] = t.user
     if keys:
         opts["client_keys"] = keys
     if t.password:
@@ -152,8 +176,9 @@ async def connect(t: Target) -> asyncssh.SSHClientConnection:
         raise SshError(HostStatus.UNREACHABLE,
                        f"No answer from {where} within {CONNECT_TIMEOUT:.0f} s") from exc
     except OSError as exc:
-        raise SshError(HostStatus.UNREACHABLE,
-                       f"Cannot reach {where}: {exc.strerror or exc}") from exc
+        # asyncio's text is "Connect call failed ('10.0.0.1', 22)": say the errno's words
+        why = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+        raise SshError(HostStatus.UNREACHABLE, f"Cannot reach {where}: {why}") from exc
     except (asyncssh.Error, ValueError, KeyError) as exc:
         raise SshError(HostStatus.UNREACHABLE, f"SSH to {where} failed: {exc}") from exc
 
