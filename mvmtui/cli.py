@@ -68,8 +68,9 @@ def _new_engine(args, *, offline: bool, create: bool = False, actor: str = "cli"
     starts its tasks in History (the CLI, or the console)."""
     path = _inventory_path(args)
     _check_inventory(path, create)
+    from .engine import settings
     return Engine(path, readonly=getattr(args, "readonly", False), offline=offline,
-                  actor=actor)
+                  actor=actor, **settings.load().engine_options())
 
 
 def _jsonable(obj):
@@ -570,7 +571,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _code(exc: Exception) -> int:
-    for kind, code in ((UsageError, USAGE), ((NotFound, Ambiguous), NOT_FOUND),
+    from .engine.settings import SettingsError
+    for kind, code in (((UsageError, SettingsError), USAGE), ((NotFound, Ambiguous), NOT_FOUND),
                        ((ReadOnly, Offline), READONLY), (Busy, BUSY), (HostDown, UNREACHABLE),
                        (InventoryError, INVENTORY), (LabError, LAB)):
         if isinstance(exc, kind):

@@ -5,6 +5,7 @@ FILE; hosts with such an address skip SSH. The lab tests cover the real transpor
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 import time
 from pathlib import Path
 
@@ -184,40 +185,47 @@ def test_password_login_is_used_and_never_written(tmp_path):
         t.join(5)
 
 
-def test_a_copy_on_another_host_never_hides_a_running_vm(tmp_path):
-    """Rule 7: web-01 runs on hv-1 and is also defined, shut off, on hv-2. Whatever
-    order the hosts are read in, the console keeps showing it on hv-1 (running, or
-    stale while hv-1 is unreachable), so nothing offers to start the copy on hv-2.
-    A copy that is *running* on hv-2 (it moved) does take over."""
-    from mvmtui.engine.model import Vm
+def _scripted(tmp_path, world, hosts=("hv-1", "hv-2")):
     inv = Inventory(tmp_path / "inv.db")
     inv.save_cluster(Cluster(name="sim"))
-    for name in ("hv-1", "hv-2"):
-        inv.save_host(Host(cluster="sim", name=name, address="10.0.0.1"))
+    for i, name in enumerate(hosts, 1):
+        inv.save_host(Host(cluster="sim", name=name, address=f"10.0.0.{i}"))
+    eng = Engine(inv, connect=world.connect, reconnect_interval=0.2, stats_interval=0.2)
+    eng.start()
+    eng.call(eng.wait_ready(timeout=10))
+    return eng
+
+
+def test_a_copy_on_another_host_never_hides_a_running_vm(tmp_path):
+    """Rule 7: web-01 runs on hv-1 and is also defined, shut off, on hv-2. The
+    console keeps showing it on hv-1 (running, or stale while hv-1 is unreachable),
+    so nothing offers to start the copy on hv-2. A copy that is *running* on hv-2
+    (it moved) does take over."""
+    from mvmtui.engine.model import Vm
+    from mvmtui.engine.scripted import ScriptedWorld
     uuid = "00000000-0000-4000-8000-000000000001"
 
-    def vm(host, state):
-        return Vm(cluster="sim", host=host, uuid=uuid, name="web-01", state=state)
+    def vm(state):
+        return Vm(cluster="sim", host="", uuid=uuid, name="web-01", state=state)
 
-    with Engine(inv, offline=True) as eng:
-        async def scenario():
-            eng._set_host(("sim", "hv-1"), status=HostStatus.UP)
-            eng._set_host(("sim", "hv-2"), status=HostStatus.UP)
-            eng._replace_host_vms(("sim", "hv-1"), [vm("hv-1", VmState.RUNNING)])
-            eng._replace_host_vms(("sim", "hv-2"), [vm("hv-2", VmState.SHUTOFF)])
-            yield eng.vm(uuid)
-            eng._set_host(("sim", "hv-1"), status=HostStatus.UNREACHABLE)
-            eng._replace_host_vms(("sim", "hv-2"), [vm("hv-2", VmState.SHUTOFF)])
-            yield eng.vm(uuid)
-            eng._replace_host_vms(("sim", "hv-2"), [vm("hv-2", VmState.RUNNING)])
-            yield eng.vm(uuid)
-
-        async def collect():
-            return [v async for v in scenario()]
-        running, stale, moved = eng.call(collect())
-    assert (running.host, running.state, running.stale) == ("hv-1", VmState.RUNNING, False)
-    assert (stale.host, stale.state, stale.stale) == ("hv-1", VmState.RUNNING, True)
-    assert (moved.host, moved.state, moved.stale) == ("hv-2", VmState.RUNNING, False)
+    world = ScriptedWorld()
+    world.add_host("sim", "hv-1", vms=[vm(VmState.RUNNING)])
+    world.add_host("sim", "hv-2", vms=[vm(VmState.SHUTOFF)])
+    eng = _scripted(tmp_path, world)
+    try:
+        running = eng.vm(uuid)
+        assert (running.host, running.state, running.stale) == ("hv-1", VmState.RUNNING, False)
+        world.power_cut("sim", "hv-1")
+        _wait(lambda: eng.host("sim", "hv-1").status is HostStatus.UNREACHABLE)
+        asyncio.run(eng.refresh("sim"))                     # hv-2 read again: the copy
+        stale = eng.vm(uuid)
+        assert (stale.host, stale.state, stale.stale) == ("hv-1", VmState.RUNNING, True)
+        world.change_vm("sim", "hv-2", uuid, event="lifecycle", state=VmState.RUNNING)
+        _wait(lambda: eng.vm(uuid).host == "hv-2")
+        moved = eng.vm(uuid)
+        assert (moved.state, moved.stale) == (VmState.RUNNING, False)
+    finally:
+        eng.stop()
 
 
 def test_replacing_a_cluster_keeps_unchanged_hosts_live_and_reconnects_moved_ones(tmp_path):
@@ -246,36 +254,30 @@ def test_replacing_a_cluster_keeps_unchanged_hosts_live_and_reconnects_moved_one
 
 
 def test_a_moved_vm_belongs_to_its_new_host_only(tmp_path):
-    """After web-01 moved from hv-1 to hv-2, a refresh of hv-1 (which no longer has
-    it) keeps it; a refresh of hv-2 without it removes it; host status changes flag
-    only the VMs the host has now."""
-    from dataclasses import replace
-
+    """After web-01 moved from hv-1 to hv-2, a re-read of hv-1 (which no longer has
+    it) keeps it; hv-2 losing it removes it; host status changes flag only the VMs
+    the host has now."""
     from mvmtui.engine.model import Vm
-    inv = Inventory(tmp_path / "inv.db")
-    inv.save_cluster(Cluster(name="sim"))
-    for name in ("hv-1", "hv-2"):
-        inv.save_host(Host(cluster="sim", name=name, address="10.0.0.1"))
+    from mvmtui.engine.scripted import ScriptedWorld
     uuid = "00000000-0000-4000-8000-000000000001"
-    web = Vm(cluster="sim", host="hv-1", uuid=uuid, name="web-01", state=VmState.RUNNING)
-    db = Vm(cluster="sim", host="hv-1", uuid="u-db", name="db-01", state=VmState.RUNNING)
-
-    with Engine(inv, offline=True) as eng:
-        async def scenario():
-            for name in ("hv-1", "hv-2"):
-                eng._set_host(("sim", name), status=HostStatus.UP)
-            eng._replace_host_vms(("sim", "hv-1"), [web, db])
-            eng._replace_host_vms(("sim", "hv-2"), [replace(web, host="hv-2")])
-            eng._replace_host_vms(("sim", "hv-1"), [db])       # hv-1 no longer has it
-            yield eng.vm(uuid).host
-            eng._set_host(("sim", "hv-1"), status=HostStatus.UNREACHABLE)
-            yield (eng.vm(uuid).stale, eng.vm("u-db").stale)
-            eng._replace_host_vms(("sim", "hv-2"), [])           # gone from hv-2 too
-            yield [v.name for v in eng.vms("sim")]
-
-        async def collect():
-            return [v async for v in scenario()]
-        host, stale, left = eng.call(collect())
-    assert host == "hv-2"
-    assert stale == (False, True)          # only hv-1's own VM went stale
-    assert left == ["db-01"]
+    web = Vm(cluster="sim", host="", uuid=uuid, name="web-01", state=VmState.RUNNING)
+    db = Vm(cluster="sim", host="", uuid="u-db", name="db-01", state=VmState.RUNNING)
+    world = ScriptedWorld()
+    one = world.add_host("sim", "hv-1", vms=[web, db])
+    two = world.add_host("sim", "hv-2")
+    eng = _scripted(tmp_path, world)
+    try:
+        assert eng.vm(uuid).host == "hv-1"
+        with world.lock:                               # a migration, as the hosts see it
+            two.vms[uuid] = replace(one.vms.pop(uuid), host="hv-2")
+        asyncio.run(eng.refresh("sim"))
+        assert eng.vm(uuid).host == "hv-2"
+        world.power_cut("sim", "hv-1")
+        _wait(lambda: eng.host("sim", "hv-1").status is HostStatus.UNREACHABLE)
+        assert (eng.vm(uuid).stale, eng.vm("u-db").stale) == (False, True)
+        with world.lock:
+            two.vms.pop(uuid)
+        asyncio.run(eng.refresh("sim"))
+        assert [v.name for v in eng.vms("sim")] == ["db-01"]
+    finally:
+        eng.stop()

@@ -276,3 +276,24 @@ def test_a_lost_host_keeps_its_vms_as_last_known(sim, world):
     world.revive("sim", "hv-1")
     _wait(lambda: sim.host("sim", "hv-1").status is HostStatus.UP, 5)
     assert not sim.vm(U1).stale
+
+
+# ---- settings: the reconciliation's interval (and the others) ---------------------------
+def test_settings_file_sets_the_intervals_and_bad_ones_are_refused(tmp_path, monkeypatch,
+                                                                   capsys):
+    from mvmtui.cli import main
+    from mvmtui.engine import settings
+    conf = tmp_path / "settings.toml"
+    monkeypatch.setenv("MVMTUI_CONFIG", str(conf))
+    assert settings.load() == settings.Settings()            # no file: the defaults
+    conf.write_text("[intervals]\nreconcile = 30\nstats = 2.5\n[timeouts]\nreboot = 45\n")
+    s = settings.load()
+    assert (s.reconcile, s.stats, s.reboot, s.shutdown) == (30.0, 2.5, 45.0, 90.0)
+    for bad, says in (("[intervals]\nreconcile = -1\n", "between 0 and 86400"),
+                      ("[intervals]\nrecon = 5\n", "no setting 'recon'"),
+                      ("[colours]\n", "unknown section [colours]"),
+                      ("[intervals\n", "not valid TOML")):
+        conf.write_text(bad)
+        inv = tmp_path / "i.db"
+        assert main(["--inventory", str(inv), "cluster", "add", "c", "h=10.0.0.1"]) == 2
+        assert says in capsys.readouterr().err

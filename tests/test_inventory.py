@@ -157,9 +157,18 @@ def test_tasks_of_a_crashed_console_are_marked_interrupted(tmp_path):
         assert eng.inv.locks() == {"vm:u2": alive}
     finally:
         eng.stop()
-    ro = Engine(p, offline=True, readonly=True)   # read-only never writes the journal
+    # Read-only never writes the journal: another dead console's task stays as it was.
+    inv = Inventory(p)
+    ghost = running("999999998:0", "u3")
+    before = (inv.task(ghost), inv.locks())
+    inv.close()
+    ro = Engine(p, offline=True, readonly=True)
     ro.start()
-    ro.stop()
+    try:
+        assert (ro.task(ghost), ro.inv.locks()) == before
+        assert ro.task(ghost).status is TaskStatus.RUNNING
+    finally:
+        ro.stop()
 
 
 def test_a_cancelled_task_is_closed_as_interrupted(tmp_path):
@@ -219,12 +228,25 @@ def test_offline_engine_shows_last_known_state_as_stale(tmp_path):
         assert s.hosts_up == 0 and s.vms_running == 0   # last known, not live: not counted
         assert s.problems == ("kvm-01: stale",)
 
-        async def connecting():
-            eng._set_host(("prod", "kvm-01"), status=HostStatus.CONNECTING)
-        eng.call(connecting())
-        s = eng.summary("prod")       # first contact under way: not (yet) a problem
+    finally:
+        eng.stop()
+    # First contact under way (a host slow to answer): not (yet) a problem.
+    import threading
+
+    from mvmtui.engine.adapter import HostUnreachable
+    gate = threading.Event()
+
+    def slow(host):
+        gate.wait(10)
+        raise HostUnreachable("no answer")
+    eng = Engine(p, connect=slow)
+    eng.start()
+    try:
+        s = eng.summary("prod")
+        assert eng.host("prod", "kvm-01").status is HostStatus.CONNECTING
         assert s.problems == () and s.hosts_connecting == 1
     finally:
+        gate.set()
         eng.stop()
 
 
