@@ -1035,6 +1035,9 @@ async def _first(*aws: Awaitable) -> None:
 def _differs(vm: Vm, sample) -> bool:
     """A bulk sample disagrees with what we hold: something changed unreported.
     Figures the host does not report in bulk (None) are not compared."""
+    # Memory only of a running VM: for a shut-off one libvirt's bulk figure is the
+    # maximum, not the current size dominfo gives.
     return (sample.state is not vm.state
             or (sample.vcpus is not None and sample.vcpus != vm.vcpus)
-            or (sample.memory_mib is not None and sample.memory_mib != vm.memory_mib))
+            or (sample.memory_mib is not None and vm.state.active
+                and sample.memory_mib != vm.memory_mib))
