@@ -416,10 +416,13 @@ class Engine:
             if link.runner:
                 link.runner.cancel()
         for link in links:
-            try:
-                await link.runner
-            except (asyncio.CancelledError, Exception):
-                pass
+            # Python 3.11's wait_for can swallow a cancel that lands as its call
+            # finishes (a host stopped mid-connect): cancel again until it ends.
+            while link.runner and not link.runner.done():
+                await asyncio.wait([link.runner], timeout=0.1)
+                link.runner.cancel()
+            if link.runner and not link.runner.cancelled():
+                link.runner.exception()      # retrieved: never "never retrieved"
             await self._close(link)   # libvirt objects end on their own thread
             link.executor.shutdown(wait=False)
 
