@@ -19,12 +19,14 @@ from textual.worker import Worker
 
 from . import launch
 from .engine.engine import VM_ACTIONS, Engine
-from .engine.errors import EngineError, InventoryError
-from .engine.model import (Event, HostChanged, HostKeyQuestion, TaskChanged, TaskStatus,
-                           VmChanged, VmRemoved)
+from .engine.errors import EngineError, InventoryError, Offline, ReadOnly
+from .engine.model import (Event, HostChanged, HostKeyQuestion, Task, TaskChanged,
+                           TaskStatus, Vm, VmChanged, VmRemoved)
 from .engine.tasks import Busy
-from .screens.base import Changes, ConsoleScreen, EngineChanges
+from .screens.base import Changes, ConsoleScreen, EngineChanges, plural
 from .screens.rows import Palette
+from .widgets.fast_table import FastTable
+from .screens.vm_actions import BY_ACTION, confirmation
 
 _HERE = Path(__file__).parent
 FLUSH_INTERVAL = 0.1     # seconds between engine-event flushes (10 Hz)
@@ -32,41 +34,65 @@ TICK_INTERVAL = 5.0      # seconds between age refreshes of the visible screen
 THEME = "textual-dark"
 
 
+# Moving around is for keys, not for the palette: its list starts with what to do.
+NAVIGATION = {"focus_next", "focus_previous", "app.focus_next", "app.focus_previous",
+              "screen.copy_text", "copy_text"}
+KEPT_TABLE_KEYS = {"table.sort", "table.reverse"}     # a table's other keys move about
+
+
 class ConsoleCommands(Provider):
-    """Every action by name: the current screen's keys, and open any cluster,
-    host or VM."""
+    """Every action by name: the current screen's keys (VM actions name their VM),
+    open any cluster, host or VM, and run any VM's power actions ("Start web-02")."""
 
     def _commands(self, with_inventory: bool) -> list[tuple[str, str, object]]:
         app: MvmApp = self.app  # type: ignore[assignment]
         screen = self.screen
+        vm = screen.selected_vm() if isinstance(screen, ConsoleScreen) else None
         out: list[tuple[str, str, object]] = []
         seen: set[tuple[str, str]] = set()
         for key, active in screen.active_bindings.items():
             b = active.binding
             if (b.system or not b.description or not active.enabled
-                    or b.action in ("command_palette", "app.command_palette")):
+                    or b.action in ("command_palette", "app.command_palette")
+                    or b.action in NAVIGATION
+                    or (isinstance(active.node, FastTable) and b.id not in KEPT_TABLE_KEYS)):
                 continue
             name = (b.description, b.action.removeprefix("app."))
             if name in seen:
                 continue
             seen.add(name)
+            description = b.description
+            if b.action.startswith("vm_action") and vm is not None:
+                description = f"{description} {vm.name}"
 
             async def run(action=b.action, node=active.node) -> None:
                 await app.run_action(action, node)
-            out.append((b.description, f"key {app.get_key_display(b)}", run))
+            out.append((description, f"key {app.get_key_display(b)}", run))
         if with_inventory:
-            engine = app.engine
-            for c in engine.clusters():
-                out.append((f"Open cluster {c.name}", c.layout,
-                            lambda name=c.name: app.open_cluster(name)))
-            for h in engine.hosts():
-                out.append((f"Open host {h.name}", f"{h.cluster} · {h.address} · {h.status.value}",
-                            lambda c=h.cluster, n=h.name: app.open_host(c, n)))
-            for v in engine.vms():
-                out.append((f"Open VM {v.name}",
-                            f"{v.cluster} · {v.host} · {v.state.value}"
-                            + (" (stale)" if v.stale else ""),
-                            lambda u=v.uuid: app.open_vm(u)))
+            out += self._inventory({name for name, _, _ in out})
+        return out
+
+    def _inventory(self, taken: set[str]) -> list[tuple[str, str, object]]:
+        app: MvmApp = self.app  # type: ignore[assignment]
+        engine = app.engine
+        out: list[tuple[str, str, object]] = []
+        for c in engine.clusters():
+            out.append((f"Open cluster {c.name}", c.layout,
+                        lambda name=c.name: app.open_cluster(name)))
+        for h in engine.hosts():
+            out.append((f"Open host {h.name}", f"{h.cluster} · {h.address} · {h.status.value}",
+                        lambda c=h.cluster, n=h.name: app.open_host(c, n)))
+        changes = not (engine.readonly or engine.offline)
+        for v in engine.vms():
+            where = f"{v.cluster} · {v.host} · {v.state.value}" + (" (stale)" if v.stale else "")
+            out.append((f"Open VM {v.name}", where, lambda u=v.uuid: app.open_vm(u)))
+            if not changes:
+                continue
+            for action in engine.vm_actions(v):
+                name = f"{VM_ACTIONS[action][0]} {v.name}"
+                if name not in taken:     # the current VM's is there already, with its key
+                    out.append((name, where,
+                                lambda u=v.uuid, a=action: app.palette_vm_action(u, a)))
         return out
 
     async def startup(self) -> None:
@@ -107,7 +133,8 @@ class MvmApp(App):
                 id="app.palette"),
     ]
 
-    def __init__(self, engine: Engine, start_cluster: str | None = None) -> None:
+    def __init__(self, engine: Engine, start_cluster: str | None = None,
+                 lab_demo: str | None = None) -> None:
         # Imports and the inventory are done: freeze them, collect again. Screens are
         # built with collection on, so a screen left later is collected in full.
         launch.started()
@@ -115,6 +142,7 @@ class MvmApp(App):
         self.engine = engine
         self.readonly = engine.readonly
         self.start_cluster = start_cluster
+        self.lab_demo = lab_demo      # the lab cluster that quitting takes down
         self.theme = THEME
         self._palette: tuple[dict, Palette] | None = None
         self._pending: dict[tuple, Event] = {}
@@ -289,29 +317,44 @@ class MvmApp(App):
         return [w for w in self.workers
                 if w.group == "vm-action" and not w.is_finished]
 
+    def quit_warnings(self) -> list[str]:
+        """What quitting now would cost: the lab it takes down, the tasks it cuts off."""
+        out = []
+        if self.lab_demo:
+            lab = self.lab_demo
+            hosts, vms = len(self.engine.hosts(lab)), len(self.engine.vms(lab))
+            out.append(f"Quitting takes the lab '{lab}' down: its {plural(hosts, 'host')} "
+                       f"and {plural(vms, 'VM')} are destroyed.")
+        running = self.running_actions()
+        if running:
+            n = len(running)
+            names = ", ".join(w.description for w in running)
+            if n == 1:
+                out.append(f"1 task is still running: {names}. Its outcome will be unknown; "
+                           f"the next start shows it as interrupted.")
+            else:
+                out.append(f"{n} tasks are still running: {names}. Their outcome will be "
+                           f"unknown; the next start shows them as interrupted.")
+        return out
+
     async def action_quit(self) -> None:
-        """q on the clusters screen, ctrl+q anywhere: asks first while VM actions
-        started here are still running (default No)."""
+        """q on the clusters screen, ctrl+q anywhere: asks first (default No) when
+        quitting takes a lab down or cuts off VM actions started here; else quits."""
         from .screens.confirm import ConfirmScreen
 
-        running = self.running_actions()
-        if not running:
+        warnings = self.quit_warnings()
+        if not warnings:
             self.exit()
             return
         if isinstance(self.screen, ConfirmScreen) and self.screen.kind == "quit":
             return
-        n = len(running)
-        tasks = f"{n} task{'s are' if n != 1 else ' is'} still running"
-        names = ", ".join(w.description for w in running)
 
         def decided(yes: bool | None) -> None:
             if yes:
                 self.exit()
 
         self.push_screen(ConfirmScreen(
-            "Quit mvmtui?",
-            f"{tasks}: quit anyway? Their outcome will be unknown; the next start shows "
-            f"{'them' if n != 1 else 'it'} as interrupted.\n\n{names}",
+            "Quit mvmtui?", "\n\n".join(warnings),
             question="Quit now? (y/N)", yes_label="Quit", kind="quit"), decided)
 
     def action_back(self) -> None:
@@ -386,34 +429,143 @@ class MvmApp(App):
         self.notify(f"Refreshed {where}{note}.")
 
     # -- VM actions -----------------------------------------------------------------------
+    def refusal(self, vm: Vm | None, action: str) -> str:
+        """Why this action cannot be offered now ("" when it can)."""
+        verb = VM_ACTIONS[action][0]
+        if self.engine.readonly:
+            return str(ReadOnly(f"{verb.lower()} of a VM"))
+        if self.engine.offline:
+            return str(Offline(f"{verb.lower()} of a VM"))
+        if vm is None:
+            return ""
+        if action not in self.engine.vm_actions(vm):
+            return f"{verb} does not apply to {vm.name}: it is {vm.state.value}."
+        return ""
+
+    def ask_vm_action(self, vm: Vm | None, action: str) -> None:
+        """The one path of a VM action, from a key or the palette: refused when it
+        makes no sense (read-only, offline, the VM's state); destructive ones ask first
+        (default No)."""
+        why = self.refusal(vm, action)
+        if why:
+            self.notify(why, severity="error")
+            return
+        if vm is None:
+            return
+        key = BY_ACTION[action]
+        if not key.destructive:
+            self.run_vm_action(vm.uuid, action, vm.name)
+            return
+        from .screens.confirm import ConfirmScreen
+        try:
+            host = self.engine.host(vm.cluster, vm.host)
+        except EngineError:
+            host = None
+
+        def decided(yes: bool | None) -> None:
+            if yes:
+                self.run_vm_action(vm.uuid, action, vm.name)
+
+        self.push_screen(
+            ConfirmScreen(f"{key.verb} {vm.name}?",
+                          confirmation(vm, host, action, self.engine.now()),
+                          yes_label=f"{key.verb} {vm.name}"),
+            decided)
+
+    def palette_vm_action(self, uuid: str, action: str) -> None:
+        """"Start web-02" from the palette: the VM as it is now, the keys' path."""
+        try:
+            vm = self.engine.vm(uuid)
+        except EngineError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.ask_vm_action(vm, action)
+
     def run_vm_action(self, uuid: str, action: str, name: str = "") -> Worker:
-        """Run one VM action as an engine task; report start and outcome. Lives on the
-        app so leaving the screen does not lose the outcome."""
+        """Run one VM action as an engine task; report that it runs, then its outcome.
+        Lives on the app so leaving the screen does not lose the outcome."""
         what = f"{VM_ACTIONS[action][0]} {name or uuid}"
-        return self.run_worker(self._vm_action(uuid, action, what), name=what,
+        return self.run_worker(self._vm_action(uuid, action, what, name or uuid), name=what,
                                group="vm-action", description=what, exit_on_error=False)
 
-    async def _vm_action(self, uuid: str, action: str, what: str) -> None:
-        self.notify(f"{what}: started")
+    async def _vm_action(self, uuid: str, action: str, what: str, name: str) -> None:
         try:
-            task = await self.engine.vm_action(uuid, action)
+            # Returns once the task is recorded and holds its lock; a refusal (busy,
+            # read-only, offline, gone) raises before any task runs: only that is said.
+            task = await self.engine.submit_vm_action(uuid, action)
         except (EngineError, Busy, InventoryError) as exc:
             self.notify(f"{what}: {exc}", severity="error", timeout=15)
             return
         except Exception as exc:  # never a traceback on screen
             self.notify(f"{what}: {type(exc).__name__}: {exc}", severity="error", timeout=15)
             return
-        if task.status is TaskStatus.SUCCEEDED:
-            self.notify(f"{what}: succeeded")
-        else:
-            self.notify(f"{what} failed: {task.error or task.status.value} (task {task.id})",
+        self.notify(f"{what}: task {task.id} running…")
+        try:
+            task = await self.engine.wait_task(task.id)
+        except (EngineError, InventoryError) as exc:
+            self.notify(f"{what}: {exc} (task {task.id})", severity="error", timeout=15)
+            return
+        except Exception as exc:
+            self.notify(f"{what}: {type(exc).__name__}: {exc} (task {task.id})",
                         severity="error", timeout=15)
+            return
+        message, severity, timeout = self.outcome(task, what, uuid, name)
+        self.notify(message, severity=severity, timeout=timeout)
+
+    def outcome(self, task: Task, what: str, uuid: str, name: str) -> tuple:
+        """(message, severity, timeout) of a finished VM task."""
+        if task.status is TaskStatus.SUCCEEDED:
+            try:
+                state = f" — {name} is {self.engine.vm(uuid).state.value}"
+            except EngineError:
+                state = ""
+            return f"{what}: done{state}", "information", None
+        if task.status in (TaskStatus.CANCELLED, TaskStatus.SUPERSEDED):
+            reason = task.error or task.status.value
+            return f"{what}: {reason} (task {task.id})", "warning", 15
+        return (f"{what} failed: {task.error or task.status.value} (task {task.id})",
+                "error", 15)
+
+    # -- cancelling a task ----------------------------------------------------------------
+    def ask_cancel_task(self, task_id: int) -> None:
+        """`c` on a running task (History, task screen): asks first, default No."""
+        from .screens.confirm import ConfirmScreen
+        try:
+            task = self.engine.task(task_id)
+        except EngineError as exc:
+            self.notify(str(exc), severity="error")
+            return
+
+        def decided(yes: bool | None) -> None:
+            if yes:
+                self.cancel_task(task_id, task.title)
+
+        by = f", started by {task.started_by}" if task.started_by else ""
+        self.push_screen(ConfirmScreen(
+            f"Cancel task {task_id}?",
+            f"{task.title} (task {task_id}{by}) is waiting. Cancelling asks it to stop "
+            f"within a second; what it has done so far stays done.",
+            question="Cancel it? (y/N)", yes_label="Cancel task"), decided)
+
+    @work(exclusive=False, exit_on_error=False, group="cancel-task")
+    async def cancel_task(self, task_id: int, title: str) -> None:
+        try:
+            await self.engine.cancel_task(task_id)
+        except (EngineError, InventoryError) as exc:
+            self.notify(f"Cancel task {task_id}: {exc}", severity="error", timeout=15)
+        except Exception as exc:  # never a traceback on screen
+            self.notify(f"Cancel task {task_id}: {type(exc).__name__}: {exc}",
+                        severity="error", timeout=15)
+        else:
+            self.notify(f"{title} (task {task_id}): asked to stop.")
 
 
-def run_console(engine: Engine, start_cluster: str | None = None) -> None:
+def run_console(engine: Engine, start_cluster: str | None = None,
+                lab_demo: str | None = None) -> None:
     """Run the console on this terminal. Starts the engine if it is not running
-    (start() is idempotent); the caller stops it."""
-    app = MvmApp(engine, start_cluster=start_cluster)
+    (start() is idempotent); the caller stops it. `lab_demo`: the lab cluster that
+    quitting takes down (`make demo`), so quitting asks first."""
+    app = MvmApp(engine, start_cluster=start_cluster, lab_demo=lab_demo)
     engine.start()
     app.run()
 

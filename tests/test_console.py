@@ -40,18 +40,26 @@ def visible_keys(table):
 
 
 class Recorder:
-    """Stands in for Engine.vm_action: records calls, answers with a finished task."""
+    """Stands in for Engine.submit_vm_action and wait_task: records calls; the task
+    (id 99) is running when submitted and ends with `outcome`."""
 
-    def __init__(self, engine, outcome=TaskStatus.SUCCEEDED, error="", raises=None):
+    def __init__(self, engine, monkeypatch, outcome=TaskStatus.SUCCEEDED, error="",
+                 raises=None):
         self.engine, self.calls = engine, []
         self.outcome, self.error, self.raises = outcome, error, raises
+        monkeypatch.setattr(engine, "submit_vm_action", self.submit)
+        monkeypatch.setattr(engine, "wait_task", self.wait)
 
-    async def __call__(self, uuid, action):
+    async def submit(self, uuid, action):
         self.calls.append((uuid, action))
         if self.raises:
             raise self.raises
         task = self.engine.tasks(limit=1)[0]
-        return replace(task, id=99, status=self.outcome, error=self.error)
+        return replace(task, id=99, status=TaskStatus.RUNNING, finished_at=None)
+
+    async def wait(self, task_id):
+        task = self.engine.tasks(limit=1)[0]
+        return replace(task, id=task_id, status=self.outcome, error=self.error)
 
 
 def test_filter_narrows_the_vms_table_and_escape_clears_it(mixed_engine):
@@ -121,7 +129,7 @@ def test_enter_opens_details_and_escape_goes_back(mixed_engine):
 
 
 class Spy:
-    """Wraps the engine's real vm_action: records each call, then lets it run."""
+    """Wraps the engine's real submit_vm_action: records each call, then lets it run."""
 
     def __init__(self, real):
         self.real, self.calls = real, []
@@ -132,8 +140,8 @@ class Spy:
 
 
 def test_readonly_hides_and_refuses_vm_actions(readonly_engine, monkeypatch):
-    spy = Spy(readonly_engine.vm_action)
-    monkeypatch.setattr(readonly_engine, "vm_action", spy)
+    spy = Spy(readonly_engine.submit_vm_action)
+    monkeypatch.setattr(readonly_engine, "submit_vm_action", spy)
     app = make_app(readonly_engine, "prod")
     tasks_before = readonly_engine.tasks()
 
@@ -146,7 +154,7 @@ def test_readonly_hides_and_refuses_vm_actions(readonly_engine, monkeypatch):
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
-        # Neither the console nor the engine saw an action: no call, no "started", no task.
+        # Neither the console nor the engine saw an action: no call, no toast, no task.
         assert spy.calls == [] and list(app._notifications) == []
         assert readonly_engine.tasks() == tasks_before
         assert "READ-ONLY" in str(app.screen.query_one(TitleBar).render())
@@ -172,8 +180,7 @@ def test_readonly_engine_refuses_on_its_own(readonly_engine):
 
 
 def test_destructive_action_asks_first_and_defaults_to_no(mixed_engine, monkeypatch):
-    fake = Recorder(mixed_engine)
-    monkeypatch.setattr(mixed_engine, "vm_action", fake)
+    fake = Recorder(mixed_engine, monkeypatch)
     app = make_app(mixed_engine, "prod")
 
     async def check(pilot):
@@ -192,10 +199,24 @@ def test_destructive_action_asks_first_and_defaults_to_no(mixed_engine, monkeypa
         await pilot.pause()
         assert fake.calls == [(uuid_of(2), "destroy")]
         messages = [n.message for n in app._notifications]
-        assert messages == ["Force off web-02: started", "Force off web-02: succeeded"]
-        await pilot.press("s")                       # not destructive: no question
+        assert messages == ["Force off web-02: task 99 running…",
+                            "Force off web-02: done — web-02 is running"]
+        await pilot.press("r")                       # not for a running VM: refused
         await app.workers.wait_for_complete()
-        assert fake.calls[-1] == (uuid_of(2), "start")
+        assert fake.calls == [(uuid_of(2), "destroy")]
+
+    run_app(app, check)
+
+
+def test_a_harmless_action_runs_without_a_question(mixed_engine, monkeypatch):
+    fake = Recorder(mixed_engine, monkeypatch)
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        await pilot.press("3", "slash", *"cache", "enter", "s")   # cache-01, shut off
+        await app.workers.wait_for_complete()
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert fake.calls == [(uuid_of(5), "start")]
 
     run_app(app, check)
 
@@ -212,14 +233,16 @@ def test_failures_and_refusals_are_notified_as_errors(mixed_engine, monkeypatch)
         assert last.severity == "error"
         assert last.message.startswith("Start batch-01 failed: Host kvm-03 is unreachable")
         assert "nothing was changed" in last.message
-        # Busy from the engine: its message, as an error, no traceback.
-        monkeypatch.setattr(mixed_engine, "vm_action", Recorder(
-            mixed_engine, raises=Busy("busy: vm:x (task 3) is locked by another task")))
-        await pilot.press("r")                       # resume: never asks first
+        # Busy from the engine: only the refusal, as an error; never "running".
+        app.clear_notifications()
+        Recorder(mixed_engine, monkeypatch,
+                 raises=Busy("Start batch-01: refused: batch-01 is busy with Shut down "
+                             "batch-01 (task 3)"))
+        await pilot.press("s")                       # start: never asks first
         await app.workers.wait_for_complete()
         await pilot.pause()
-        last = list(app._notifications)[-1]
-        assert last.severity == "error" and "locked by another task" in last.message
+        [note] = list(app._notifications)
+        assert note.severity == "error" and "is busy with" in note.message
         assert app.is_running
 
     run_app(app, check)
@@ -245,12 +268,63 @@ def test_palette_lists_the_screens_actions_and_the_inventory(mixed_engine):
     app = make_app(mixed_engine, "prod")
 
     async def check(pilot):
+        await pilot.press("3")                       # batch-01 (crashed) under the cursor
+        names = [name for name, _, _ in
+                 ConsoleCommands(app.screen)._commands(with_inventory=True)]
+        # The screen's keys, VM actions naming their VM; the inventory by name, with the
+        # power actions each VM's state allows.
+        for expected in ("Start batch-01", "Force off batch-01", "Filter", "Sort", "Help",
+                         "Back", "Open cluster lab", "Open host kvm-03", "Open VM web-01",
+                         "Shut down web-01", "Reboot db-01", "Resume db-02",
+                         "Start cache-01"):
+            assert expected in names
+        for absent in ("Start web-01", "Resume web-01", "Shut down cache-01", "Start"):
+            assert absent not in names
+        assert names.count("Start batch-01") == 1       # the key's command, not twice
+        # Moving about is for keys: no cursor, page, scroll or focus commands.
+        for navigation in ("Up", "Down", "Page up", "Page down", "First", "Last", "Select",
+                           "Scroll Left", "Page Left", "Focus Next", "Copy selected text"):
+            assert navigation not in names
+
+    run_app(app, check)
+
+
+def test_palette_offers_no_changes_offline(offline_engine):
+    from mvmtui.app import ConsoleCommands
+
+    app = make_app(offline_engine, "lab")
+
+    async def check(pilot):
         await pilot.press("3")
         names = [name for name, _, _ in
                  ConsoleCommands(app.screen)._commands(with_inventory=True)]
-        for expected in ("Force off", "Shut down", "Filter", "Sort", "Help", "Back",
-                         "Open cluster lab", "Open host kvm-03", "Open VM web-01"):
-            assert expected in names
+        assert "Open VM dev-01" in names
+        assert not [n for n in names if n.split()[0] in ("Start", "Shut", "Force", "Reboot",
+                                                          "Suspend", "Resume")]
+
+    run_app(app, check)
+
+
+def test_palette_runs_start_web_02_the_way_the_keys_do(mixed_engine, monkeypatch):
+    """From any screen, "Shut down web-02" asks first (destructive) and runs the
+    action on that VM; "Start cache-01" runs at once."""
+    fake = Recorder(mixed_engine, monkeypatch)
+    app = make_app(mixed_engine)
+
+    async def check(pilot):
+        await pilot.press("ctrl+p", *"Shut down web-02")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.body.startswith("Shut down web-02 on kvm-02")
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        await pilot.press("ctrl+p", *"Start cache-01")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        assert fake.calls == [(uuid_of(2), "shutdown"), (uuid_of(5), "start")]
 
     run_app(app, check)
 
@@ -259,11 +333,13 @@ def test_help_lists_the_bindings_of_the_screen_underneath(mixed_engine):
     app = make_app(mixed_engine, "prod")
 
     async def check(pilot):
-        await pilot.press("3", "question_mark")
+        await pilot.press("3", "j", "j", "j", "question_mark")     # db-01, running
         assert isinstance(app.screen, HelpScreen)
         groups = app.screen.groups
         described = {d for rows in groups.values() for _, d in rows}
-        assert {"Start", "Shut down", "Force off", "Reboot", "Suspend", "Resume"} <= described
+        # The keys that work on a running VM, not those that make no sense for it.
+        assert {"Shut down", "Force off", "Reboot", "Suspend"} <= described
+        assert not {"Start", "Resume"} & described
         assert {"Filter", "Summary", "History", "Sort", "Help", "Back"} <= described
         assert ("F", "Force off") in groups["VM actions"]
         await pilot.press("escape")
@@ -411,22 +487,21 @@ def test_refresh_in_offline_mode_says_nothing_is_asked(offline_engine):
 
 
 def test_palette_runs_a_screen_action_on_the_current_vm(mixed_engine, monkeypatch):
-    fake = Recorder(mixed_engine)
-    monkeypatch.setattr(mixed_engine, "vm_action", fake)
+    fake = Recorder(mixed_engine, monkeypatch)
     app = make_app(mixed_engine, "prod")
 
     async def check(pilot):
-        await pilot.press("2", "enter")             # host kvm-01; its VMs table has focus
+        await pilot.press("2", "enter", "j")        # host kvm-01; its VMs table: db-01
         assert isinstance(app.screen, HostScreen)
-        await pilot.press("ctrl+p", *"Force off")
+        await pilot.press("ctrl+p", *"Force off db-01")
         await pilot.pause(0.3)
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.body.startswith("Force off cache-01 on kvm-01")
+        assert app.screen.body.startswith("Force off db-01 on kvm-01")
         await pilot.press("y")
         await app.workers.wait_for_complete()
-        assert fake.calls == [(uuid_of(5), "destroy")]
+        assert fake.calls == [(uuid_of(3), "destroy")]
 
     run_app(app, check)
 
@@ -436,21 +511,22 @@ def test_quit_asks_while_actions_started_here_are_running(mixed_engine, monkeypa
 
     async def slow(uuid, action):                   # a task that takes its time
         await release.wait()
-        return mixed_engine.tasks(limit=1)[0]
-    monkeypatch.setattr(mixed_engine, "vm_action", slow)
+        raise Busy("done waiting")
+    monkeypatch.setattr(mixed_engine, "submit_vm_action", slow)
     app = make_app(mixed_engine, "prod")
 
     async def check(pilot):
         nonlocal release
         import asyncio
         release = asyncio.Event()
-        await pilot.press("3", "s", "j", "s")        # start web-01 and batch-01
+        await pilot.press("3", "s", "j", "j", "s")   # start batch-01 and cache-01
         await pilot.press("escape")
         assert isinstance(app.screen, ClustersScreen)
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "quit"
-        assert app.screen.body.startswith("2 tasks are still running: quit anyway? "
-                                          "Their outcome will be unknown")
+        assert app.screen.body == (
+            "2 tasks are still running: Start batch-01, Start cache-01. Their outcome "
+            "will be unknown; the next start shows them as interrupted.")
         await pilot.press("enter")                   # default: No
         assert app.is_running and isinstance(app.screen, ClustersScreen)
         release.set()                                # the tasks end: q quits at once
@@ -466,7 +542,7 @@ def test_quit_with_tasks_running_quits_on_yes(mixed_engine, monkeypatch):
     async def forever(uuid, action):
         import asyncio
         await asyncio.Event().wait()
-    monkeypatch.setattr(mixed_engine, "vm_action", forever)
+    monkeypatch.setattr(mixed_engine, "submit_vm_action", forever)
     app = make_app(mixed_engine)
 
     async def check(pilot):
@@ -474,7 +550,9 @@ def test_quit_with_tasks_running_quits_on_yes(mixed_engine, monkeypatch):
         await pilot.pause()
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.body.startswith("1 task is still running")
+        assert app.screen.body == (
+            "1 task is still running: Start web-01. Its outcome will be unknown; the next "
+            "start shows it as interrupted.")
         await pilot.press("y")
         await pilot.pause()
         assert not app.is_running
@@ -548,8 +626,7 @@ def test_keys_typed_right_after_slash_go_to_the_filter_never_to_vm_actions(mixed
     drawn anything. Every letter lands in the filter bar; `s` starts nothing."""
     from textual import events
 
-    fake = Recorder(mixed_engine)
-    monkeypatch.setattr(mixed_engine, "vm_action", fake)
+    fake = Recorder(mixed_engine, monkeypatch)
     app = make_app(mixed_engine, "prod")
 
     async def check(pilot):
@@ -609,3 +686,335 @@ def test_history_ticks_follow_running_tasks_and_the_date(inventory_path):
         run_app(app, check)
     finally:
         eng.stop()
+
+
+# ---- issue 6: the console never lies ---------------------------------------------
+def footer_text(app):
+    from mvmtui.widgets.footer import KeysBar
+    return str(app.screen.query_one(KeysBar).render())
+
+
+def messages(app):
+    return [n.message for n in app._notifications]
+
+
+def test_offline_hides_and_refuses_vm_actions_and_records_no_task(offline_engine,
+                                                                   monkeypatch):
+    """--offline: no VM key in the footer, none runs; reached anyway (palette, a stray
+    call), the refusal says offline and the journal gets no task."""
+    spy = Spy(offline_engine.submit_vm_action)
+    monkeypatch.setattr(offline_engine, "submit_vm_action", spy)
+    app = make_app(offline_engine, "lab")
+    tasks_before = offline_engine.tasks()
+
+    async def check(pilot):
+        await pilot.press("3")                       # dev-01: running (stale)
+        actions = {a.binding.action for a in app.screen.active_bindings.values()}
+        assert not any(a.startswith("vm_action") for a in actions)
+        assert "Shut down" not in footer_text(app) and "? Help" in footer_text(app)
+        assert app.screen.check_action("vm_action", ("shutdown",)) is False
+        await pilot.press("s", "F", "d", "b", "p", "r")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert spy.calls == [] and messages(app) == []
+        app.ask_vm_action(offline_engine.vm(uuid_of(11)), "destroy")   # as the palette would
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        [note] = list(app._notifications)
+        assert note.severity == "error" and note.message.startswith("Offline mode:")
+        app.run_vm_action(uuid_of(11), "shutdown", "dev-01")   # the engine refuses too
+        await app.workers.wait_for_complete()
+        assert messages(app)[-1].startswith("Shut down dev-01: Offline mode:")
+        assert not any("running…" in m for m in messages(app))
+        assert offline_engine.tasks() == tasks_before
+
+    run_app(app, check)
+
+
+def test_summary_counts_and_gauges_cover_the_same_hosts(mixed_engine):
+    """kvm-03 is down: its CPUs and its VMs are left out of the gauges, and the
+    Summary says so; the counts line gives the CPUs the gauges divide by."""
+    from textual.widgets import Static
+
+    from mvmtui.widgets.gauge import Gauge
+
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        s = app.screen
+        counts = str(s.query_one("#counts", Static).render())
+        assert "3 of 8 VMs running" in counts and "64 CPUs" in counts   # kvm-01 + kvm-02
+        assert s.query_one("#g-vcpu", Gauge).detail == "20 vCPUs of active VMs on 64 CPUs"
+        assert str(s.query_one("#capacity-note", Static).render()) == \
+            "1 host not answering (2 VMs) not counted"
+
+    run_app(app, check)
+
+
+def test_offline_summary_says_its_figures_are_last_known(offline_engine):
+    from textual.widgets import Static
+
+    from mvmtui.widgets.gauge import Gauge
+
+    app = make_app(offline_engine, "prod")
+
+    async def check(pilot):
+        s = app.screen
+        assert "0 of 8 VMs running (4 last known)" in str(s.query_one("#counts", Static).render())
+        for gauge in ("cpu", "mem", "vcpu", "memalloc"):
+            assert s.query_one(f"#g-{gauge}", Gauge).detail.endswith("last known (stale)")
+        assert "last known (stale)" in str(s.query_one("#capacity-note", Static).render())
+        await pilot.press("2", "enter")              # host kvm-01, not contacted
+        assert isinstance(app.screen, HostScreen)
+        assert app.screen.query_one("#g-cpu", Gauge).detail == "stale"
+        assert str(app.screen.query_one("#capacity-note", Static).render()) == \
+            "last known (stale): kvm-01 is stale"
+
+    run_app(app, check)
+
+
+def test_a_dead_hosts_storage_is_shown_stale(mixed_engine):
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        await pilot.press("2", "G", "enter")          # kvm-03, unreachable
+        table = app.screen.query_one("#storage", Listing).table
+        assert cell_text(table, "ds:images", "state") == "active (stale)"
+        assert cell_text(table, "net:storage", "state") == "active (stale)"
+
+    run_app(app, check)
+
+
+def test_footer_offers_what_the_vms_state_allows(mixed_engine, monkeypatch):
+    """Running: d F b p (not s); paused: r F; shut off: s. Keys that make no sense are
+    refused if pressed anyway. At 80 columns "? Help" still fits."""
+    fake = Recorder(mixed_engine, monkeypatch)
+    app = make_app(mixed_engine, "prod")
+
+    def vm_keys():
+        return [k for k, _, d, _ in __import__("mvmtui.widgets.footer", fromlist=["x"])
+                .shown_keys(app.screen) if d in ("Start", "Shut down", "Force off", "Reboot",
+                                                 "Suspend", "Resume")]
+
+    async def check(pilot):
+        await pilot.press("3", "slash", *"web-01", "enter")       # running
+        assert vm_keys() == ["d", "F", "b", "p"]
+        assert "? Help" in footer_text(app)
+        await pilot.press("s", "r")                   # no sense for a running VM
+        await app.workers.wait_for_complete()
+        assert fake.calls == [] and not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape", "slash", *"db-02", "enter")   # paused
+        assert vm_keys() == ["F", "r"]
+        await pilot.press("escape", "slash", *"cache-01", "enter")  # shut off
+        assert vm_keys() == ["s"]
+        await pilot.press("s")
+        await app.workers.wait_for_complete()
+        assert fake.calls == [(uuid_of(5), "start")]
+
+    run_app(app, check, size=(80, 24))
+
+
+def test_footer_fits_at_80_columns_with_the_most_vm_keys(mixed_engine):
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        await pilot.press("3", "slash", *"web-01", "enter")
+        await pilot.pause()
+        assert "? Help" in footer_text(app)[:80]
+
+    run_app(app, check, size=(80, 24))
+
+
+def test_an_action_says_running_then_its_outcome(mixed_engine):
+    """The real engine: "task N running…", then "done — cache-01 is running"; the
+    history names who started it."""
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        await pilot.press("3", "slash", *"cache-01", "enter", "s")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        tid = mixed_engine.tasks(target=uuid_of(5), limit=1)[0].id
+        assert messages(app) == [f"Start cache-01: task {tid} running…",
+                                 "Start cache-01: done — cache-01 is running"]
+        await pilot.press("escape", "4")
+        await pilot.pause(0.3)
+        table = app.screen.query_one("#history", Listing).table
+        assert cell_text(table, str(tid), "by").startswith("console · ")
+
+    run_app(app, check)
+
+
+async def move_to(pilot, table, key):
+    """Move the cursor of a table to the row with this key."""
+    keys = visible_keys(table)
+    assert key in keys
+    await pilot.press("g", *["j"] * keys.index(key))
+    assert table.cursor_key == key
+
+
+def _ignore_acpi(engine, host, n):
+    engine.world.hosts[("prod", host)].ignores_acpi.add(uuid_of(n))
+
+
+def test_a_waiting_shutdown_shows_in_the_row_refuses_others_and_can_be_cancelled(
+        mixed_engine):
+    """web-01 ignores ACPI: its row reads "running · shutting down…"; a reboot then is
+    refused (only the refusal is said, and its task says "refused before it started");
+    `c` in History asks (default No), then cancels the shutdown."""
+    _ignore_acpi(mixed_engine, "kvm-01", 1)
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        await pilot.press("3", "slash", *"web-01", "enter", "d", "y")
+        await pilot.pause(0.5)
+        table = vms_table(app)
+        assert cell_text(table, uuid_of(1), "state") == "running · shutting down…"
+        shutdown = mixed_engine.pending_task(uuid_of(1))
+        assert messages(app) == [f"Shut down web-01: task {shutdown.id} running…"]
+        app.clear_notifications()
+        await pilot.press("b", "y")                   # reboot: busy
+        await pilot.pause(0.5)
+        [refusal] = list(app._notifications)
+        assert refusal.severity == "error" and "busy" in refusal.message
+        assert "running" not in refusal.message.split(":")[1]
+        refused = mixed_engine.tasks(target=uuid_of(1), limit=1)[0]
+        assert refused.kind == "vm.reboot" and refused.status is TaskStatus.FAILED
+        # History: `c` on the waiting shutdown; the refused reboot shows as refused.
+        await pilot.press("escape", "4")           # clear the filter; History
+        await pilot.pause(0.3)
+        history = app.screen.query_one("#history", Listing).table
+        assert cell_text(history, str(refused.id), "status") == "refused"
+        assert "c Cancel task" not in footer_text(app)      # the cursor is on the reboot
+        await move_to(pilot, history, str(shutdown.id))
+        assert "c Cancel task" in footer_text(app)
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")                    # default: No
+        assert mixed_engine.task(shutdown.id).status is TaskStatus.RUNNING
+        await pilot.press("c", "y")
+        for _ in range(30):
+            if mixed_engine.task(shutdown.id).status.finished:
+                break
+            await pilot.pause(0.1)
+        assert mixed_engine.task(shutdown.id).status is TaskStatus.CANCELLED
+        assert any(m.startswith("Shut down web-01: cancelled") for m in messages(app))
+        await pilot.pause(0.3)
+        await pilot.press("3")
+        assert cell_text(vms_table(app), uuid_of(1), "state") == "running"
+        # The refused task's own screen says it never started.
+        await pilot.press("4")
+        await move_to(pilot, history, str(refused.id))
+        await pilot.press("enter")
+        assert isinstance(app.screen, TaskScreen)
+        assert "refused before it started" in TaskScreen.progress_words(app.screen.entry)
+        assert app.screen.entry.started_by.startswith("console · ")
+
+    run_app(app, check)
+
+
+def test_cancel_on_the_task_screen_shows_the_engines_refusal(mixed_engine, monkeypatch):
+    from mvmtui.engine.errors import EngineError
+
+    _ignore_acpi(mixed_engine, "kvm-01", 1)
+    app = make_app(mixed_engine, "prod")
+
+    async def refuse(task_id):
+        raise EngineError(f"Task {task_id} (Shut down web-01) has already succeeded.")
+
+    async def check(pilot):
+        await pilot.press("3", "slash", *"web-01", "enter", "d", "y")
+        await pilot.pause(0.5)
+        tid = mixed_engine.pending_task(uuid_of(1)).id
+        app.open_task(tid)
+        await pilot.pause()
+        assert isinstance(app.screen, TaskScreen) and "c Cancel task" in footer_text(app)
+        monkeypatch.setattr(mixed_engine, "cancel_task", refuse)
+        await pilot.press("c", "y")
+        for _ in range(20):                          # the shutdown itself waits on
+            if "Cancel task" in messages(app)[-1]:
+                break
+            await pilot.pause(0.1)
+        last = list(app._notifications)[-1]
+        assert last.severity == "error" and "has already succeeded" in last.message
+
+    run_app(app, check)
+
+
+def test_task_screen_says_where_a_failed_task_stopped(mixed_engine):
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        app.open_task(3)                            # Start batch-01: failed at its step 2
+        await pilot.pause()
+        steps = app.screen.query_one("#steps", Listing).table
+        assert TaskScreen.progress_words(app.screen.entry) == "failed at step 2 of 3"
+        assert cell_text(steps, "2", "status") == "skipped"
+        from mvmtui.widgets.gauge import Gauge
+        assert app.screen.query_one("#g-progress", Gauge).fraction is None   # no "33%"
+
+    run_app(app, check)
+
+
+def test_q_on_the_clusters_screen_quits_at_once_without_a_lab(mixed_engine):
+    app = make_app(mixed_engine)
+
+    async def check(pilot):
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+
+    run_app(app, check)
+
+
+def lab_app(engine):
+    from mvmtui.app import MvmApp
+    app = MvmApp(engine, lab_demo="lab")
+    app.animation_level = "none"
+    return app
+
+
+def test_quitting_a_lab_demo_asks_first(mixed_engine):
+    """Under `make demo`, q (and ctrl+q) would take the lab down: they ask, default No;
+    escape from a tab back to the list does not quit."""
+    app = lab_app(mixed_engine)
+
+    async def check(pilot):
+        app.open_cluster("lab")
+        await pilot.pause()
+        await pilot.press("escape", "escape")        # back to the clusters list, no more
+        assert isinstance(app.screen, ClustersScreen) and app.is_running
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "quit"
+        assert app.screen.body == ("Quitting takes the lab 'lab' down: its 2 hosts and "
+                                   "4 VMs are destroyed.")
+        await pilot.press("enter")                   # default: No
+        assert app.is_running and isinstance(app.screen, ClustersScreen)
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.press("ctrl+q", "y")
+        await pilot.pause()
+        assert not app.is_running
+
+    run_app(app, check)
+
+
+def test_run_console_passes_the_lab_on(monkeypatch):
+    import mvmtui.app as app_module
+    seen = {}
+
+    class FakeApp:
+        def __init__(self, engine, start_cluster=None, lab_demo=None):
+            seen.update(start_cluster=start_cluster, lab_demo=lab_demo)
+
+        def run(self):
+            pass
+
+    class FakeEngine:
+        def start(self):
+            pass
+    monkeypatch.setattr(app_module, "MvmApp", FakeApp)
+    app_module.run_console(FakeEngine(), start_cluster="lab", lab_demo="lab")
+    assert seen == {"start_cluster": "lab", "lab_demo": "lab"}

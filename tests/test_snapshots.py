@@ -82,3 +82,22 @@ def test_read_only_mode(snap_compare, readonly_engine):
 def test_offline_stale_cluster(snap_compare, offline_engine):
     # Offline: every host stale, every VM its last known state marked stale.
     assert snap_compare(make_app(offline_engine, "lab"), terminal_size=SIZE, press=["3"])
+
+
+def test_offline_summary_is_last_known(snap_compare, offline_engine):
+    # Offline: the capacity gauges say their figures are last known (stale).
+    assert snap_compare(make_app(offline_engine, "prod"), terminal_size=SIZE)
+
+
+def test_running_vm_keys_at_80_columns(snap_compare, mixed_engine):
+    # web-01 is running: d F b p in the footer (not s), and "? Help" still fits.
+    assert snap_compare(make_app(mixed_engine, "prod"), terminal_size=(80, 24),
+                        press=["3", "slash", *"web-01", "enter"])
+
+
+def test_quit_asks_when_it_takes_the_lab_down(snap_compare, mixed_engine):
+    from mvmtui.app import MvmApp
+
+    app = MvmApp(mixed_engine, lab_demo="lab")
+    app.animation_level = "none"
+    assert snap_compare(app, terminal_size=(80, 24), press=["q"])

@@ -6,21 +6,21 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input
 
-from ..engine.errors import EngineError, NotFound
-from ..engine.model import Host, Task, Vm
+from ..engine.errors import NotFound
+from ..engine.model import Capacity, Host, Task, Vm
 from ..widgets.fast_table import FastTable
 from ..widgets.footer import KeysBar
 from ..widgets.listing import Listing
 from ..widgets.title_bar import TitleBar
 from .rows import Palette, task_rows
-from .vm_actions import BY_ACTION, confirmation
+from .vm_actions import FOOTER_VM_KEYS
 
 if TYPE_CHECKING:
     from ..app import MvmApp
@@ -38,6 +38,54 @@ class Changes:
 
     def __bool__(self) -> bool:
         return bool(self.hosts or self.vms or self.removed or self.tasks)
+
+
+STALE_FIGURES = "last known (stale)"
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def capacity_note(cap: Capacity) -> str:
+    """What the figures leave out: hosts that do not answer, and their VMs."""
+    if not cap.hosts_left_out:
+        return ""
+    return (f"{plural(cap.hosts_left_out, 'host')} not answering "
+            f"({plural(cap.vms_left_out, 'VM')}) not counted")
+
+
+def show_capacity(screen: Screen, cap: Capacity, short: bool = False) -> None:
+    """The four capacity gauges (#g-cpu, #g-mem, #g-vcpu, #g-memalloc) from the one
+    capacity model: numerators and denominators cover the same hosts. Figures that are
+    not live (offline, every host down) say so; `short` details fit a narrow panel."""
+    from ..widgets import format as fmt
+    from ..widgets.gauge import Gauge
+
+    mem = cap.memory_mib or None
+    g = {name: screen.query_one(f"#g-{name}", Gauge)
+         for name in ("cpu", "mem", "vcpu", "memalloc")}
+    if short:   # the host screen: its facts panel has the sizes
+        details = (f"of {cap.cpus} CPUs", fmt.mib_of(cap.memory_used_mib, mem),
+                   f"{cap.vcpus_allocated} of {cap.cpus}",
+                   fmt.mib_of(cap.memory_allocated_mib, mem))
+        if not cap.live:   # the panel's note says "last known (stale)"
+            details = ("stale", "stale", *details[2:])
+    else:
+        hosts = plural(cap.hosts, "live host") if cap.live else plural(cap.hosts, "host")
+        details = (f"average of {hosts}" if cap.hosts else "no host to ask",
+                   f"{fmt.mib_of(cap.memory_used_mib, mem)} on {hosts}",
+                   f"{cap.vcpus_allocated} vCPUs of active VMs on {cap.cpus} CPUs",
+                   f"{fmt.mib_of(cap.memory_allocated_mib, mem)} to active VMs")
+        if not cap.live:
+            details = (STALE_FIGURES,
+                       f"{fmt.mib_of(cap.memory_used_mib, mem)} · {STALE_FIGURES}",
+                       f"{cap.vcpus_allocated} vCPUs on {cap.cpus} CPUs · {STALE_FIGURES}",
+                       f"{fmt.mib_of(cap.memory_allocated_mib, mem)} · {STALE_FIGURES}")
+    g["cpu"].show_percent(cap.cpu_pct, details[0])
+    g["mem"].show(cap.memory_used_mib, mem, details[1])
+    g["vcpu"].show(cap.vcpus_allocated, cap.cpus, details[2])
+    g["memalloc"].show(cap.memory_allocated_mib, mem, details[3])
 
 
 class EngineChanges(Message):
@@ -70,6 +118,25 @@ class FilterBar(Input):
         # must reach the bar, never the table, whose letters are VM actions.
         self.screen.set_focus(self)
 
+    async def _on_key(self, event: events.Key) -> None:
+        """Run the bar's own editing keys (backspace, ctrl+u, …) here, in turn.
+
+        Textual runs a focused widget's bindings only when the key has bubbled up to
+        the App (bar → screen → app, a queue each), but inserts printable keys here at
+        once. In a burst ("web", ctrl+u, backspaces, "db" from tmux or a fast typist
+        on a slow link) the backspaces and ctrl+u then ran after "db" and erased it."""
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority:
+                event.stop()
+                event.prevent_default()   # not Input's handler as well
+                await self.run_action(binding.action)
+                return
+
+    def insert_in_turn(self, text: str) -> None:
+        """Insert after the keys already queued here (a priority binding runs before
+        them: `/` typed into the filter must not jump ahead of the letters before it)."""
+        self.call_later(self.insert_text_at_cursor, text)
+
     def watch_value(self, value: str) -> None:
         # Filter here, while the key is handled, not on the Changed message: the
         # table's repaint then joins the filter bar's in the same frame (one frame,
@@ -100,14 +167,17 @@ class ConsoleScreen(Screen):
     # A priority binding runs before the keys typed after it are routed: they then
     # reach the filter bar, never the table (whose letters are VM actions).
     BINDINGS = [Binding("slash", "filter", "Filter", key_display="/", id="screen.filter",
-                        priority=True)]
+                        priority=True),
+                # Shown only on a running task that is safe to stop (check_action).
+                Binding("c", "cancel_task", "Cancel task", id="screen.cancel_task")]
     #: the screen's name for help and the palette
     TITLE_TEXT = ""
 
     def __init__(self) -> None:
         super().__init__()
         self._throttled: dict[str, tuple[float, object]] = {}
-        self._had_vm = False
+        self._vm_keys: tuple[str, ...] = ()     # the VM actions the footer shows now
+        self._cancellable: set[int] = set()     # tasks shown here that can be cancelled
 
     @property
     def engine(self) -> "Engine":
@@ -203,7 +273,7 @@ class ConsoleScreen(Screen):
 
     async def action_filter(self) -> None:
         if isinstance(self.focused, FilterBar):     # "/" typed into the filter itself
-            self.focused.insert_text_at_cursor("/")
+            self.focused.insert_in_turn("/")
             return
         listing = self.current_listing()
         if listing is None:
@@ -237,8 +307,24 @@ class ConsoleScreen(Screen):
     def update_history(self, tasks: list[Task]) -> None:
         """Task changes into this screen's #history table (new rows or new states)."""
         if tasks:
-            self.query_one("#history", Listing).update(
-                task_rows(tasks, self.now(), self.palette))
+            self.query_one("#history", Listing).update(self.history_rows(tasks))
+
+    def set_history(self, tasks: list[Task]) -> None:
+        """The whole #history table."""
+        self._cancellable.clear()
+        self.query_one("#history", Listing).set_rows(self.history_rows(tasks))
+
+    def history_rows(self, tasks: list[Task]) -> list[tuple[str, tuple]]:
+        """Rows for the history table; notes which tasks `c` may cancel."""
+        before = set(self._cancellable)
+        for t in tasks:
+            if t.cancellable and not t.status.finished:
+                self._cancellable.add(t.id)
+            else:
+                self._cancellable.discard(t.id)
+        if self._cancellable != before and self.is_mounted:
+            self.refresh_bindings()
+        return task_rows(tasks, self.now(), self.palette)
 
     # -- VM actions -----------------------------------------------------------------
     def selected_vm(self) -> Vm | None:
@@ -268,44 +354,55 @@ class ConsoleScreen(Screen):
     def _vm_row_moved(self, message: FastTable.CursorMoved) -> None:
         self.sync_vm_bindings()
 
-    def sync_vm_bindings(self, force: bool = False) -> None:
-        """Show or hide the VM action keys when "is there a current VM" changes."""
-        has_vm = self.selected_vm() is not None
-        if force or has_vm != self._had_vm:
-            self._had_vm = has_vm
+    @on(FastTable.CursorMoved, "#history-table")
+    def _history_row_moved(self, message: FastTable.CursorMoved) -> None:
+        if self._cancellable:
             self.refresh_bindings()
 
+    def vm_keys(self) -> tuple[str, ...]:
+        """The VM actions that make sense here now: none read-only or offline (no change
+        is possible), else those the current VM's last known state allows."""
+        if self.engine.readonly or self.engine.offline:
+            return ()
+        vm = self.selected_vm()
+        return () if vm is None else self.engine.vm_actions(vm)
+
+    def sync_vm_bindings(self, force: bool = False) -> None:
+        """Show or hide the VM action keys when the current VM, or what it allows, changes."""
+        keys = self.vm_keys()
+        if force or keys != self._vm_keys:
+            self._vm_keys = keys
+            self.refresh_bindings()
+
+    def cancellable_task_id(self) -> int | None:
+        """The task `c` would cancel: the history row under the cursor, when that table
+        has the focus and its task can be cancelled now."""
+        focused = self.focused
+        if not self._cancellable or not isinstance(focused, FastTable) \
+                or focused.id != "history-table" or focused.cursor_key is None:
+            return None
+        tid = int(focused.cursor_key)
+        return tid if tid in self._cancellable else None
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "vm_action":
-            return not self.engine.readonly and self.selected_vm() is not None
+        if action in ("vm_action", "vm_action_more"):
+            # Hidden and refused unless it makes sense for the VM under the cursor; the
+            # footer shows the first few, the rest are keys without a footer entry.
+            shown = self._vm_keys[:FOOTER_VM_KEYS]
+            keys = shown if action == "vm_action" else self._vm_keys[FOOTER_VM_KEYS:]
+            return bool(parameters) and parameters[0] in keys
         if action == "filter":
             return self.current_listing() is not None
+        if action == "cancel_task":
+            return self.cancellable_task_id() is not None
         return True
 
     def action_vm_action(self, action: str) -> None:
-        if self.engine.readonly:      # check_action hides the key; this is the backstop
-            self.app.notify(f"Read-only mode: {BY_ACTION[action].verb.lower()} is not allowed.",
-                        severity="error")
-            return
-        vm = self.selected_vm()
-        if vm is None:
-            return
-        key = BY_ACTION[action]
-        if not key.destructive:
-            self.mvm.run_vm_action(vm.uuid, action, vm.name)
-            return
-        from .confirm import ConfirmScreen
-        try:
-            host = self.engine.host(vm.cluster, vm.host)
-        except EngineError:
-            host = None
+        self.mvm.ask_vm_action(self.selected_vm(), action)
 
-        def decided(yes: bool | None) -> None:
-            if yes:
-                self.mvm.run_vm_action(vm.uuid, action, vm.name)
+    action_vm_action_more = action_vm_action
 
-        self.app.push_screen(
-            ConfirmScreen(f"{key.verb} {vm.name}?",
-                          confirmation(vm, host, action, self.now()),
-                          yes_label=f"{key.verb} {vm.name}"),
-            decided)
+    def action_cancel_task(self) -> None:
+        tid = self.cancellable_task_id()
+        if tid is not None:
+            self.mvm.ask_cancel_task(tid)

@@ -12,13 +12,13 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static, TabbedContent, TabPane, Tabs
 
 from ..engine.errors import NotFound
-from ..engine.model import ClusterSummary, Host, HostStatus, Vm
+from ..engine.model import ClusterSummary, Host, HostStatus, Task, Vm, VmState
 from ..widgets import format as fmt
 from ..widgets.fast_table import FastTable
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
-from .base import Changes, ConsoleScreen
-from .rows import HOST_COLUMNS, TASK_COLUMNS, VM_COLUMNS, host_cells, task_rows, vm_cells
+from .base import Changes, ConsoleScreen, capacity_note, show_capacity
+from .rows import HOST_COLUMNS, TASK_COLUMNS, VM_COLUMNS, host_cells, vm_cells
 from .vm_actions import vm_action_bindings
 
 TABS = {"summary": "Summary", "hosts": "Hosts", "vms": "VMs", "history": "History"}
@@ -39,6 +39,7 @@ class ClusterScreen(ConsoleScreen):
         self._host_live: dict[str, bool] = {}
         self._ticks = 0
         self._history_day: tuple[int, ...] = ()    # the day the history was last read
+        self._pending: dict[str, Task] = {}         # VM uuid -> its unfinished task
 
     @property
     def TITLE_TEXT(self) -> str:  # type: ignore[override]
@@ -57,6 +58,7 @@ class ClusterScreen(ConsoleScreen):
                     yield Gauge("Memory used", detail_width=40, id="g-mem")
                     yield Gauge("vCPUs allocated", detail_width=40, warn=None, bad=None, id="g-vcpu")
                     yield Gauge("Memory allocated", detail_width=40, warn=90, bad=100, id="g-memalloc")
+                    yield Static(id="capacity-note")
                     yield Static("Health", classes="section-title")
                     yield Static(id="health")
             with TabPane("2 Hosts", id="tab-hosts"):
@@ -120,33 +122,43 @@ class ClusterScreen(ConsoleScreen):
             return
         hosts = self.engine.hosts(self.cluster)
         vms = self.engine.vms(self.cluster)
-        self._load_summary(s, hosts)
+        self._load_summary(s, hosts, vms)
         self._load_hosts(hosts, vms)
         if vm_rows == "none":
             return
         now, pal = self.now(), self.palette
+        # One read of the unfinished tasks per pass: the history's running rows, and
+        # what each VM is going through ("running · rebooting…"), by target.
+        unfinished = self.engine.tasks(self.cluster, unfinished=True)
+        was_pending = self._pending
+        self._pending = {t.target: t for t in reversed(unfinished) if t.target_kind == "vm"}
         if vm_rows == "all" or time.localtime(now)[:3] != self._history_day:
             self._load_history()
         else:
-            self.update_history(self.engine.tasks(self.cluster, unfinished=True))
+            self.update_history(unfinished)
+        pending = self._pending
         if vm_rows == "all":
             # What the VM rows are drawn with: a host changing liveness later re-draws
             # its VMs (apply_changes).
             self._host_live = {h.name: h.status.live for h in hosts}
             self.query_one("#vms", Listing).set_rows(
-                [(v.uuid, vm_cells(v, now, pal)) for v in vms])
+                [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid))) for v in vms])
             self.sync_vm_bindings()
             return
+        # Ticks: the stale rows (their ages), and rows whose task began or ended.
+        moved = {u for u in was_pending.keys() ^ pending.keys()}
+        moved |= {u for u, t in pending.items() if was_pending.get(u) != t}
+        redo = [v for v in vms if v.uuid in moved]
         stale = [v for v in vms if v.stale]
-        if stale and (len(stale) <= 2000 or self._ticks % 6 == 0):
-            self.query_one("#vms", Listing).update([(v.uuid, vm_cells(v, now, pal))
-                                                    for v in stale])
+        if not (stale and (len(stale) <= 2000 or self._ticks % 6 == 0)):
+            stale = []
+        if stale or redo:
+            self.query_one("#vms", Listing).update(
+                [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid))) for v in stale + redo])
 
     def _load_history(self) -> None:
-        now, pal = self.now(), self.palette
-        self._history_day = time.localtime(now)[:3]
-        self.query_one("#history", Listing).set_rows(
-            task_rows(self.engine.tasks(self.cluster), now, pal))
+        self._history_day = time.localtime(self.now())[:3]
+        self.set_history(self.engine.tasks(self.cluster))
 
     def _load_hosts(self, hosts: list[Host], vms: list[Vm]) -> None:
         now, pal = self.now(), self.palette
@@ -159,32 +171,28 @@ class ClusterScreen(ConsoleScreen):
             [(h.name, host_cells(h, now, pal, *counts.get(h.name, (0, 0))))
              for h in hosts])
 
-    def _load_summary(self, s: ClusterSummary, hosts: list[Host]) -> None:
-        pal = self.palette
-        live = [h for h in hosts if h.status is HostStatus.UP]
-        live_mem = sum(h.memory_mib for h in live)
+    def _load_summary(self, s: ClusterSummary, hosts: list[Host], vms: list[Vm]) -> None:
+        pal, cap = self.palette, s.capacity
+        # CPUs and memory of the hosts the gauges count, so the line and the gauges agree;
+        # with no host live, both are the last known state, and say so.
+        running = f"{s.vms_running} of {s.vms_total} VMs running"
+        if not cap.live and cap.hosts:
+            last = sum(v.state is VmState.RUNNING for v in vms)
+            running += f" ({last} last known)"
         counts = Text.assemble(
             (f"{s.cluster.name}", pal.strong), f"  ·  layout {s.cluster.layout}  ·  ",
             (f"{s.hosts_up} of {s.hosts_total} hosts up", pal.ok if s.hosts_up == s.hosts_total
              else pal.alarm),
-            f"  ·  {s.vms_running} of {s.vms_total} VMs running  ·  "
-            f"{s.cpus} CPUs  ·  {fmt.size_mib(s.memory_mib)} memory")
+            f"  ·  {running}  ·  {cap.cpus} CPUs  ·  {fmt.size_mib(cap.memory_mib)} memory")
         if s.cluster.description:
             counts.append(f"\n{s.cluster.description}", style=pal.muted)
         self.query_one("#counts", Static).update(counts)
-        live_note = "no live host to ask" if not live else \
-            f"{len(live)} live host{'s' if len(live) != 1 else ''}"
-        self.query_one("#g-cpu", Gauge).show_percent(s.cpu_pct, f"average of {live_note}"
-                                                    if live else live_note)
-        self.query_one("#g-mem", Gauge).show(
-            s.memory_used_mib, live_mem,
-            f"{fmt.mib_of(s.memory_used_mib, live_mem)} on {live_note}" if live else live_note)
-        self.query_one("#g-vcpu", Gauge).show(
-            s.vcpus_allocated, s.cpus,
-            f"{s.vcpus_allocated} vCPUs of active VMs on {s.cpus} CPUs")
-        self.query_one("#g-memalloc", Gauge).show(
-            s.memory_allocated_mib, s.memory_mib,
-            f"{fmt.mib_of(s.memory_allocated_mib, s.memory_mib)} to active VMs")
+        show_capacity(self, cap)
+        note = capacity_note(cap) or (
+            "" if cap.live or not cap.hosts else
+            "No host answers: capacity as last known (stale), not today's load.")
+        self.query_one("#capacity-note", Static).update(Text(note, style=pal.warn))
+        self.query_one("#capacity-note", Static).display = bool(note)
         health = self.query_one("#health", Static)
         if s.problems:
             # A stale host (not contacted this session: offline, or not yet retried) is
@@ -219,13 +227,31 @@ class ClusterScreen(ConsoleScreen):
                     changed[uuid] = self.engine.vm(uuid)
                 except NotFound:
                     removed.append(uuid)
+        # A task that begins or ends on a VM changes what its row says it is doing.
+        tasks = [t for t in ch.tasks.values() if t.cluster == c]
+        for t in tasks:
+            if t.target_kind != "vm":
+                continue
+            if not t.status.finished:
+                self._pending[t.target] = t
+            elif self._pending.get(t.target, t).id == t.id:
+                self._pending.pop(t.target, None)
+            else:
+                continue
+            if t.target not in changed:
+                try:
+                    changed[t.target] = self.engine.vm(t.target)
+                except NotFound:
+                    pass
+        pending = self._pending
         if changed or removed:
             self.query_one("#vms", Listing).update(
-                [(u, vm_cells(v, now, pal)) for u, v in changed.items()], removed)
+                [(u, vm_cells(v, now, pal, pending.get(u))) for u, v in changed.items()],
+                removed)
             self.sync_vm_bindings()
         if changed or removed or any(k[0] == c for k in ch.hosts):
             self.throttle("aggregates", lambda: self._refresh(vm_rows="none"))
-        self.update_history([t for t in ch.tasks.values() if t.cluster == c])
+        self.update_history(tasks)
 
     # -- navigation -----------------------------------------------------------------
     @on(FastTable.RowSelected, "#hosts-table")

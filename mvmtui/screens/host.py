@@ -15,9 +15,9 @@ from ..widgets import format as fmt
 from ..widgets.fast_table import FastTable
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
-from .base import Changes, ConsoleScreen
+from .base import STALE_FIGURES, Changes, ConsoleScreen, show_capacity
 from .rows import (STORAGE_COLUMNS, TASK_COLUMNS, VM_COLUMNS, datastore_cells, facts_table,
-                   host_state_text, network_cells, task_rows, vm_cells)
+                   host_state_text, network_cells, vm_cells)
 from .vm_actions import vm_action_bindings
 
 
@@ -51,6 +51,7 @@ class HostScreen(ConsoleScreen):
                 yield Gauge("Memory used", label_width=14, detail_width=18, id="g-mem")
                 yield Gauge("vCPUs alloc.", label_width=14, detail_width=18, warn=None, bad=None, id="g-vcpu")
                 yield Gauge("Memory alloc.", label_width=14, detail_width=18, warn=90, bad=100, id="g-memalloc")
+                yield Static(id="capacity-note")
         yield Listing(VM_COLUMNS, "VM", sort="name", id="vms")
         yield Listing(STORAGE_COLUMNS, "storage item", sort="name", id="storage")
         yield Listing(TASK_COLUMNS, "task", sort="id", reverse=True, id="history")
@@ -78,29 +79,22 @@ class HostScreen(ConsoleScreen):
             ("Host key", fmt.or_dash(h.fingerprint)),
             ("Last seen", f"{fmt.timestamp(h.seen_at)} ({fmt.ago(h.age(now))})"),
         ], pal))
-        live = h.status.live
-        why = "" if live else h.status.value
-        active = [v for v in vms if v.state.active]
-        vcpus = sum(v.vcpus for v in active)
-        mem_alloc = sum(v.memory_mib for v in active)
-        self.query_one("#g-cpu", Gauge).show_percent(h.cpu_pct if live else None,
-                                                    f"{h.cpus} CPUs" if live else why)
-        used = h.mem_used_mib if live else None
-        self.query_one("#g-mem", Gauge).show(
-            used, h.memory_mib, fmt.mib_of(used, h.memory_mib or None) if live else why)
-        self.query_one("#g-vcpu", Gauge).show(vcpus, h.cpus, f"{vcpus} of {h.cpus}")
-        self.query_one("#g-memalloc", Gauge).show(
-            mem_alloc, h.memory_mib, fmt.mib_of(mem_alloc, h.memory_mib or None))
+        cap = self.engine.host_capacity(self.cluster, h.name)
+        show_capacity(self, cap, short=True)
+        self.query_one("#capacity-note", Static).update(
+            "" if cap.live else Text(f"{STALE_FIGURES}: {h.name} is {h.status.value}",
+                                     style=pal.warn))
         self._vm_uuids = {v.uuid for v in vms}
+        pending = {t.target: t for t in reversed(self.engine.tasks(self.cluster, unfinished=True))
+                   if t.target_kind == "vm" and t.target in self._vm_uuids}
         self.query_one("#vms", Listing).set_rows(
-            [(v.uuid, vm_cells(v, now, pal)) for v in vms])
+            [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid))) for v in vms])
         self.query_one("#storage", Listing).set_rows(
-            [(f"ds:{d.name}", datastore_cells(d, pal))
+            [(f"ds:{d.name}", datastore_cells(d, pal, h.status.live))
              for d in self.engine.datastores(self.cluster, h.name)]
-            + [(f"net:{n.name}", network_cells(n, pal))
+            + [(f"net:{n.name}", network_cells(n, pal, h.status.live))
                for n in self.engine.networks(self.cluster, h.name)])
-        self.query_one("#history", Listing).set_rows(
-            task_rows(self.engine.tasks(self.cluster, host=h.name), now, pal))
+        self.set_history(self.engine.tasks(self.cluster, host=h.name))
         self.sync_vm_bindings()
 
     def apply_changes(self, ch: Changes) -> None:
@@ -112,8 +106,12 @@ class HostScreen(ConsoleScreen):
         if mine:
             self.reload()
             return
-        self.update_history([t for t in ch.tasks.values()
-                             if t.cluster == self.cluster and t.host == self.host_name])
+        tasks = [t for t in ch.tasks.values()
+                 if t.cluster == self.cluster and t.host == self.host_name]
+        if any(t.target in shown for t in tasks):   # a VM's row says what it goes through
+            self.reload()
+            return
+        self.update_history(tasks)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # Remember which table was last in use: the palette takes focus for a moment

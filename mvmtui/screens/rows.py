@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from ..engine.model import (ClusterSummary, Datastore, Disk, Host, HostStatus, Network, Nic,
-                            Task, TaskStatus, TaskStep, Vm, VmState)
+from ..engine.model import (Capacity, ClusterSummary, Datastore, Disk, Host, HostStatus,
+                            Network, Nic, Task, TaskStatus, TaskStep, Vm, VmState)
 from ..widgets import format as fmt
 from ..widgets.fast_table import Column
 from ..widgets.format import DASH, Num
@@ -71,12 +71,23 @@ def task_status_style(status: TaskStatus, pal: Palette) -> str:
     """One colour per task (or step) status, for every screen."""
     return {TaskStatus.QUEUED: pal.muted, TaskStatus.RUNNING: pal.busy,
             TaskStatus.SUCCEEDED: pal.ok, TaskStatus.FAILED: pal.alarm,
-            TaskStatus.INTERRUPTED: pal.warn}[status]
+            TaskStatus.INTERRUPTED: pal.warn, TaskStatus.CANCELLED: pal.warn,
+            TaskStatus.SUPERSEDED: pal.muted, TaskStatus.SKIPPED: pal.muted}[status]
+
+
+def task_refused(task: Task) -> bool:
+    """Refused before it started (busy, locked): it never ran a step."""
+    return task.status is TaskStatus.FAILED and task.started_at is None
 
 
 def task_status_text(task: Task, pal: Palette) -> Text:
     st = task.status
-    label = f"running {task.progress * 100:.0f}%" if st is TaskStatus.RUNNING else st.value
+    if st is TaskStatus.RUNNING:
+        label = "stopping…" if task.cancel_requested else f"running {task.progress * 100:.0f}%"
+    elif task_refused(task):
+        label = "refused"
+    else:
+        label = st.value
     return Text(label, style=task_status_style(st, pal))
 
 
@@ -140,9 +151,15 @@ def cluster_cells(s: ClusterSummary, pal: Palette) -> tuple:
     return (s.cluster.name, s.cluster.layout,
             Num(s.hosts_up, fmt.ratio(s.hosts_up, s.hosts_total)),
             Num(s.vms_running, fmt.ratio(s.vms_running, s.vms_total)),
-            pct_cell(s.cpu_pct), mib_of_cell(s.memory_used_mib, s.memory_mib), health)
+            *capacity_cells(s.capacity), health)
 
 
+def capacity_cells(cap: Capacity) -> tuple:
+    """CPU % and memory used of the hosts the capacity counts; "—" unless they are
+    live (offline or every host down: the last known figures are not today's load)."""
+    if not cap.live:
+        return DASH, mib_of_cell(None, cap.memory_mib)
+    return pct_cell(cap.cpu_pct), mib_of_cell(cap.memory_used_mib, cap.memory_mib)
 # ---- hosts -------------------------------------------------------------------------
 HOST_COLUMNS = [
     Column("name", "Name", 12),
@@ -169,7 +186,7 @@ def host_cells(h: Host, now: float, pal: Palette, vms_running: int, vms_total: i
 # ---- VMs ---------------------------------------------------------------------------
 VM_COLUMNS = [
     Column("name", "Name", 16, flex=True),
-    Column("state", "State", 20),
+    Column("state", "State", 24),     # "running · shutting down…"
     Column("host", "Host", 12),
     Column("vcpus", "vCPUs", 5, align="right"),
     Column("memory", "Memory", 9, align="right"),
@@ -178,9 +195,32 @@ VM_COLUMNS = [
 ]
 
 
-def vm_cells(vm: Vm, now: float, pal: Palette) -> tuple:
+# What a VM is doing while a task of this kind runs on it ("running · rebooting…").
+PENDING_WORDS = {"vm.start": "starting…", "vm.shutdown": "shutting down…",
+                 "vm.destroy": "forcing off…", "vm.reboot": "rebooting…",
+                 "vm.suspend": "suspending…", "vm.resume": "resuming…"}
+
+
+def pending_words(task: Task | None) -> str:
+    """"rebooting…" for an unfinished task on a VM; "" for none (or a finished one)."""
+    if task is None or task.status.finished:
+        return ""
+    return PENDING_WORDS.get(task.kind, f"{task.title.lower()}…")
+
+
+def vm_state_with_task(vm: Vm, pal: Palette, pending: Task | None = None) -> Text:
+    """The VM's state, then what the task running on it is doing."""
+    text = vm_state_text(vm, pal)
+    words = pending_words(pending)
+    if words:
+        text.append(f" · {words}", style=pal.busy)
+    return text
+
+
+def vm_cells(vm: Vm, now: float, pal: Palette, pending: Task | None = None) -> tuple:
     live = not vm.stale
-    return (vm.name, vm_state_text(vm, pal), vm.host, vm.vcpus, mib_cell(vm.memory_mib),
+    return (vm.name, vm_state_with_task(vm, pal, pending), vm.host, vm.vcpus,
+            mib_cell(vm.memory_mib),
             pct_cell(vm.cpu_pct if live and vm.state.active else None),
             data_age(vm.seen_at, now, live))
 
@@ -194,6 +234,7 @@ TASK_COLUMNS = [
     Column("status", "Status", 12),
     Column("started", "Started", 14),
     Column("duration", "Duration", 8, align="right"),
+    Column("by", "By", 12),
     Column("error", "Error", 16, flex=True),
 ]
 
@@ -209,6 +250,7 @@ def task_cells(t: Task, now: float, pal: Palette) -> tuple:
     return (t.id, t.title, t.target_name, t.host or DASH, task_status_text(t, pal),
             Num(started, fmt.clock(started, now)),
             DASH if took is None else Num(took, fmt.duration(took)),
+            t.started_by or DASH,
             Text(t.error, style=pal.bad) if t.error else "")
 
 
@@ -221,12 +263,15 @@ STEP_COLUMNS = [
 ]
 
 
-def step_cells(s: TaskStep, now: float, pal: Palette) -> tuple:
+def step_cells(s: TaskStep, now: float, pal: Palette, task_ended: bool = False) -> tuple:
+    """A step still queued when its task has ended never ran: "skipped" (journals
+    older than the SKIPPED status left such steps queued)."""
+    status = TaskStatus.SKIPPED if task_ended and s.status is TaskStatus.QUEUED else s.status
     took: Num | str = DASH
     if s.started_at is not None and (s.finished_at is not None or s.status is TaskStatus.RUNNING):
         seconds = max(0.0, (s.finished_at if s.finished_at is not None else now) - s.started_at)
         took = Num(seconds, fmt.duration(seconds))
-    return (s.index + 1, s.name, Text(s.status.value, style=task_status_style(s.status, pal)),
+    return (s.index + 1, s.name, Text(status.value, style=task_status_style(status, pal)),
             DASH if s.started_at is None else Num(s.started_at, fmt.clock(s.started_at, now)),
             took)
 
@@ -279,23 +324,30 @@ STORAGE_COLUMNS = [
     Column("name", "Storage / network", 20),
     Column("kind", "Type", 8),
     Column("where", "Path / bridge", 24, flex=True),
-    Column("state", "State", 8),
+    Column("state", "State", 16),     # "inactive (stale)": a host that does not answer
     Column("capacity", "Capacity", 10, align="right"),
     Column("used", "Used", 10, align="right"),
     Column("free", "Free", 10, align="right"),
 ]
 
 
-def datastore_cells(d: Datastore, pal: Palette) -> tuple:
+def datastore_cells(d: Datastore, pal: Palette, live: bool = True) -> tuple:
+    """A pool of a host that does not answer shows its last known state, marked stale."""
+    state = "active" if d.active else "inactive"
+    if not live:
+        state_text = Text(f"{state} (stale)", style=pal.warn)
+    else:
+        state_text = Text(state, style=pal.ok if d.active else pal.warn)
     if not d.active:   # libvirt reports zeros for an inactive pool: unknown, not empty
-        return (d.name, d.kind, d.path or DASH, Text("inactive", style=pal.warn),
-                DASH, DASH, DASH)
-    return (d.name, d.kind, d.path or DASH, Text("active", style=pal.ok),
+        return (d.name, d.kind, d.path or DASH, state_text, DASH, DASH, DASH)
+    return (d.name, d.kind, d.path or DASH, state_text,
             *map(bytes_cell, (d.capacity_bytes, d.allocation_bytes, d.available_bytes)))
 
 
-def network_cells(n: Network, pal: Palette) -> tuple:
-    state = Text("active", style=pal.ok) if n.active else Text("inactive", style=pal.warn)
+def network_cells(n: Network, pal: Palette, live: bool = True) -> tuple:
+    state = "active" if n.active else "inactive"
+    state = Text(f"{state} (stale)" if not live else state,
+                 style=pal.ok if n.active and live else pal.warn)
     return (n.name, "network", n.bridge or DASH, state, DASH, DASH, DASH)
 
 

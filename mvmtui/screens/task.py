@@ -18,7 +18,7 @@ from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen
 from .rows import (LOG_COLUMNS, STEP_COLUMNS, facts_table, log_level_text, step_cells,
-                   task_status_text)
+                   task_refused, task_status_style, task_status_text)
 
 
 class TaskScreen(ConsoleScreen):
@@ -63,7 +63,10 @@ class TaskScreen(ConsoleScreen):
 
     def reload(self) -> None:
         now, pal = self.now(), self.palette
+        was = self.cancellable_task_id()
         t = self._lookup()
+        if self.cancellable_task_id() != was:
+            self.refresh_bindings()     # `c` comes and goes with "safe to cancel now"
         if t is None:
             self.query_one("#task-facts", Static).update(
                 Text(f"No task {self.task_id} in the journal.", style=pal.bad))
@@ -73,9 +76,12 @@ class TaskScreen(ConsoleScreen):
             target += f"  ({t.target})"
         rows: list[tuple[str, str | Text]] = [
             ("Task", Text(t.title, style=pal.strong)),
-            ("Status", task_status_text(t, pal)),
+            ("Status", Text(self.progress_words(t), style=task_status_style(t.status, pal))
+             if t.status.finished and t.status is not TaskStatus.SUCCEEDED
+             else task_status_text(t, pal)),
             ("Target", f"{t.target_kind} {target}"),
             ("Host", t.host or DASH),
+            ("Started by", t.started_by or DASH),
             ("Created", fmt.timestamp(t.created_at)),
             ("Started", fmt.timestamp(t.started_at)),
             ("Finished", fmt.timestamp(t.finished_at) if t.finished_at else
@@ -86,11 +92,12 @@ class TaskScreen(ConsoleScreen):
         if t.error:
             rows.append(("Error", Text(t.error, style=pal.alarm)))
         self.query_one("#task-facts", Static).update(facts_table(rows, pal))
-        self.query_one("#g-progress", Gauge).show(
-            t.progress, 1.0, f"step {self._current_step(t)} of {len(t.steps)}"
-            if t.steps else "")
+        gauge = self.query_one("#g-progress", Gauge)
+        ended_badly = t.status.finished and t.status is not TaskStatus.SUCCEEDED
+        # A task that ended short of its goal shows where it stopped, not a percentage.
+        gauge.show(None if ended_badly else t.progress, 1.0, self.progress_words(t))
         self.query_one("#steps", Listing).set_rows(
-            [(str(s.index), step_cells(s, now, pal)) for s in t.steps])
+            [(str(s.index), step_cells(s, now, pal, t.status.finished)) for s in t.steps])
         log = self.query_one("#log", Listing)
         at_end = log.table.cursor_row >= max(0, log.table.row_count - 1)
         log.set_rows([(str(i), (Num(line.at, fmt.clock(line.at, now)),
@@ -102,9 +109,31 @@ class TaskScreen(ConsoleScreen):
 
     @staticmethod
     def _current_step(t: Task) -> int:
-        running = [s.index for s in t.steps if s.status is TaskStatus.RUNNING]
-        done = [s.index for s in t.steps if s.status is not TaskStatus.QUEUED]
-        return (running or done or [-1])[-1] + 1
+        """1-based number of the step running now, else of the last one that ran."""
+        ran = [s.index for s in t.steps
+               if s.status not in (TaskStatus.QUEUED, TaskStatus.SKIPPED)]
+        return (ran or [-1])[-1] + 1
+
+    @classmethod
+    def progress_words(cls, t: Task) -> str:
+        """"step 2 of 3", "failed at step 2 of 3", "refused before it started"."""
+        if task_refused(t):
+            return "refused before it started"
+        if not t.steps:
+            return t.status.value if t.status.finished else ""
+        of = f"step {cls._current_step(t)} of {len(t.steps)}"
+        if t.status is TaskStatus.RUNNING:
+            return f"stopping at {of}" if t.cancel_requested else of
+        if t.status is TaskStatus.SUCCEEDED:
+            return f"all {len(t.steps)} steps done"
+        if t.status is TaskStatus.QUEUED:
+            return "queued"
+        return f"{t.status.value} at {of}"
+
+    def cancellable_task_id(self) -> int | None:
+        """`c` here cancels this task, while it runs and stopping it is safe."""
+        t = self.entry
+        return t.id if t is not None and t.cancellable and not t.status.finished else None
 
     def apply_changes(self, changes: Changes) -> None:
         if self.task_id in changes.tasks:

@@ -13,9 +13,9 @@ from ..engine.errors import NotFound
 from ..engine.model import Vm
 from ..widgets import format as fmt
 from ..widgets.listing import Listing
-from .base import Changes, ConsoleScreen
+from .base import Changes, ConsoleScreen, plural
 from .rows import (DISK_COLUMNS, NIC_COLUMNS, TASK_COLUMNS, disk_cells, facts_table,
-                   host_state_text, nic_cells, task_rows, vm_state_text)
+                   host_state_text, nic_cells, vm_state_with_task)
 from .vm_actions import vm_action_bindings
 
 
@@ -95,7 +95,7 @@ class VmScreen(ConsoleScreen):
                 f" — not defined on {vm.host} any more (noticed {fmt.clock(self.gone_at, now)}); "
                 f"last known state: {vm.state.value}")
         else:
-            state = vm_state_text(vm, pal)
+            state = vm_state_with_task(vm, pal, self.engine.pending_task(vm.uuid))
         try:
             host = host_state_text(self.engine.host(vm.cluster, vm.host), now, pal)
         except NotFound:
@@ -105,7 +105,9 @@ class VmScreen(ConsoleScreen):
         self.query_one("#state", Static).update(facts_table([
             ("State", state),
             ("Data age", fmt.ago(age) if live else Text(fmt.stale(age), style=pal.warn)),
-            ("CPU use", fmt.percent(vm.cpu_pct) if live and vm.state.active else fmt.DASH),
+            # A share of its own vCPUs, as a host's CPU % is of all its CPUs.
+            (f"CPU use (of {plural(vm.vcpus, 'vCPU')})",
+             fmt.percent(vm.cpu_pct) if live and vm.state.active else fmt.DASH),
             ("Guest memory", fmt.mib_of(vm.mem_used_mib, vm.memory_mib)
              if live and vm.mem_used_mib is not None else fmt.DASH),
             ("Host", host),
@@ -113,8 +115,7 @@ class VmScreen(ConsoleScreen):
         self.query_one("#disks", Listing).set_rows(
             [(d.target, disk_cells(d)) for d in vm.disks])
         self.query_one("#nics", Listing).set_rows([(n.mac, nic_cells(n)) for n in vm.nics])
-        self.query_one("#history", Listing).set_rows(
-            task_rows(self.engine.tasks(vm.cluster, target=vm.uuid), now, pal))
+        self.set_history(self.engine.tasks(vm.cluster, target=vm.uuid))
         self.sync_vm_bindings()
 
     def apply_changes(self, ch: Changes) -> None:
@@ -123,7 +124,8 @@ class VmScreen(ConsoleScreen):
                 or (vm is not None and (vm.cluster, vm.host) in ch.hosts)):
             self.reload()
             return
-        self.update_history([t for t in ch.tasks.values() if t.target == self.uuid])
+        if any(t.target == self.uuid for t in ch.tasks.values()):
+            self.reload()    # the State line says what the running task is doing
 
     def selected_vm(self) -> Vm | None:
         return self.vm if self.gone_at is None else None

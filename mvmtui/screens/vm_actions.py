@@ -15,12 +15,16 @@ from ..engine.model import Host, Vm
 from ..widgets import format as fmt
 
 
+# The footer shows at most this many VM keys (80 columns keep "? Help"); a VM whose
+# state allows more (unknown state: all six) has the rest in help and the palette.
+FOOTER_VM_KEYS = 4
+
+
 @dataclass(frozen=True)
 class VmActionKey:
     key: str
     action: str              # engine action name (VM_ACTIONS)
     consequence: str         # what happens, for the confirmation; {vm} {host}
-    in_footer: bool = True   # the rest are in help (?) and the palette: 80 columns
 
     @property
     def verb(self) -> str:
@@ -45,9 +49,8 @@ VM_ACTION_KEYS: tuple[VmActionKey, ...] = (
                 "Its services are down until it is back up."),
     VmActionKey("p", "suspend",
                 "Suspend {vm} on {host}: pauses its CPUs; it keeps its memory. Its "
-                "services stop answering until it is resumed.", in_footer=False),
-    VmActionKey("r", "resume", "Resume {vm} on {host}: lets a paused guest run again.",
-                in_footer=False),
+                "services stop answering until it is resumed."),
+    VmActionKey("r", "resume", "Resume {vm} on {host}: lets a paused guest run again."),
 )
 
 BY_ACTION = {k.action: k for k in VM_ACTION_KEYS}
@@ -55,11 +58,18 @@ assert set(BY_ACTION) == set(VM_ACTIONS), "every engine VM action needs a key"
 
 
 def vm_action_bindings() -> list[Binding]:
-    """Bindings for a screen's BINDINGS; hidden and refused in read-only mode
-    (ConsoleScreen.check_action)."""
-    return [Binding(k.key, f"vm_action('{k.action}')", k.verb, show=k.in_footer,
-                    id=f"vm.{k.action}")
+    """Bindings for a screen's BINDINGS. ConsoleScreen.check_action hides and refuses
+    those that make no sense for the current VM (its state; read-only; offline).
+
+    Each key has two bindings: shown in the footer (`vm_action`) or not
+    (`vm_action_more`, past FOOTER_VM_KEYS); check_action lets one of them through,
+    and both run the same action."""
+    shown = [Binding(k.key, f"vm_action('{k.action}')", k.verb, id=f"vm.{k.action}")
+             for k in VM_ACTION_KEYS]
+    more = [Binding(k.key, f"vm_action_more('{k.action}')", k.verb, show=False,
+                    id=f"vm.{k.action}.more")
             for k in VM_ACTION_KEYS]
+    return shown + more
 
 
 def confirmation(vm: Vm, host: Host | None, action: str, now: float) -> str:
