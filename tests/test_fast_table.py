@@ -10,7 +10,8 @@ from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult
 
-from mvmtui.widgets.fast_table import Column, FastTable, apply_view, make_row
+from mvmtui.widgets.fast_table import Column, FastTable, apply_view, make_row, plan_columns
+from mvmtui.widgets.format import Age
 
 COLUMNS = [
     Column("name", "Name", 10),
@@ -245,6 +246,101 @@ def test_mouse_header_click_sorts_and_row_click_moves_cursor():
         assert app.selected == ["vm9"]
 
     run(vm_rows(10), check)
+
+
+# -- columns that fit ------------------------------------------------------------
+PLAN = [
+    Column("name", "Name", 16, flex=True, min_width=10, max_width=24),
+    Column("state", "State", 12, priority=1),
+    Column("cpu", "CPU %", 6, align="right", priority=3),
+    Column("age", "Data age", 14, priority=2, min_width=10),
+    Column("note", "Note", 20, flex=True, priority=4, min_width=8),
+]
+
+
+def test_plan_shows_the_important_columns_that_fit_and_caps_flex():
+    keys = lambda plan: [PLAN[i].key for i, _ in plan]   # noqa: E731
+    wide = plan_columns(PLAN, 200)
+    assert keys(wide) == ["name", "state", "cpu", "age", "note"]
+    assert dict(wide)[0] == 24                       # Name stops at its max_width
+    assert sum(w for _, w in wide) + 4 == 200        # Note has no cap: it takes the rest
+    assert plan_columns(PLAN[:4], 200)[-1] == (3, 14)  # without it, the rest stays blank
+    # Data age fits beside Name and State at their widths; CPU % needs 6 more cells
+    # beside all three; Note, the least important, needs more still.
+    assert keys(plan_columns(PLAN, 50)) == ["name", "state", "age"]
+    assert keys(plan_columns(PLAN, 51)) == ["name", "state", "cpu", "age"]
+    assert keys(plan_columns(PLAN, 30)) == ["name", "state"]
+    assert keys(plan_columns(PLAN, 5)) == ["name"] and plan_columns(PLAN, 5) == [(0, 5)]
+    for width in range(5, 120):
+        plan = plan_columns(PLAN, width)
+        assert sum(w for _, w in plan) + len(plan) - 1 <= width
+        assert all(w >= len(PLAN[i].label) for i, w in plan) or len(plan) == 1
+
+
+def test_a_sorted_column_is_widened_for_its_arrow_and_hides_nothing():
+    columns = [Column("n", "Name", 8), Column("v", "vCPUs", 5, align="right"),
+               Column("m", "Memory", 8, priority=1)]
+    assert plan_columns(columns, 25) == [(0, 8), (1, 5), (2, 8)]
+    assert plan_columns(columns, 25, sort_index=1) == [(0, 8), (1, 7), (2, 8)]
+
+    async def check(pilot, app, table):
+        table.columns = columns
+        table.set_rows([("a", ("x", 2, "1 GiB"))])
+        table.sort_by("v")
+        await pilot.pause()
+        assert "vCPUs ▲" in screen_lines(table)[0]
+
+    run([], check, size=(25, 5))
+
+
+def test_narrow_table_hides_columns_instead_of_running_off_the_edge():
+    async def check(pilot, app, table):
+        assert [c.key for c in table.visible_columns] == ["name", "state", "cpu"]
+        assert all(table.render_line(y).cell_length == table.size.width
+                   for y in range(table.size.height))
+        assert "Note" not in screen_lines(table)[0] and "CPU" in screen_lines(table)[0]
+        assert table.virtual_size.width <= table.size.width   # nothing to scroll sideways
+
+    run(vm_rows(5), check, size=(30, 8))
+
+
+def test_ties_are_ordered_by_the_first_column_in_both_directions():
+    rows = [("c", ("carol", "up")), ("a", ("alice", "down")), ("b", ("bob", "up")),
+            ("d", ("dave", "down"))]
+    columns = [Column("name", "Name", 8), Column("state", "State", 8)]
+
+    async def check(pilot, app, table):
+        table.columns = columns
+        table.set_rows(rows)
+        table.sort_by("state")
+        assert [r.key for r in table._view] == ["a", "d", "b", "c"]
+        table.sort_by("state", reverse=True)
+        assert [r.key for r in table._view] == ["b", "c", "a", "d"]
+
+    run([], check)
+
+
+def test_age_cells_draw_with_the_clock_sort_by_age_and_repaint_each_second():
+    columns = [Column("name", "Name", 8), Column("age", "Data age", 18)]
+    clock = [1000.0]
+    rows = [("a", ("old", Age(900.0, True, 1000.0))), ("b", ("new", Age(995.0, True, 1000.0))),
+            ("c", ("gone", Age(None, False, 1000.0))), ("d", ("down", Age(880.0, False, 1000.0)))]
+
+    async def check(pilot, app, table):
+        table.columns = columns
+        table.clock = lambda: clock[0]
+        table.set_rows(rows)
+        table.sort_by("age")
+        await pilot.pause()
+        assert [r.key for r in table._view] == ["b", "a", "d", "c"]   # youngest first
+        assert [line[9:].rstrip() for line in screen_lines(table)[1:5]] == [
+            "5s ago", "1m 40s ago", "stale · 2m 0s ago", "stale · never seen"]
+        clock[0] = 1003.0
+        await pilot.pause(1.3)            # the table's own once-a-second repaint
+        assert screen_lines(table)[1][9:].rstrip() == "8s ago"
+        assert app.screen._compositor.render_update(full=True) is not None
+
+    run([], check)
 
 
 # -- the pure helper ---------------------------------------------------------

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from mvmtui.widgets import format as fmt
 from mvmtui.widgets.fast_table import make_row, sort_rows
-from mvmtui.widgets.format import DASH, Num
+from mvmtui.widgets.format import DASH, Age, Num
 
 from conftest import FIXED
 
@@ -101,3 +101,16 @@ def test_gauge_fraction_is_unknown_without_data():
     assert gauge_fraction(5, 0) is None and gauge_fraction(5, None) is None
     assert gauge_fraction(25, 100) == 0.25
     assert gauge_fraction(150, 100) == 1.5      # overcommit is shown, not clipped
+
+
+def test_age_reads_with_the_clock_it_is_drawn_with():
+    live, down, never = Age(100.0, True, 105.0), Age(100.0, False, 105.0), Age(None, False, 0)
+    assert str(live) == "5s ago" and live.text(225.0) == "2m 5s ago"   # as built; as drawn
+    assert down.text(225.0) == "stale · 2m 5s ago"
+    assert down.text(225.0, width=11) == "2m 5s ago"    # narrow: the marker goes, not the age
+    assert str(never) == "stale · never seen" and never.text(0, width=11) == "never"
+    assert Age(None, True, 0).text(0) == "—"
+    # Youngest first; never seen is oldest of all.
+    ages = [Age(50.0, True, 0), Age(None, False, 0), Age(90.0, True, 0)]
+    assert [a.at for a in sorted(ages, key=lambda a: a.sort_value)] == [90.0, 50.0, None]
+    assert Age(1.0, True, 5.0) == Age(1.0, True, 9.0)   # the same fact, whenever it was built

@@ -1,5 +1,8 @@
 """`?`: every key the screen underneath answers to right now, grouped by where it
-works. Built from the live bindings, so it never disagrees with the footer."""
+works. Built from the live bindings, so it never disagrees with the footer.
+
+The keys scroll (j/k, arrows, page keys, home/end) when they do not fit, with a hint
+while there is more below; a narrow terminal gets one column instead of two."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +10,7 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 from textual.app import App, ComposeResult
+from textual import events
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
@@ -16,6 +20,14 @@ from ..widgets.fast_table import FastTable
 from ..widgets.footer import KeysBar
 
 GROUP_ORDER = ("This screen", "VM actions", "Table", "Filter", "Everywhere")
+TWO_COLUMNS = 100   # terminal width from which the groups sit side by side
+
+
+class HelpBody(VerticalScroll, can_focus=True):
+    """The keys, scrolled with the keys that scroll a table."""
+
+    BINDINGS = [Binding("j", "scroll_down", "Down", show=False, id="help.down"),
+                Binding("k", "scroll_up", "Up", show=False, id="help.up")]
 
 
 def binding_groups(screen: Screen) -> dict[str, list[tuple[str, str]]]:
@@ -86,17 +98,35 @@ class HelpScreen(ModalScreen[None]):
                 break
             acc += size
         with Vertical(classes="dialog help"):
+            # Title and hint are docked: the keys take what height is left, and scroll.
             yield Static(f"Keys · {self.title_text}" if self.title_text else "Keys",
-                         classes="dialog-title", markup=False)
-            with VerticalScroll(classes="help-body"):
+                         classes="dialog-title help-title", markup=False)
+            yield Static(classes="dialog-hint help-hint", markup=False)
+            with HelpBody(classes="help-body"):
                 with Horizontal(classes="help-columns"):
                     yield Static(self._grid(groups[:split]), classes="help-column")
                     yield Static(self._grid(groups[split:]), classes="help-column")
-            if self.readonly:
-                yield Static("Read-only mode: VM actions and other changes are off.",
-                             classes="dialog-hint")
-            yield Static("escape closes", classes="dialog-hint")
         yield KeysBar()
+
+    def on_mount(self) -> None:
+        body = self.query_one(HelpBody)
+        body.focus()
+        self.watch(body, "scroll_y", self._update_hint, init=False)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(".help-columns").set_class(event.size.width < TWO_COLUMNS, "-narrow")
+        self.call_after_refresh(self._update_hint)   # once the new layout is known
+
+    def _update_hint(self) -> None:
+        body = self.query_one(HelpBody)
+        lines = ["Read-only mode: VM actions and other changes are off."] if self.readonly else []
+        if body.scroll_y < body.max_scroll_y:
+            lines.append("↓ more below · j/k or page keys scroll · escape closes")
+        elif body.max_scroll_y:
+            lines.append("j/k or page keys scroll · escape closes")
+        else:
+            lines.append("escape closes")
+        self.query_one(".help-hint", Static).update("\n".join(lines))
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)

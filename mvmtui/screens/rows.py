@@ -10,7 +10,7 @@ from ..engine.model import (Capacity, ClusterSummary, Datastore, Disk, Host, Hos
                             Network, Nic, Task, TaskStatus, TaskStep, Vm, VmState)
 from ..widgets import format as fmt
 from ..widgets.fast_table import Column
-from ..widgets.format import DASH, Num
+from ..widgets.format import DASH, Age, Num
 
 
 @dataclass(frozen=True)
@@ -91,12 +91,10 @@ def task_status_text(task: Task, pal: Palette) -> Text:
     return Text(label, style=task_status_style(st, pal))
 
 
-def data_age(seen_at: float | None, now: float, live: bool) -> Num | str:
-    """Sortable by age; "stale · 2m 5s ago" unless the source is live."""
-    if seen_at is None:
-        return DASH if live else fmt.stale(None)
-    age = max(0.0, now - seen_at)
-    return Num(age, fmt.ago(age) if live else fmt.stale(age))
+def data_age(seen_at: float | None, now: float, live: bool) -> Age:
+    """"2m 5s ago", or "stale · 2m 5s ago" unless the source is live; sorted by age.
+    A table draws it with its own clock: on screen it never lags the dialogs."""
+    return Age(seen_at, live, now)
 
 
 def pct_cell(value: float | None) -> Num | str:
@@ -129,13 +127,13 @@ def host_problem(host: Host) -> str:
 
 # ---- clusters ----------------------------------------------------------------------
 CLUSTER_COLUMNS = [
-    Column("name", "Name", 16),
-    Column("layout", "Layout", 10),
-    Column("hosts", "Hosts up", 9, align="right"),
-    Column("vms", "VMs running", 12, align="right"),
-    Column("cpu", "CPU %", 6, align="right"),
-    Column("memory", "Memory used", 18, align="right"),
-    Column("health", "Health", 20, flex=True),
+    Column("name", "Name", 16, min_width=10),
+    Column("layout", "Layout", 10, priority=4, min_width=8),
+    Column("hosts", "Hosts up", 9, align="right", priority=1),
+    Column("vms", "VMs running", 12, align="right", priority=1),
+    Column("cpu", "CPU %", 6, align="right", priority=3),
+    Column("memory", "Memory used", 18, align="right", priority=3, min_width=17),
+    Column("health", "Health", 20, flex=True, priority=2, min_width=12),
 ]
 
 
@@ -160,17 +158,20 @@ def capacity_cells(cap: Capacity) -> tuple:
     if not cap.live:
         return DASH, mib_of_cell(None, cap.memory_mib)
     return pct_cell(cap.cpu_pct), mib_of_cell(cap.memory_used_mib, cap.memory_mib)
+
+
 # ---- hosts -------------------------------------------------------------------------
 HOST_COLUMNS = [
-    Column("name", "Name", 12),
-    Column("status", "Status", 16),
-    Column("address", "Address", 15),
-    Column("cpus", "CPUs", 4, align="right"),
-    Column("memory", "Memory used", 17, align="right"),
-    Column("cpu", "CPU %", 6, align="right"),
-    Column("vms", "VMs", 5, align="right"),
-    Column("age", "Data age", 18),
-    Column("problem", "Problem", 14, flex=True),
+    Column("name", "Name", 12, min_width=10),
+    Column("status", "Status", 16, priority=1, min_width=11),
+    Column("address", "Address", 15, priority=6, min_width=11),
+    Column("cpus", "CPUs", 4, align="right", priority=5),
+    Column("memory", "Memory used", 17, align="right", priority=4),
+    Column("cpu", "CPU %", 6, align="right", priority=3),
+    Column("vms", "VMs", 5, align="right", priority=2),
+    Column("age", "Data age", 18, priority=2, min_width=11),
+    # What is wrong with a host that is down: wide enough to read before CPU or memory.
+    Column("problem", "Problem", 30, flex=True, priority=1, min_width=20),
 ]
 
 
@@ -185,13 +186,13 @@ def host_cells(h: Host, now: float, pal: Palette, vms_running: int, vms_total: i
 
 # ---- VMs ---------------------------------------------------------------------------
 VM_COLUMNS = [
-    Column("name", "Name", 16, flex=True),
-    Column("state", "State", 24),     # "running · shutting down…"
-    Column("host", "Host", 12),
-    Column("vcpus", "vCPUs", 5, align="right"),
-    Column("memory", "Memory", 9, align="right"),
-    Column("cpu", "CPU %", 6, align="right"),
-    Column("age", "Data age", 18),
+    Column("name", "Name", 16, flex=True, min_width=12, max_width=32),
+    Column("state", "State", 20, flex=True, priority=1, min_width=15, max_width=28),
+    Column("host", "Host", 12, priority=2, min_width=8),
+    Column("vcpus", "vCPUs", 5, align="right", priority=3),
+    Column("memory", "Memory", 9, align="right", priority=3, min_width=8),
+    Column("cpu", "CPU %", 6, align="right", priority=5),
+    Column("age", "Data age", 18, priority=4, min_width=11),
 ]
 
 
@@ -228,14 +229,14 @@ def vm_cells(vm: Vm, now: float, pal: Palette, pending: Task | None = None) -> t
 # ---- tasks -------------------------------------------------------------------------
 TASK_COLUMNS = [
     Column("id", "ID", 5, align="right"),
-    Column("title", "Task", 22),
-    Column("target", "Target", 12),
-    Column("host", "Host", 10),
-    Column("status", "Status", 12),
-    Column("started", "Started", 14),
-    Column("duration", "Duration", 8, align="right"),
-    Column("by", "By", 12),
-    Column("error", "Error", 16, flex=True),
+    Column("title", "Task", 22, priority=1, min_width=16),
+    Column("target", "Target", 12, priority=2, min_width=10),
+    Column("host", "Host", 10, priority=6, min_width=8),
+    Column("status", "Status", 12, priority=1),
+    Column("started", "Started", 12, priority=2),
+    Column("duration", "Duration", 8, align="right", priority=4),
+    Column("by", "By", 16, priority=5, min_width=12),
+    Column("error", "Error", 16, flex=True, priority=3, min_width=10),
 ]
 
 
@@ -256,10 +257,10 @@ def task_cells(t: Task, now: float, pal: Palette) -> tuple:
 
 STEP_COLUMNS = [
     Column("index", "#", 3, align="right"),
-    Column("name", "Step", 30, flex=True),
-    Column("status", "Status", 12),
-    Column("started", "Started", 14),
-    Column("duration", "Took", 8, align="right"),
+    Column("name", "Step", 30, flex=True, min_width=16),
+    Column("status", "Status", 12, priority=1),
+    Column("started", "Started", 12, priority=2),
+    Column("duration", "Took", 8, align="right", priority=2),
 ]
 
 
@@ -277,9 +278,9 @@ def step_cells(s: TaskStep, now: float, pal: Palette, task_ended: bool = False) 
 
 
 LOG_COLUMNS = [
-    Column("at", "Time", 14),
-    Column("level", "Level", 7),
-    Column("message", "Message", 40, flex=True),
+    Column("at", "Time", 12),
+    Column("level", "Level", 7, priority=1),
+    Column("message", "Message", 40, flex=True, min_width=20),
 ]
 
 
@@ -291,13 +292,13 @@ def log_level_text(level: str, pal: Palette) -> Text:
 # ---- disks and NICs ----------------------------------------------------------------
 DISK_COLUMNS = [
     Column("target", "Device", 6),
-    Column("device", "Type", 6),
-    Column("bus", "Bus", 7),
-    Column("kind", "Kind", 7),
-    Column("source", "Source", 30, flex=True),
-    Column("capacity", "Capacity", 10, align="right"),
-    Column("allocation", "Allocated", 10, align="right"),
-    Column("mode", "Mode", 4),
+    Column("device", "Type", 6, priority=3),
+    Column("bus", "Bus", 7, priority=4),
+    Column("kind", "Kind", 7, priority=3),
+    Column("source", "Source", 30, flex=True, priority=1, min_width=16),
+    Column("capacity", "Capacity", 10, align="right", priority=1),
+    Column("allocation", "Allocated", 10, align="right", priority=2),
+    Column("mode", "Mode", 4, priority=2),
 ]
 
 
@@ -309,10 +310,10 @@ def disk_cells(d: Disk) -> tuple:
 
 NIC_COLUMNS = [
     Column("mac", "MAC", 17),
-    Column("kind", "Kind", 8),
-    Column("source", "Network / bridge", 20, flex=True),
-    Column("model", "Model", 10),
-    Column("target", "Host device", 12),
+    Column("kind", "Kind", 8, priority=2),
+    Column("source", "Network / bridge", 20, flex=True, priority=1, min_width=16),
+    Column("model", "Model", 10, priority=3),
+    Column("target", "Host device", 12, priority=2),
 ]
 
 
@@ -321,13 +322,13 @@ def nic_cells(n: Nic) -> tuple:
 
 
 STORAGE_COLUMNS = [
-    Column("name", "Storage / network", 20),
-    Column("kind", "Type", 8),
-    Column("where", "Path / bridge", 24, flex=True),
-    Column("state", "State", 16),     # "inactive (stale)": a host that does not answer
-    Column("capacity", "Capacity", 10, align="right"),
-    Column("used", "Used", 10, align="right"),
-    Column("free", "Free", 10, align="right"),
+    Column("name", "Storage / network", 20, min_width=17),
+    Column("kind", "Type", 8, priority=2),
+    Column("where", "Path / bridge", 24, flex=True, priority=3, min_width=13),
+    Column("state", "State", 16, priority=1),
+    Column("capacity", "Capacity", 10, align="right", priority=2),
+    Column("used", "Used", 10, align="right", priority=3),
+    Column("free", "Free", 10, align="right", priority=1),
 ]
 
 

@@ -4,12 +4,17 @@ The stock `DataTable` re-measures every cell on each reload, which costs ~1.8 s
 at 10,000 rows. `FastTable` keeps rows in plain Python lists, gives columns fixed
 widths, and draws only the lines on screen through the Line API, so a filter
 keystroke or a sort is a list operation plus one screenful of drawing.
+
+Columns never run off the right edge: when the table is narrow, the least important
+ones (highest `priority`) are hidden, never cut to "He" or "2s ag". Data ages are
+`Age` cells, formatted when a line is drawn with the table's `clock`, and repainted
+once a second: every view of an age agrees with the clock, whenever it was loaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence, Union
+from typing import Callable, Iterable, Sequence, Union
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -22,16 +27,75 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-Cell = Union[str, Text, int, float, None]
+from .format import Age
+
+Cell = Union[str, Text, int, float, Age, None]
+SORT_ARROW = 2   # " ▲": a sorted column is widened by this, so the arrow never hides its label
 
 
 @dataclass(frozen=True)
 class Column:
     key: str
     label: str
-    width: int = 10
-    align: str = "left"  # or "right"
-    flex: bool = False  # takes leftover width (the last column does if none is marked)
+    width: int = 10         # what it gets when there is room
+    align: str = "left"     # or "right"
+    flex: bool = False      # grows into spare width, up to max_width
+    priority: int = 0       # lower = more important; the highest are hidden first
+    min_width: int = 0      # narrowest before it is hidden (0: width); never below the label
+    max_width: int = 0      # how far a flex column grows (0: no limit)
+
+    def floor(self, sorted_: bool = False) -> int:
+        """The narrowest this column is drawn: its label (and sort arrow) always fit."""
+        label = cell_len(self.label) + (SORT_ARROW if sorted_ else 0)
+        return max(self.min_width or self.width, label)
+
+
+def plan_columns(columns: Sequence[Column], width: int,
+                 sort_index: int | None = None) -> list[tuple[int, int]]:
+    """(column index, cell width) of the columns shown in `width` cells, in column order.
+
+    Most important first, a column is shown if it fits at its narrowest beside the
+    ones already shown at their preferred widths (so a minor column never squeezes a
+    major one to its minimum). Then each grows to its preferred width, most important
+    first; flex columns share what is left, up to their max_width; the rest stays
+    blank at the right (a 45-cell Name at 160 columns helps nobody).
+    """
+    floors = [c.floor(i == sort_index) for i, c in enumerate(columns)]
+    # Which columns show does not depend on the sort: sorting never hides a column.
+    wants = [max(c.width, c.floor()) for c in columns]
+    order = sorted(range(len(columns)), key=lambda i: (columns[i].priority, i))
+    shown: set[int] = set()
+    wanted = -1   # n columns take n - 1 separators
+    for i in order:
+        if wanted + 1 + floors[i] <= width or not shown:
+            shown.add(i)
+            wanted += 1 + wants[i]
+    used = sum(floors[i] for i in shown) + len(shown) - 1
+    while used > width and len(shown) > 1:   # a sort arrow took the last cells
+        drop = max(shown, key=lambda i: (columns[i].priority, i))
+        shown.discard(drop)
+        used -= floors[drop] + 1
+    widths = {i: floors[i] for i in shown}
+    spare = width - used
+    for i in order:
+        if i in shown and spare > 0:
+            grow = min(spare, max(wants[i], floors[i]) - widths[i])
+            if grow > 0:
+                widths[i] += grow
+                spare -= grow
+    flex = [i for i in order if i in shown and columns[i].flex]
+    while spare > 0 and flex:
+        share = max(1, spare // len(flex))
+        for i in list(flex):
+            cap = columns[i].max_width
+            grow = max(0, min(share, spare, cap - widths[i] if cap else share))
+            widths[i] += grow
+            spare -= grow
+            if (cap and widths[i] >= cap) or not spare:
+                flex.remove(i)
+    if used > width:   # not even the most important column fits: it takes the whole line
+        widths = {i: max(1, width) for i in shown}
+    return [(i, widths[i]) for i in sorted(shown)]
 
 
 @dataclass(eq=False, slots=True)
@@ -59,6 +123,8 @@ def _sort_value(cell: Cell) -> tuple:
     # Numbers before text so mixed columns still compare; text case-insensitively.
     if isinstance(cell, (int, float)):
         return (0, cell, "")
+    if isinstance(cell, Age):   # youngest first, whatever the clock says now
+        return (0, cell.sort_value, "")
     return (1, 0, _plain(cell).casefold())
 
 
@@ -67,10 +133,16 @@ def _sort_cell(row: Row, index: int) -> tuple:
     return (cell is None, _sort_value(cell))
 
 
-def sort_rows(rows: Iterable[Row], index: int | None, reverse: bool = False) -> list[Row]:
-    """Stable sort by raw cell value; None (or a missing cell) stays last either way."""
+def sort_rows(rows: Iterable[Row], index: int | None, reverse: bool = False,
+              by_first: bool = False) -> list[Row]:
+    """Sort by raw cell value; ties in the first column's order (the name), ascending
+    in both directions; None (or a missing cell) stays last either way. `by_first`:
+    the rows are in first-column order already."""
     if index is None:
         return list(rows)
+    rows = list(rows)
+    if index and not by_first:   # Python's sort is stable, reverse=True too
+        rows.sort(key=lambda r: _sort_cell(r, 0))
     present, missing = [], []
     for row in rows:
         cells = row.cells
@@ -98,7 +170,7 @@ def _fit(text: str, width: int, align: str) -> str:
     return pad + text if align == "right" else text + pad
 
 
-class FastTable(ScrollView, can_focus=True):
+class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
     """Sticky header on line 0, rows below; only visible lines are drawn."""
 
     COMPONENT_CLASSES = {"fast-table--header", "fast-table--cursor", "fast-table--even",
@@ -111,6 +183,7 @@ class FastTable(ScrollView, can_focus=True):
         background: $surface;
         color: $foreground;
         scrollbar-size-vertical: 0;
+        overflow-x: hidden;   /* columns that do not fit are hidden, never scrolled to */
         & > .fast-table--track { background: $scrollbar-background; }
         & > .fast-table--thumb { background: $scrollbar; }
         & > .fast-table--header { background: $panel; color: $foreground; text-style: bold; }
@@ -128,6 +201,8 @@ class FastTable(ScrollView, can_focus=True):
         & > .fast-table--empty { color: $text-muted; text-style: italic; }
     }
     """
+    # Not ScrollView's bindings: nothing scrolls sideways (hidden columns do not fit,
+    # so they are not scrolled to), and its page keys move the view, not the cursor.
     BINDINGS = [
         Binding("up,k", "cursor(-1)", "Up", show=False, id="table.up"),
         Binding("down,j", "cursor(1)", "Down", show=False, id="table.down"),
@@ -163,6 +238,7 @@ class FastTable(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self._rows: dict[str, Row] = {}  # insertion order is the unsorted order
         self._sorted: list[Row] | None = []  # all rows in sort order; None = stale
+        self._by_name: list[Row] | None = None  # by first column: the ties' order
         self._view: list[Row] = []  # sorted rows that pass the filter
         self._view_stale = False
         self._filter = ""  # as typed, for filter_text and the empty-state line
@@ -172,6 +248,10 @@ class FastTable(ScrollView, can_focus=True):
         self._cursor = 0
         self._last_key: str | None = None
         self._pass: tuple | None = None   # set while render_lines draws
+        #: what Age cells are measured against; the screen sets its engine's clock
+        self.clock: Callable[[], float] | None = None
+        self._age_timer = None
+        self._has_ages = False
         self.columns = columns
 
     # -- read-only state -------------------------------------------------------
@@ -183,18 +263,23 @@ class FastTable(ScrollView, can_focus=True):
     def columns(self, columns: list[Column]) -> None:
         """Replace the columns (rows must match them); drops the sort."""
         self._columns = list(columns)
-        self._min_width = sum(c.width for c in columns) + len(columns) - 1
-        self._column_layout = (-1, [])
+        self._column_layout: tuple = (None, [])
+        self._layout_version = 0
         # Rendered rows, keyed by (id(cells), width, row style): filtering and sorting
         # mostly re-show rows already drawn, and drawing rich Text cells is the slow part.
         self._line_cache: dict[tuple, tuple[tuple, Strip]] = {}
         self._sort_index = None
-        self._sorted = None
+        self._sorted = self._by_name = None
         self._rebuild()
 
     filter_text = property(lambda self: self._filter)
     sort_reverse = property(lambda self: self._reverse)
     total_count = property(lambda self: len(self._rows))
+
+    @property
+    def visible_columns(self) -> list[Column]:
+        """The columns drawn at the table's present width, in order."""
+        return [column for column, *_ in self._layout(self._rows_width())]
 
     @property
     def sort_key(self) -> str | None:
@@ -218,11 +303,14 @@ class FastTable(ScrollView, can_focus=True):
     # -- data ------------------------------------------------------------------
     def set_rows(self, rows: list[tuple[str, tuple]]) -> None:
         self._rows = {key: make_row(key, cells) for key, cells in rows}
-        self._sorted = None
+        self._sorted = self._by_name = None
+        if rows:
+            self._watch_ages(rows[0][1])
         self._rebuild()
 
     def upsert_row(self, key: str, cells: tuple) -> None:
         new = make_row(key, cells)
+        self._watch_ages(cells)
         old = self._rows.get(key)
         i, needle = self._sort_index, self._needle
         keeps_place = (
@@ -230,15 +318,20 @@ class FastTable(ScrollView, can_focus=True):
             and (i is None or _sort_cell(old, i) == _sort_cell(new, i))
             and (needle in old.search) == (needle in new.search)
         )
+        if old is None:
+            self._rows[key] = new
+            self._by_name = None
+        else:
+            if _sort_cell(old, 0) != _sort_cell(new, 0):
+                self._by_name = None
+            old.cells, old.search = new.cells, new.search  # same object sits in every list
         if not keeps_place:
             # Order or membership changes: re-sort once for a whole burst of upserts.
-            self._rows[key] = new
             self._sorted = None
             if not self._view_stale:
                 self._view_stale = True
                 self.call_later(self._ensure_view)
             return
-        old.cells, old.search = new.cells, new.search  # same object sits in every list
         top = int(self.scroll_y)
         for n, row in enumerate(self._view[top : top + self._page_height()]):
             if row is old:  # on screen: repaint that line only (virtual y; header is 0)
@@ -247,8 +340,9 @@ class FastTable(ScrollView, can_focus=True):
     def remove_row(self, key: str) -> None:
         row = self._rows.pop(key, None)
         if row is not None:
-            if self._sorted is not None:
-                self._sorted.remove(row)  # identity compare in C; no re-sort needed
+            for rows in (self._sorted, self._by_name):
+                if rows is not None:
+                    rows.remove(row)  # identity compare in C; no re-sort needed
             self._rebuild()
 
     def set_filter(self, text: str) -> None:
@@ -284,10 +378,15 @@ class FastTable(ScrollView, can_focus=True):
         """Recompute the visible list, keeping the cursor on the same key if it survives."""
         key = self._last_key
         if self._sorted is None:
-            self._sorted = sort_rows(self._rows.values(), self._sort_index, self._reverse)
+            index = self._sort_index
+            if index and self._by_name is None:
+                self._by_name = sort_rows(self._rows.values(), 0)
+            rows = self._by_name if index else self._rows.values()
+            self._sorted = sort_rows(rows, index, self._reverse, by_first=True)
         self._view = filter_rows(self._sorted, self._needle)
         self._view_stale = False
-        self.virtual_size = Size(self._min_width + 1, len(self._view) + 1)
+        # No wider than the table: what does not fit is hidden, not scrolled to.
+        self.virtual_size = Size(1, len(self._view) + 1)
         index = self._index_of(key)
         self._move_cursor(self._cursor if index is None else index, force=True)
         self.refresh()
@@ -362,8 +461,8 @@ class FastTable(ScrollView, can_focus=True):
                     self.action_page(1)
             return
         if offset.y == 0:  # header: sort by the column under the mouse
-            x = offset.x + int(self.scroll_x)
-            for column, start, width in self._layout(self._rows_width()):
+            x = offset.x
+            for column, _, start, width in self._layout(self._rows_width()):
                 if start <= x < start + width + 1:
                     self.sort_by(column.key)
                     break
@@ -378,24 +477,33 @@ class FastTable(ScrollView, can_focus=True):
         super().notify_style_update()
         self.refresh()  # focus changes the cursor colour
 
-    # -- drawing ---------------------------------------------------------------
-    def _layout(self, width: int) -> list[tuple[Column, int, int]]:
-        """(column, start x, width) per column; flex columns share the spare cells."""
-        if self._column_layout[0] != width:
-            self._column_layout = (width, self._compute_layout(width))
-        return self._column_layout[1]
+    # -- ages ------------------------------------------------------------------
+    def _watch_ages(self, cells: tuple) -> None:
+        if not self._has_ages and any(type(c) is Age for c in cells):
+            self._has_ages = True
+            self.refresh()   # the next drawing pass starts the clock
 
-    def _compute_layout(self, width: int) -> list[tuple[Column, int, int]]:
-        flex = [c for c in self.columns if c.flex] or self.columns[-1:]
-        spare, share = max(0, width - self._min_width), {}
-        for n, column in enumerate(flex):
-            share[column.key] = spare // len(flex) + (n < spare % len(flex))
-        out, x = [], 0
-        for column in self.columns:
-            w = column.width + share.get(column.key, 0)
-            out.append((column, x, w))
-            x += w + 1
-        return out
+    def _start_age_timer(self) -> None:
+        """Rows with Age cells and a clock: repaint the visible lines once a second,
+        so an age on screen is never more than a second behind the clock."""
+        self._age_timer = self.set_interval(1.0, self._age_tick)
+
+    def _age_tick(self) -> None:
+        if self.is_on_screen and self._view:
+            self.refresh_lines(1, self._page_height())
+
+    # -- drawing ---------------------------------------------------------------
+    def _layout(self, width: int) -> list[tuple[Column, int, int, int]]:
+        """(column, cell index, start x, width) per column shown."""
+        key = (width, self._sort_index)
+        if self._column_layout[0] != key:
+            out, x = [], 0
+            for i, w in plan_columns(self.columns, width, self._sort_index):
+                out.append((self.columns[i], i, x, w))
+                x += w + 1
+            self._column_layout = (key, out)
+            self._layout_version += 1   # cached lines of the old layout are not reused
+        return self._column_layout[1]
 
     def _thumb(self, top: int, height: int) -> tuple[int, int]:
         """(first line, line count) of the thumb within `height` lines of rows."""
@@ -410,7 +518,10 @@ class FastTable(ScrollView, can_focus=True):
         width = self._rows_width()
         top, height = int(self.scroll_y), self._page_height()
         thumb = self._thumb(top, height) if len(self._view) > height else None
-        return width, self._layout(width), self.rich_style, thumb
+        now = self.clock() if self.clock is not None else None   # None: as built
+        if now is not None and self._has_ages and self._age_timer is None:
+            self._start_age_timer()
+        return width, self._layout(width), self.rich_style, thumb, now
 
     def render_lines(self, crop):
         # Computed once per pass, not per line: rich_style walks every ancestor's styles.
@@ -421,8 +532,8 @@ class FastTable(ScrollView, can_focus=True):
             self._pass = None
 
     def render_line(self, y: int) -> Strip:
-        width, layout, base, thumb = self._pass or self._prepare_pass()
-        strip = self._render_row_line(y, width, layout, base)
+        width, layout, base, thumb, now = self._pass or self._prepare_pass()
+        strip = self._render_row_line(y, width, layout, base, now)
         if y == 0:
             bar = self.get_component_rich_style("fast-table--header")
         elif thumb is None:
@@ -433,21 +544,19 @@ class FastTable(ScrollView, can_focus=True):
                 "fast-table--thumb" if start <= y - 1 < start + size else "fast-table--track")
         return Strip([*strip, Segment(" ", bar)], width + 1)
 
-    def _render_row_line(self, y: int, width: int, layout, base: Style) -> Strip:
+    def _render_row_line(self, y: int, width: int, layout, base: Style,
+                         now: float | None) -> Strip:
         """Line y (0 is the header) of the columns, `width` cells wide."""
-        line_width = max(width, self._min_width)
-        scroll_x, scroll_y = self.scroll_offset
+        scroll_y = self.scroll_offset.y
         if y == 0:
             style = self.get_component_rich_style("fast-table--header")
             cells = []
-            for i, (column, _, w) in enumerate(layout):
+            for column, i, _, w in layout:
                 label = column.label
-                if i == self._sort_index:
-                    if cell_len(label) + 2 > w:
-                        label = _fit(label, max(0, w - 2), "left")
+                if i == self._sort_index:   # the column is wide enough for both
                     label += " ▼" if self._reverse else " ▲"
                 cells.append(_fit(label, w, column.align))
-            segments = [Segment(" ".join(cells), style)]
+            return self._fit_strip([Segment(" ".join(cells), style)], width, style)
         elif not self._view:
             if y != max(1, self.scrollable_content_region.height // 2):
                 return Strip.blank(width, base)
@@ -465,33 +574,42 @@ class FastTable(ScrollView, can_focus=True):
             else:
                 style = base
             cells = self._view[index].cells
-            # style covers cursor, stripe, focus and theme; the finished Strip is cached
-            ckey = (id(cells), width, style, scroll_x)
+            # style covers cursor, stripe, focus and theme; the finished Strip is cached.
+            # Ages move on: with Age cells, a line drawn in another second is stale.
+            ckey = (id(cells), width, style, self._layout_version, now and int(now))
             hit = self._line_cache.get(ckey)
             if hit is not None and hit[0] is cells:   # `is`: an id may be reused
                 return hit[1]
-            strip = self._fit_strip(self._row_segments(cells, layout, style), line_width,
-                                    scroll_x, width)
+            strip = self._fit_strip(self._row_segments(cells, layout, style, now), width,
+                                    style)
             if len(self._line_cache) > 2000:
                 self._line_cache.clear()
             self._line_cache[ckey] = (cells, strip)
             return strip
-        return self._fit_strip(segments, line_width, scroll_x, width)
 
     @staticmethod
-    def _fit_strip(segments: list[Segment], line_width: int, scroll_x: int,
-                   width: int) -> Strip:
-        strip = Strip(segments, line_width)  # cells are fitted, so the width is exact
-        return strip.crop(scroll_x, scroll_x + width) if line_width > width else strip
+    def _fit_strip(segments: list[Segment], width: int, style: Style) -> Strip:
+        """Exactly `width` cells: what the columns leave at the right stays blank."""
+        used = sum(cell_len(s.text) for s in segments)
+        if used < width:
+            segments.append(Segment(" " * (width - used), style))
+        elif used > width:
+            return Strip(segments).crop(0, width)
+        return Strip(segments, width)
 
-    def _row_segments(self, cells: tuple, layout, style: Style) -> list[Segment]:
+    def _row_segments(self, cells: tuple, layout, style: Style,
+                      now: float | None) -> list[Segment]:
         # Plain cells are joined into one string; only rich Text cells add segments.
         segments: list[Segment] = []
         plain: list[str] = []
-        for n, (column, _, w) in enumerate(layout):
+        for n, (column, i, _, w) in enumerate(layout):
             if n:
                 plain.append(" ")
-            cell = cells[n] if n < len(cells) else None
+            cell = cells[i] if i < len(cells) else None
+            if type(cell) is Age:
+                plain.append(_fit(cell.text(cell.now if now is None else now, w), w,
+                                  column.align))
+                continue
             if not isinstance(cell, Text):
                 plain.append(_fit(_plain(cell), w, column.align))
                 continue

@@ -96,6 +96,49 @@ def stale(seconds: float | None) -> str:
     return "stale · never seen" if seconds is None else f"stale · {ago(seconds)}"
 
 
+class Age:
+    """How old a fact is, for a table cell. A table with a clock draws it with the
+    clock of that moment, so the table and a dialog opened at the same time agree;
+    as text (str, search) it reads as at `now`, when the row was built.
+
+    Sorts by its timestamp (youngest first; never seen last of all).
+    """
+
+    __slots__ = ("at", "live", "now")
+
+    def __init__(self, at: float | None, live: bool, now: float) -> None:
+        self.at, self.live, self.now = at, live, now
+
+    @property
+    def sort_value(self) -> float:
+        return float("inf") if self.at is None else -self.at
+
+    def text(self, now: float, width: int | None = None) -> str:
+        """"2m 5s ago", "stale · 2m 5s ago"; in fewer cells than that a stale age
+        drops its marker (the row's state says stale) rather than be cut."""
+        if self.at is None:
+            if self.live:
+                return DASH
+            return stale(None) if width is None or width >= len(stale(None)) else "never"
+        age = max(0.0, now - self.at)
+        if self.live:
+            return ago(age)
+        full = stale(age)
+        return full if width is None or len(full) <= width else ago(age)
+
+    def __str__(self) -> str:
+        return self.text(self.now)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Age) and (self.at, self.live) == (other.at, other.live)
+
+    def __hash__(self) -> int:
+        return hash((self.at, self.live))
+
+    def __repr__(self) -> str:
+        return f"Age({self.at!r}, live={self.live!r}, now={self.now!r})"
+
+
 def percent(value: float | None) -> str:
     """42.4 → "42%"; 3.42 → "3.4%" (small values keep a decimal); "—" when unknown."""
     if value is None:

@@ -32,6 +32,10 @@ class Listing(Vertical):
         yield Static(classes="caption", markup=False)
 
     def on_mount(self) -> None:
+        # Ages are drawn with the screen's clock (a console screen's is its engine's:
+        # fixed in tests), so this table and the screen's dialogs tell the same age.
+        if self.table.clock is None:
+            self.table.clock = getattr(self.screen, "now", None)
         sort, reverse = self._sort
         if sort:
             self.table.sort_by(sort, reverse=reverse)
