@@ -289,6 +289,32 @@ def test_palette_lists_the_screens_actions_and_the_inventory(mixed_engine):
     run_app(app, check)
 
 
+def test_palette_matches_power_actions_once_their_verb_is_typed(mixed_engine):
+    """Every VM's actions are four or five times its "Open VM" commands: they are
+    matched only when the query starts with their verb, so a keystroke stays cheap."""
+    import asyncio
+
+    from mvmtui.app import ConsoleCommands
+
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        provider = ConsoleCommands(app.screen)
+        await provider.startup()
+
+        def searched(query):
+            return {name.split(" ")[0] for commands in provider._searched(query)
+                    for name, _, _ in commands}
+        assert not searched("s") & {"Start", "Shut", "Suspend"}     # one letter: opens only
+        assert searched("st") >= {"Start", "Open"} and "Shut" not in searched("st")
+        assert "Shut" in searched("shut down web-02") and "Start" not in searched("sh")
+        hits = [hit.text async for hit in provider.search("Start cache-01")]
+        assert "Start cache-01" in hits
+        await asyncio.sleep(0)
+
+    run_app(app, check)
+
+
 def test_palette_offers_no_changes_offline(offline_engine):
     from mvmtui.app import ConsoleCommands
 
