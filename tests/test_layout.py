@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual import events
 
-from conftest import make_app, run_app, svg_text
+from conftest import FIXED, make_app, run_app, svg_text, uuid_of
 from mvmtui.screens.base import FilterBar
 from mvmtui.screens.help import HelpBody
 from mvmtui.widgets.fast_table import FastTable
@@ -146,6 +146,28 @@ def test_two_help_columns_on_a_wide_terminal(mixed_engine):
         assert not pilot.app.screen.query_one(".help-columns").has_class("-narrow")
 
     run_app(make_app(mixed_engine, "prod"), check, size=LARGE)
+
+
+# ---- ages agree ------------------------------------------------------------------------
+def test_the_table_and_a_dialog_tell_the_same_age(mixed_engine):
+    """Ages are drawn with the clock, once a second: 47 s later (and no reload of the
+    rows) the table and the Force off dialog both say mon-01 was seen 2m 52s ago."""
+    clock = [FIXED]
+    mixed_engine.clock = lambda: clock[0]
+
+    async def check(pilot):
+        await pilot.press("3")
+        vms = table(pilot.app, "vms")
+        assert vms.move_cursor_to_key(uuid_of(7))        # mon-01, stale on kvm-03
+        clock[0] += 47
+        await pilot.pause(1.3)                           # the table's own repaint
+        row = next(line for line in lines(vms) if line.startswith("mon-01"))
+        assert row.rstrip().endswith("2m 52s ago")
+        await pilot.press("F")
+        await pilot.pause()
+        assert "seen 2m 52s ago" in pilot.app.screen.body      # the Force off dialog
+
+    run_app(make_app(mixed_engine, "prod"), check, size=(120, 36))
 
 
 # ---- typed text is never lost --------------------------------------------------------
