@@ -1,14 +1,12 @@
 """The console driven by keys (Textual pilot) over an offline engine and a fixed inventory."""
 from __future__ import annotations
 
-import functools
 import re
 import threading
 from dataclasses import replace
 
 from mvmtui.engine.errors import ReadOnly
-from mvmtui.engine.model import (HostKeyQuestion, HostStatus, TaskChanged,
-                                 TaskStatus, VmChanged, VmRemoved, VmState)
+from mvmtui.engine.model import HostKeyQuestion, TaskChanged, TaskStatus, VmChanged, VmState
 from mvmtui.engine.tasks import Busy
 from mvmtui.screens.cluster import ClusterScreen
 from mvmtui.screens.clusters import ClustersScreen
@@ -397,23 +395,21 @@ def test_engine_events_are_coalesced_and_update_the_tables(mixed_engine, monkeyp
         t = threading.Thread(target=burst)
         t.start()
         t.join()
-        # The screens re-read the engine: change the engine's own copy, as it would.
-        mixed_engine._vms[web.uuid] = replace(web, state=VmState.PAUSED)
+        # The host itself changes the VM (as virsh would): the engine's event follows.
+        mixed_engine.world.change_vm("prod", "kvm-01", web.uuid, event="lifecycle",
+                                     state=VmState.PAUSED)
         await pilot.pause(0.35)
-        assert 1 <= len(seen) <= 2 and all(len(c.vms) == 1 for c in seen)
+        assert 1 <= len(seen) <= 3 and all(set(c.vms) == {web.uuid} for c in seen)
         assert cell_text(table, web.uuid, "state") == "paused"
-        # A host that goes down makes its VMs stale (the engine's own path).
-        mixed_engine._loop.call_soon_threadsafe(functools.partial(
-            mixed_engine._set_host, ("prod", "kvm-01"), status=HostStatus.UNREACHABLE,
-            problem="lost contact"))
+        # A VM undefined on its host leaves the table.
+        mixed_engine.world.undefine("prod", "kvm-02", uuid_of(8))
         await pilot.pause(0.3)
+        assert uuid_of(8) not in visible_keys(table) and table.total_count == 7
+        # A host that goes down makes its VMs stale.
+        mixed_engine.world.power_cut("prod", "kvm-01")
+        await pilot.pause(0.4)
         assert cell_text(table, uuid_of(3), "state") == "running (stale)"
         assert cell_text(table, uuid_of(3), "age").startswith("stale · ")
-        # A VM that disappears leaves the table.
-        mixed_engine._vms.pop(uuid_of(5))
-        app._on_engine_event(VmRemoved("prod", uuid_of(5)))
-        await pilot.pause(0.3)
-        assert uuid_of(5) not in visible_keys(table) and table.total_count == 7
 
     run_app(app, check)
 

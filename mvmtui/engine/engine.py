@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 from . import capacity
 from .adapter import LIFECYCLE, LIFECYCLE_STARTED, REBOOT, Hypervisor, HostUnreachable

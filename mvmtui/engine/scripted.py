@@ -75,6 +75,13 @@ class ScriptedWorld:
         if event:
             self._fire(h, uuid, event, 0)
 
+    def undefine(self, cluster: str, host: str, uuid: str) -> None:
+        """`virsh undefine` of a shut-off VM: gone from the host, with its event."""
+        h = self.hosts[(cluster, host)]
+        with self.lock:
+            h.vms.pop(uuid)
+        self._fire(h, uuid, LIFECYCLE, 1)      # VIR_DOMAIN_EVENT_UNDEFINED
+
     def power_cut(self, cluster: str, host: str) -> None:
         """The host dies: its connections close, it cannot be reached."""
         h = self.hosts[(cluster, host)]
