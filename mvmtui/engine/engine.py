@@ -264,6 +264,12 @@ class Engine:
         except KeyError:
             raise NotFound(f"No VM with UUID {uuid}.") from None
 
+    def vm_seen_at(self, uuid: str) -> float | None:
+        """When the VM's state was last confirmed by its host (a dict look-up: cheap
+        enough for every line a table draws)."""
+        vm = self._vms.get(uuid)
+        return None if vm is None else vm.seen_at
+
     def find_vm(self, name: str, cluster: str | None = None) -> Vm:
         """By name or UUID; refuses a name that is on more than one cluster."""
         if name in self._vms:

@@ -126,7 +126,7 @@ class ClusterScreen(ConsoleScreen):
         self._load_hosts(hosts, vms)
         if vm_rows == "none":
             return
-        now, pal = self.now(), self.palette
+        now, pal, seen = self.now(), self.palette, self.engine.vm_seen_at
         # One read of the unfinished tasks per pass: the history's running rows, and
         # what each VM is going through ("running · rebooting…"), by target.
         unfinished = self.engine.tasks(self.cluster, unfinished=True)
@@ -142,7 +142,7 @@ class ClusterScreen(ConsoleScreen):
             # its VMs (apply_changes).
             self._host_live = {h.name: h.status.live for h in hosts}
             self.query_one("#vms", Listing).set_rows(
-                [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid))) for v in vms])
+                [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid), seen)) for v in vms])
             self.sync_vm_bindings()
             return
         # Ticks: the stale rows (their ages), and rows whose task began or ended.
@@ -154,7 +154,7 @@ class ClusterScreen(ConsoleScreen):
             stale = []
         if stale or redo:
             self.query_one("#vms", Listing).update(
-                [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid))) for v in stale + redo])
+                [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid), seen)) for v in stale + redo])
 
     def _load_history(self) -> None:
         self._history_day = time.localtime(self.now())[:3]
@@ -210,7 +210,7 @@ class ClusterScreen(ConsoleScreen):
 
     def apply_changes(self, ch: Changes) -> None:
         c = self.cluster
-        now, pal = self.now(), self.palette
+        now, pal, seen = self.now(), self.palette, self.engine.vm_seen_at
         removed = [u for u, cl in ch.removed.items() if cl == c]
         changed: dict[str, Vm] = {}
         # A host going live or not live turns its VMs' data live or stale: re-read them.
@@ -246,7 +246,7 @@ class ClusterScreen(ConsoleScreen):
         pending = self._pending
         if changed or removed:
             self.query_one("#vms", Listing).update(
-                [(u, vm_cells(v, now, pal, pending.get(u))) for u, v in changed.items()],
+                [(u, vm_cells(v, now, pal, pending.get(u), seen)) for u, v in changed.items()],
                 removed)
             self.sync_vm_bindings()
         if changed or removed or any(k[0] == c for k in ch.hosts):

@@ -1,6 +1,7 @@
 """One host: what it is, how loaded it is, its VMs and what was done on it."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from rich.text import Text
@@ -19,6 +20,10 @@ from .base import STALE_FIGURES, Changes, ConsoleScreen, show_capacity
 from .rows import (STORAGE_COLUMNS, TASK_COLUMNS, VM_COLUMNS, datastore_cells, facts_table,
                    host_state_text, network_cells, vm_cells)
 from .vm_actions import vm_action_bindings
+
+
+# Every VM here is on this host: its Host column is the first to give way.
+HOST_VM_COLUMNS = [replace(c, priority=9) if c.key == "host" else c for c in VM_COLUMNS]
 
 
 class HostScreen(ConsoleScreen):
@@ -52,12 +57,12 @@ class HostScreen(ConsoleScreen):
                 yield Gauge("vCPUs alloc.", label_width=14, detail_width=18, warn=None, bad=None, id="g-vcpu")
                 yield Gauge("Memory alloc.", label_width=14, detail_width=18, warn=90, bad=100, id="g-memalloc")
                 yield Static(id="capacity-note")
-        yield Listing(VM_COLUMNS, "VM", sort="name", id="vms")
+        yield Listing(HOST_VM_COLUMNS, "VM", sort="name", id="vms")
         yield Listing(STORAGE_COLUMNS, "storage item", sort="name", id="storage")
         yield Listing(TASK_COLUMNS, "task", sort="id", reverse=True, id="history")
 
     def reload(self) -> None:
-        now, pal = self.now(), self.palette
+        now, pal, seen = self.now(), self.palette, self.engine.vm_seen_at
         try:
             h = self.host = self.engine.host(self.cluster, self.host_name)
         except NotFound:
@@ -88,7 +93,7 @@ class HostScreen(ConsoleScreen):
         pending = {t.target: t for t in reversed(self.engine.tasks(self.cluster, unfinished=True))
                    if t.target_kind == "vm" and t.target in self._vm_uuids}
         self.query_one("#vms", Listing).set_rows(
-            [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid))) for v in vms])
+            [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid), seen)) for v in vms])
         self.query_one("#storage", Listing).set_rows(
             [(f"ds:{d.name}", datastore_cells(d, pal, h.status.live))
              for d in self.engine.datastores(self.cluster, h.name)]

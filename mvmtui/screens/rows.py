@@ -91,10 +91,11 @@ def task_status_text(task: Task, pal: Palette) -> Text:
     return Text(label, style=task_status_style(st, pal))
 
 
-def data_age(seen_at: float | None, now: float, live: bool) -> Age:
+def data_age(seen_at: float | None, now: float, live: bool, source=None) -> Age:
     """"2m 5s ago", or "stale · 2m 5s ago" unless the source is live; sorted by age.
-    A table draws it with its own clock: on screen it never lags the dialogs."""
-    return Age(seen_at, live, now)
+    A table draws it with its own clock: on screen it never lags the dialogs.
+    `source()` gives the timestamp as it is now (confirmed since the row was built)."""
+    return Age(seen_at, live, now, source)
 
 
 def pct_cell(value: float | None) -> Num | str:
@@ -218,12 +219,16 @@ def vm_state_with_task(vm: Vm, pal: Palette, pending: Task | None = None) -> Tex
     return text
 
 
-def vm_cells(vm: Vm, now: float, pal: Palette, pending: Task | None = None) -> tuple:
+def vm_cells(vm: Vm, now: float, pal: Palette, pending: Task | None = None,
+             seen=None) -> tuple:
+    """`seen(uuid)`: when the engine last confirmed the VM. Each stats pass confirms
+    every VM of a live host but announces only changes, so the age is read when drawn."""
     live = not vm.stale
+    source = (lambda u=vm.uuid: seen(u)) if seen is not None and live else None
     return (vm.name, vm_state_with_task(vm, pal, pending), vm.host, vm.vcpus,
             mib_cell(vm.memory_mib),
             pct_cell(vm.cpu_pct if live and vm.state.active else None),
-            data_age(vm.seen_at, now, live))
+            data_age(vm.seen_at, now, live, source))
 
 
 # ---- tasks -------------------------------------------------------------------------

@@ -105,6 +105,10 @@ class VmScreen(ConsoleScreen):
         self.query_one("#state", Static).update(facts_table([
             ("State", state),
             ("Data age", fmt.ago(age) if live else Text(fmt.stale(age), style=pal.warn)),
+            # The definition (disks, NICs, autostart) is read on events and by the
+            # reconciliation: it may be older than the state.
+            ("Definition read", fmt.ago(None if vm.config_at is None
+                                        else max(0.0, now - vm.config_at))),
             # A share of its own vCPUs, as a host's CPU % is of all its CPUs.
             (f"CPU use (of {plural(vm.vcpus, 'vCPU')})",
              fmt.percent(vm.cpu_pct) if live and vm.state.active else fmt.DASH),

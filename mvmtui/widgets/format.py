@@ -6,6 +6,7 @@ inventory renders the same text in tests and snapshots. Unknown values are "—"
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 DASH = "—"
 
@@ -104,10 +105,13 @@ class Age:
     Sorts by its timestamp (youngest first; never seen last of all).
     """
 
-    __slots__ = ("at", "live", "now")
+    __slots__ = ("at", "live", "now", "source")
 
-    def __init__(self, at: float | None, live: bool, now: float) -> None:
-        self.at, self.live, self.now = at, live, now
+    def __init__(self, at: float | None, live: bool, now: float,
+                 source: "Callable[[], float | None] | None" = None) -> None:
+        # `source`, if given, says the timestamp as of now: a fact confirmed again
+        # since the row was built (a VM the stats pass saw) is drawn with its new age.
+        self.at, self.live, self.now, self.source = at, live, now, source
 
     @property
     def sort_value(self) -> float:
@@ -116,11 +120,16 @@ class Age:
     def text(self, now: float, width: int | None = None) -> str:
         """"2m 5s ago", "stale · 2m 5s ago"; in fewer cells than that a stale age
         drops its marker (the row's state says stale) rather than be cut."""
-        if self.at is None:
+        at = self.at
+        if self.source is not None:
+            newer = self.source()
+            if newer is not None and (at is None or newer > at):
+                at = newer
+        if at is None:
             if self.live:
                 return DASH
             return stale(None) if width is None or width >= len(stale(None)) else "never"
-        age = max(0.0, now - self.at)
+        age = max(0.0, now - at)
         if self.live:
             return ago(age)
         full = stale(age)
