@@ -1040,3 +1040,34 @@ def test_run_console_passes_the_lab_on(monkeypatch):
     monkeypatch.setattr(app_module, "MvmApp", FakeApp)
     app_module.run_console(FakeEngine(), start_cluster="lab", lab_demo="lab")
     assert seen == {"start_cluster": "lab", "lab_demo": "lab"}
+
+
+def test_a_confirmed_vm_shows_its_true_age_without_an_announcement(inventory_path):
+    """Each stats pass confirms every VM of a live host but announces only changes:
+    the table reads a VM's age when it draws it, so a shut-off VM confirmed a moment
+    ago never reads as minutes old."""
+    from mvmtui.engine import Engine
+
+    from conftest import scripted_world
+    now = [FIXED]
+    world = scripted_world(clock=lambda: now[0])
+    eng = Engine(inventory_path, clock=lambda: now[0], connect=world.connect,
+                 stats_interval=0.2, reconcile_interval=3600, reconnect_interval=3600)
+    eng.start(clusters=["prod"])
+    eng.call(eng.wait_ready(timeout=10))
+    app = make_app(eng, "prod")
+
+    async def check(pilot):
+        await pilot.press("3")
+        table = vms_table(app)
+        index = [c.key for c in table.columns].index("age")
+        row = next(r for r in table._view if r.key == uuid_of(5))   # cache-01, shut off
+        now[0] = FIXED + 120
+        await pilot.pause(0.6)                   # a stats pass or two, nothing changes
+        assert eng.vm(uuid_of(5)).seen_at >= FIXED + 120
+        assert row.cells[index].text(now[0]) == "0s ago"
+
+    try:
+        run_app(app, check)
+    finally:
+        eng.stop()
