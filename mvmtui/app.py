@@ -491,7 +491,8 @@ class MvmApp(App):
 
         self.push_screen(
             ConfirmScreen(f"{key.verb} {vm.name}?",
-                          confirmation(vm, host, action, self.engine.now()),
+                          confirmation(vm, host, action, self.engine.now(),
+                                       self.engine.pending_task(vm.uuid)),
                           yes_label=f"{key.verb} {vm.name}"),
             decided)
 

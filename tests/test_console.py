@@ -882,7 +882,7 @@ def _ignore_acpi(engine, host, n):
 
 def test_a_waiting_shutdown_shows_in_the_row_refuses_others_and_can_be_cancelled(
         mixed_engine):
-    """web-01 ignores ACPI: its row reads "running · shutting down…"; a reboot then is
+    """web-01 ignores ACPI: its row reads "running · stopping…"; a reboot then is
     refused (only the refusal is said, and its task says "refused before it started");
     `c` in History asks (default No), then cancels the shutdown."""
     _ignore_acpi(mixed_engine, "kvm-01", 1)
@@ -892,7 +892,7 @@ def test_a_waiting_shutdown_shows_in_the_row_refuses_others_and_can_be_cancelled
         await pilot.press("3", "slash", *"web-01", "enter", "d", "y")
         await pilot.pause(0.5)
         table = vms_table(app)
-        assert cell_text(table, uuid_of(1), "state") == "running · shutting down…"
+        assert cell_text(table, uuid_of(1), "state") == "running · stopping…"
         shutdown = mixed_engine.pending_task(uuid_of(1))
         assert messages(app) == [f"Shut down web-01: task {shutdown.id} running…"]
         app.clear_notifications()
@@ -1071,3 +1071,27 @@ def test_a_confirmed_vm_shows_its_true_age_without_an_announcement(inventory_pat
         run_app(app, check)
     finally:
         eng.stop()
+
+
+def test_force_off_says_it_ends_the_shutdown_that_waits(mixed_engine):
+    """The Force off dialog names the pending shutdown it will supersede."""
+    import asyncio
+    mixed_engine.shutdown_timeout = 30.0
+    mixed_engine.world.hosts[("prod", "kvm-01")].ignores_acpi.add(uuid_of(1))
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        task = await mixed_engine.submit_vm_action(uuid_of(1), "shutdown")
+        await asyncio.sleep(0.5)
+        await pilot.press("3")
+        vms_table(app).move_cursor_to_key(uuid_of(1))
+        await pilot.press("F")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert (f"Shut down web-01 (task {task.id}) is still waiting for the guest: this "
+                f"ends it (superseded)") in app.screen.body
+        await pilot.press("y")
+        done = await mixed_engine.wait_task(task.id)
+        assert done.status is TaskStatus.SUPERSEDED
+        await app.workers.wait_for_complete()
+
+    run_app(app, check)

@@ -198,9 +198,10 @@ VM_COLUMNS = [
 
 
 # What a VM is doing while a task of this kind runs on it ("running · rebooting…").
-PENDING_WORDS = {"vm.start": "starting…", "vm.shutdown": "shutting down…",
-                 "vm.destroy": "forcing off…", "vm.reboot": "rebooting…",
-                 "vm.suspend": "suspending…", "vm.resume": "resuming…"}
+# Short enough that "running · stopping…" fits the State column at 80 columns.
+PENDING_WORDS = {"vm.start": "starting…", "vm.shutdown": "stopping…",
+                 "vm.destroy": "powering off…", "vm.reboot": "rebooting…",
+                 "vm.suspend": "pausing…", "vm.resume": "resuming…"}
 
 
 def pending_words(task: Task | None) -> str:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
-from ..engine.engine import VM_ACTIONS
-from ..engine.model import Host, Vm
+from ..engine.engine import SUPERSEDES, VM_ACTIONS
+from ..engine.model import Host, Task, Vm
 from ..widgets import format as fmt
 
 
@@ -72,9 +72,18 @@ def vm_action_bindings() -> list[Binding]:
     return shown + more
 
 
-def confirmation(vm: Vm, host: Host | None, action: str, now: float) -> str:
-    """What the operator reads before a destructive action, in full."""
+def confirmation(vm: Vm, host: Host | None, action: str, now: float,
+                 pending: Task | None = None) -> str:
+    """What the operator reads before a destructive action, in full; `pending` is
+    the unfinished task on the VM, which this action then ends or waits behind."""
     text = BY_ACTION[action].consequence.format(vm=vm.name, host=vm.host)
+    if pending is not None:
+        if pending.kind in SUPERSEDES.get(action, ()) and pending.cancellable:
+            text += (f"\n\n{pending.title} (task {pending.id}) is still waiting for the "
+                     f"guest: this ends it (superseded) and acts now.")
+        else:
+            text += (f"\n\n{pending.title} (task {pending.id}) is still running: this is "
+                     f"refused until it ends, or you cancel it in History.")
     if vm.stale:
         status = host.status.value if host else "unknown"
         age = fmt.ago(vm.age(now))
