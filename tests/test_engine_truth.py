@@ -296,3 +296,18 @@ def test_settings_file_sets_the_intervals_and_bad_ones_are_refused(tmp_path, mon
         inv = tmp_path / "i.db"
         assert main(["--inventory", str(inv), "cluster", "add", "c", "h=10.0.0.1"]) == 2
         assert says in capsys.readouterr().err
+
+
+def test_a_full_re_read_keeps_the_live_use_figures(tmp_path, world):
+    """The reconciliation reads definitions, which carry no CPU %: the figures of the
+    last stats pass stay until the next one (seen blanked once a minute before)."""
+    world.change_vm("sim", "hv-1", U1, cpu_pct=42.0)
+    eng = _engine(_inventory(tmp_path / "inv.db"), world)
+    try:
+        _wait(lambda: eng.vm(U1).cpu_pct == 42.0, 3)
+        eng.stats_interval = 3600                   # no stats pass from here on …
+        time.sleep(0.3)
+        asyncio.run(eng.refresh("sim"))             # … a full re-read of every host
+        assert eng.vm(U1).cpu_pct == 42.0
+    finally:
+        eng.stop()

@@ -534,7 +534,7 @@ class Engine:
         fresh = {v.uuid for v in vms}
         for uuid in [u for u in self._on_host.get(key, ()) if u not in fresh]:
             self._drop_vm(uuid)
-        kept = [v for v in vms if not self._shadowed(v)]
+        kept = [_with_usage(v, self._vms.get(v.uuid)) for v in vms if not self._shadowed(v)]
         self._persist(self.inv.save_vms, kept)
         for v in kept:
             self._put_vm(v, save=False)
@@ -755,9 +755,8 @@ class Engine:
                 self._drop_vm(uuid)   # only the host that had it can say it is gone
             return
         old = self._vms.get(uuid)
+        vm = _with_usage(vm, old)
         if old is not None:
-            vm = replace(vm, cpu_pct=old.cpu_pct if vm.state.active else None,
-                         mem_used_mib=old.mem_used_mib if vm.state.active else None)
             if old.state is not vm.state:
                 self._event(vm.cluster, vm.host, uuid, "vm.state",
                             f"{vm.name}: {old.state.value} → {vm.state.value}")
@@ -1050,3 +1049,12 @@ def _differs(vm: Vm, sample) -> bool:
             or (sample.vcpus is not None and sample.vcpus != vm.vcpus)
             or (sample.memory_mib is not None and vm.state.active
                 and sample.memory_mib != vm.memory_mib))
+
+
+def _with_usage(vm: Vm, old: Vm | None) -> Vm:
+    """A VM read from its definition has no use figures: keep those of the last
+    stats pass while it stays active (a re-read must not blank its CPU %)."""
+    if old is None or not vm.state.active or (vm.host, vm.cluster) != (old.host, old.cluster):
+        return replace(vm, cpu_pct=None, mem_used_mib=None) if not vm.state.active else vm
+    return replace(vm, cpu_pct=old.cpu_pct, mem_used_mib=old.mem_used_mib)
+

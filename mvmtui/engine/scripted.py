@@ -134,8 +134,9 @@ class ScriptedHypervisor:
         return self.h.cpu_pct, self.h.mem_used_mib
 
     def _vm(self, vm: Vm) -> Vm:
-        now = self._now()
-        return replace(vm, seen_at=now, config_at=now, stale=False)
+        now = self._now()   # a definition carries no use figures: the stats pass does
+        return replace(vm, seen_at=now, config_at=now, stale=False, cpu_pct=None,
+                       mem_used_mib=None)
 
     def vms(self) -> list[Vm]:
         self._alive()
