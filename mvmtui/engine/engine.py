@@ -811,18 +811,25 @@ class Engine:
     async def _reconcile_loop(self, link: _Link) -> None:
         """The slow, complete pass: every reconcile_interval, re-read the host's VMs,
         networks and pools in full (what no event and no stats pass would show)."""
-        while True:
+        while link.hv is not None:
             await asyncio.sleep(self.reconcile_interval)
-            hv = link.hv
-            if hv is None:
-                return
-            try:
-                contents = await self._read_contents(link, hv)
-            except HypervisorError as exc:
-                log.warning("%s: reconcile failed: %s", link.key, exc)
-                continue
-            if link.hv is hv:
-                self._apply_contents(link.key, *contents)
+            await self._reread(link, "reconcile")
+
+    async def _reread(self, link: _Link, why: str) -> bool:
+        """Read a host's networks, pools and VMs in full and apply them (unless the
+        link changed meanwhile); False if the host could not say."""
+        hv = link.hv
+        if hv is None:
+            return False
+        try:
+            contents = await self._read_contents(link, hv)
+        except HypervisorError as exc:
+            log.warning("%s: %s failed: %s", link.key, why, exc)
+            return False
+        if link.hv is not hv:
+            return False
+        self._apply_contents(link.key, *contents)
+        return True
 
     # ---- operations (async facade) ------------------------------------------------------
     async def wait_ready(self, timeout: float = 15.0, cluster: str | None = None) -> None:
@@ -842,14 +849,7 @@ class Engine:
                      if (cluster is None or k[0] == cluster) and l.hv is not None]
 
             async def one(link: _Link):
-                hv = link.hv
-                try:
-                    contents = await self._read_contents(link, hv)
-                except HypervisorError as exc:
-                    log.warning("%s: refresh failed: %s", link.key, exc)
-                    return
-                if link.hv is hv:
-                    self._apply_contents(link.key, *contents)
+                if await self._reread(link, "refresh"):
                     self._set_host(link.key, seen_at=self.clock())
             await asyncio.gather(*(one(l) for l in links))
         await self._on_io(go())
