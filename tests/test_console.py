@@ -1095,3 +1095,37 @@ def test_force_off_says_it_ends_the_shutdown_that_waits(mixed_engine):
         await app.workers.wait_for_complete()
 
     run_app(app, check)
+
+
+def test_history_follows_tasks_that_another_process_runs(mixed_engine, inventory_path):
+    """Defect 2: a task run by the CLI (another engine on the same inventory) appears
+    in the console's History, and its row ends as the CLI's task ended."""
+    import asyncio
+
+    from mvmtui.engine import Engine
+
+    from conftest import scripted_world
+    world = scripted_world()
+    cli = Engine(inventory_path, clock=lambda: FIXED, actor="cli", connect=world.connect,
+                 stats_interval=3600, reconcile_interval=3600, reconnect_interval=3600)
+    cli.start(clusters=["prod"])
+    cli.call(cli.wait_ready(timeout=10))
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        await pilot.press("4")
+        history = app.screen.query_one("#history", Listing).table
+        task = await cli.vm_action(uuid_of(5), "start")         # cache-01, by the CLI
+        assert task.status is TaskStatus.SUCCEEDED
+        for _ in range(30):
+            await pilot.pause(0.1)
+            if str(task.id) in visible_keys(history) and \
+                    cell_text(history, str(task.id), "status") == "succeeded":
+                break
+        assert cell_text(history, str(task.id), "status") == "succeeded"
+        assert cell_text(history, str(task.id), "by").startswith("cli · ")
+
+    try:
+        run_app(app, check, size=(160, 40))
+    finally:
+        cli.stop()
