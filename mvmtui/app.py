@@ -8,6 +8,7 @@ screen on the stack, so a burst of 10,000 events costs one table update per row.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from pathlib import Path
 
@@ -32,6 +33,13 @@ _HERE = Path(__file__).parent
 FLUSH_INTERVAL = 0.1     # seconds between engine-event flushes (10 Hz)
 TICK_INTERVAL = 5.0      # seconds between age refreshes of the visible screen
 THEME = "textual-dark"
+
+
+def unexpected(exc: Exception) -> str:
+    """What an operator reads of an error nobody foresaw: its words, logged in full
+    (--debug-log), never a Python class name or a traceback on screen."""
+    logging.getLogger("mvmtui.console").error("unexpected error", exc_info=exc)
+    return f"unexpected error: {exc or 'no details'} (mvmtui --debug-log FILE records it)"
 
 
 # Moving around is for keys, not for the palette: its list starts with what to do.
@@ -303,7 +311,7 @@ class MvmApp(App):
             self.notify(str(exc), title=f"Trust key of {h.name}", severity="error",
                         timeout=15)
         except Exception as exc:  # never a traceback on screen
-            self.notify(f"{type(exc).__name__}: {exc}", title=f"Trust key of {h.name}",
+            self.notify(unexpected(exc), title=f"Trust key of {h.name}",
                         severity="error", timeout=15)
         else:
             self.notify(f"{h.name}: key trusted; connecting.", title="Host key")
@@ -353,11 +361,11 @@ class MvmApp(App):
             n = len(running)
             names = ", ".join(w.description for w in running)
             if n == 1:
-                out.append(f"1 task is still running: {names}. Its outcome will be unknown; "
-                           f"the next start shows it as interrupted.")
+                out.append(f"1 task is still running: {names}. Quitting stops it where it "
+                           f"is; History records it as interrupted.")
             else:
-                out.append(f"{n} tasks are still running: {names}. Their outcome will be "
-                           f"unknown; the next start shows them as interrupted.")
+                out.append(f"{n} tasks are still running: {names}. Quitting stops them "
+                           f"where they are; History records them as interrupted.")
         return out
 
     async def action_quit(self) -> None:
@@ -442,7 +450,7 @@ class MvmApp(App):
             self.notify(str(exc), title="Refresh", severity="error", timeout=15)
             return
         except Exception as exc:
-            self.notify(f"{type(exc).__name__}: {exc}", title="Refresh", severity="error",
+            self.notify(unexpected(exc), title="Refresh", severity="error",
                         timeout=15)
             return
         screen = self.top_console_screen()
@@ -484,6 +492,7 @@ class MvmApp(App):
             host = self.engine.host(vm.cluster, vm.host)
         except EngineError:
             host = None
+        pending = self.engine.pending_task(vm.uuid)
 
         def decided(yes: bool | None) -> None:
             if yes:
@@ -491,8 +500,9 @@ class MvmApp(App):
 
         self.push_screen(
             ConfirmScreen(f"{key.verb} {vm.name}?",
-                          confirmation(vm, host, action, self.engine.now(),
-                                       self.engine.pending_task(vm.uuid)),
+                          confirmation(vm, host, action, self.engine.now(), pending,
+                                       pending is not None
+                                       and self.engine.would_supersede(pending, action)),
                           yes_label=f"{key.verb} {vm.name}"),
             decided)
 
@@ -521,7 +531,7 @@ class MvmApp(App):
             self.notify(f"{what}: {exc}", severity="error", timeout=15)
             return
         except Exception as exc:  # never a traceback on screen
-            self.notify(f"{what}: {type(exc).__name__}: {exc}", severity="error", timeout=15)
+            self.notify(f"{what}: {unexpected(exc)}", severity="error", timeout=15)
             return
         self.notify(f"{what}: task {task.id} running…")
         try:
@@ -530,7 +540,7 @@ class MvmApp(App):
             self.notify(f"{what}: {exc} (task {task.id})", severity="error", timeout=15)
             return
         except Exception as exc:
-            self.notify(f"{what}: {type(exc).__name__}: {exc} (task {task.id})",
+            self.notify(f"{what}: {unexpected(exc)} (task {task.id})",
                         severity="error", timeout=15)
             return
         message, severity, timeout = self.outcome(task, what, uuid, name)
@@ -578,7 +588,7 @@ class MvmApp(App):
         except (EngineError, InventoryError) as exc:
             self.notify(f"Cancel task {task_id}: {exc}", severity="error", timeout=15)
         except Exception as exc:  # never a traceback on screen
-            self.notify(f"Cancel task {task_id}: {type(exc).__name__}: {exc}",
+            self.notify(f"Cancel task {task_id}: {unexpected(exc)}",
                         severity="error", timeout=15)
         else:
             self.notify(f"{title} (task {task_id}): asked to stop.")

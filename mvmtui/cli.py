@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import inspect
 import ipaddress
 import json
 import logging
@@ -364,9 +363,7 @@ def cmd_vm_action(args) -> int:
 # ---- tasks ---------------------------------------------------------------------------
 def _tasks_in_full(eng: Engine, cluster: str | None, limit: int):
     """Tasks with their steps and logs (the journal lists them without)."""
-    if "details" in inspect.signature(eng.tasks).parameters:
-        return eng.tasks(cluster, limit=limit, details=True)
-    return [eng.task(t.id) for t in eng.tasks(cluster, limit=limit)]
+    return eng.tasks(cluster, limit=limit, details=True)
 
 
 def cmd_task_list(args) -> int:

@@ -20,6 +20,7 @@ time.tzset()
 
 from mvmtui.engine import Engine  # noqa: E402
 from mvmtui.engine.inventory import Inventory  # noqa: E402
+from mvmtui.engine.tasks import this_process  # noqa: E402
 from mvmtui.engine.model import (Cluster, Datastore, Disk, Host, HostStatus,  # noqa: E402
                                  Network, Nic, Task, TaskStatus, TaskStep, Vm, VmState)
 
@@ -91,7 +92,7 @@ VMS = [
 
 
 def _task(inv: Inventory, kind, title, cluster, vm_n, host, status, created_ago, took,
-          steps, logs, error="", progress=None, running_step=None) -> int:
+          steps, logs, error="", progress=None, running_step=None, owner="") -> int:
     """Journal a task as the engine would have: steps, logs, times relative to FIXED."""
     vm = next(v for v in VMS if v.uuid == uuid_of(vm_n))
     start = FIXED - created_ago
@@ -99,7 +100,8 @@ def _task(inv: Inventory, kind, title, cluster, vm_n, host, status, created_ago,
     tid = inv.create_task(Task(id=0, kind=kind, title=title, cluster=cluster,
                                target_kind="vm", target=vm.uuid, target_name=vm.name,
                                host=host, status=TaskStatus.QUEUED, created_at=start,
-                               steps=tuple(TaskStep(i, s) for i, s in enumerate(steps))))
+                               steps=tuple(TaskStep(i, s) for i, s in enumerate(steps))),
+                         owner=owner)
     inv.update_task(tid, status=status, started_at=start, finished_at=end, error=error,
                     progress=1.0 if status is TaskStatus.SUCCEEDED else (progress or 0.0))
     last = len(steps) - 1 if running_step is None else running_step
@@ -182,7 +184,7 @@ def add_running_task(eng: Engine) -> int:
                  TaskStatus.RUNNING, 12, 0, ["Check host", "Suspend", "Wait until paused"],
                  [(0, "info", "Suspend web-02: started"), (0.1, "info", "web-02 is on kvm-02"),
                   (0.4, "info", "libvirt accepted suspend")],
-                 progress=0.66, running_step=2)
+                 progress=0.66, running_step=2, owner=this_process())
 
 
 class _Keep:

@@ -547,8 +547,8 @@ def test_quit_asks_while_actions_started_here_are_running(mixed_engine, monkeypa
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "quit"
         assert app.screen.body == (
-            "2 tasks are still running: Start batch-01, Start cache-01. Their outcome "
-            "will be unknown; the next start shows them as interrupted.")
+            "2 tasks are still running: Start batch-01, Start cache-01. Quitting stops "
+            "them where they are; History records them as interrupted.")
         await pilot.press("enter")                   # default: No
         assert app.is_running and isinstance(app.screen, ClustersScreen)
         release.set()                                # the tasks end: q quits at once
@@ -573,8 +573,8 @@ def test_quit_with_tasks_running_quits_on_yes(mixed_engine, monkeypatch):
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.body == (
-            "1 task is still running: Start web-01. Its outcome will be unknown; the next "
-            "start shows it as interrupted.")
+            "1 task is still running: Start web-01. Quitting stops it where it is; "
+            "History records it as interrupted.")
         await pilot.press("y")
         await pilot.pause()
         assert not app.is_running
@@ -1100,8 +1100,6 @@ def test_force_off_says_it_ends_the_shutdown_that_waits(mixed_engine):
 def test_history_follows_tasks_that_another_process_runs(mixed_engine, inventory_path):
     """Defect 2: a task run by the CLI (another engine on the same inventory) appears
     in the console's History, and its row ends as the CLI's task ended."""
-    import asyncio
-
     from mvmtui.engine import Engine
 
     from conftest import scripted_world

@@ -311,3 +311,89 @@ def test_a_full_re_read_keeps_the_live_use_figures(tmp_path, world):
         assert eng.vm(U1).cpu_pct == 42.0
     finally:
         eng.stop()
+
+
+# ---- review fixes ------------------------------------------------------------------------
+def test_a_stopped_copy_on_another_host_is_not_re_read_every_pass(tmp_path, monkeypatch):
+    from mvmtui.engine import scripted
+    w = ScriptedWorld()
+    w.add_host("sim", "hv-1", vms=[_vm(U1, "web-01")])
+    w.add_host("sim", "hv-2", vms=[_vm(U1, "web-01", VmState.SHUTOFF)])
+    reads = []
+    real = scripted.ScriptedHypervisor.vm
+
+    def counted(self, uuid):
+        reads.append((self.host, uuid))
+        return real(self, uuid)
+    monkeypatch.setattr(scripted.ScriptedHypervisor, "vm", counted)
+    eng = _engine(_inventory(tmp_path / "inv.db"), w)
+    try:
+        time.sleep(1.2)                                  # about six stats passes
+        assert eng.vm(U1).host == "hv-1"
+        assert reads.count(("hv-2", U1)) <= 1
+    finally:
+        eng.stop()
+
+
+def test_a_task_whose_process_died_is_recovered_when_its_lock_is_wanted(sim):
+    """A CLI killed mid-task leaves its task running and its lock held; the next
+    action on that VM closes it as interrupted instead of being refused as busy."""
+    from mvmtui.engine.model import Task, TaskStep
+    inv = sim.inv
+    tid = inv.create_task(Task(id=0, kind="vm.shutdown", title="Shut down web-01",
+                               cluster="sim", target_kind="vm", target=U1,
+                               target_name="web-01", status=TaskStatus.RUNNING,
+                               steps=(TaskStep(0, "Wait", TaskStatus.RUNNING),)),
+                          owner="999999999:0")
+    assert inv.take_locks(tid, [f"vm:{U1}"], 1.0) == []
+    with pytest.raises(EngineError, match="no longer running"):
+        asyncio.run(sim.cancel_task(tid))
+    assert sim.task(tid).status is TaskStatus.INTERRUPTED
+    tid2 = inv.create_task(Task(id=0, kind="vm.shutdown", title="Shut down web-01",
+                                cluster="sim", target_kind="vm", target=U1,
+                                target_name="web-01", status=TaskStatus.RUNNING),
+                           owner="999999999:0")
+    assert inv.take_locks(tid2, [f"vm:{U1}"], 1.0) == []
+    t = asyncio.run(sim.vm_action(U1, "suspend"))
+    assert t.status is TaskStatus.SUCCEEDED, t.error
+    assert sim.task(tid2).status is TaskStatus.INTERRUPTED
+
+
+def test_a_running_task_that_does_not_wait_cannot_be_cancelled(tmp_path):
+    from mvmtui.engine.tasks import Journal, TaskSpec
+    inv = Inventory(tmp_path / "i.db")
+    j = Journal(inv, time.time, lambda e: None)
+    spec = TaskSpec(kind="vm.start", title="Start web-01", cluster="sim", target_kind="vm",
+                    target=U1, target_name="web-01", host="hv-1",
+                    steps=("Check host", "Start"), locks=(f"vm:{U1}",), params={})
+
+    async def scenario():
+        gate = asyncio.Event()
+
+        async def body(ctx):
+            ctx.step(1)
+            await gate.wait()                     # a libvirt call under way: not a wait
+        t = await j.submit(spec, body)
+        await asyncio.sleep(0.05)
+        with pytest.raises(ValueError, match="cannot be cancelled now: it is at “Start”"):
+            j.cancel(t.id, "by hand")
+        gate.set()
+        return await j.wait(t.id)
+    assert asyncio.run(scenario()).status is TaskStatus.SUCCEEDED
+
+
+def test_a_task_stopped_as_its_wait_ended_is_not_recorded_as_succeeded(tmp_path):
+    """Another process's Force off asks the shutdown to stop and makes the state come
+    true in the same moment: the shutdown did not happen, and History says so."""
+    from mvmtui.engine.tasks import Journal, TaskSpec
+    inv = Inventory(tmp_path / "i.db")
+    j = Journal(inv, time.time, lambda e: None)
+    spec = TaskSpec(kind="vm.shutdown", title="Shut down web-01", cluster="sim",
+                    target_kind="vm", target=U1, target_name="web-01", host="hv-1",
+                    steps=("Wait",), locks=(f"vm:{U1}",), params={})
+
+    async def body(ctx):
+        ctx.step(0)
+        inv.update_task(ctx.id, cancel_requested="superseded by task 9 (Force off web-01)")
+    t = asyncio.run(j.run(spec, body))
+    assert t.status is TaskStatus.SUPERSEDED and "task 9" in t.error

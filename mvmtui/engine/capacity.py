@@ -21,13 +21,14 @@ def of(hosts: Iterable[Host], vms: Iterable[Vm]) -> Capacity:
     mine = [v for v in vms if (v.cluster, v.host) in names]
     active = [v for v in mine if v.state.active]
     used = [h.mem_used_mib for h in counted if h.mem_used_mib is not None]
-    cpu = [h.cpu_pct for h in counted if h.cpu_pct is not None]
+    # Weighted by CPUs: a 4-CPU host at 100 % and a 64-CPU host idle are 6 % busy.
+    cpu = [(h.cpu_pct, max(1, h.cpus)) for h in counted if h.cpu_pct is not None]
     return Capacity(
         hosts=len(counted), cpus=sum(h.cpus for h in counted),
         memory_mib=sum(h.memory_mib for h in counted),
         vcpus_allocated=sum(v.vcpus for v in active),
         memory_allocated_mib=sum(v.memory_mib for v in active),
         memory_used_mib=sum(used) if used else None,
-        cpu_pct=sum(cpu) / len(cpu) if cpu else None,
+        cpu_pct=sum(p * n for p, n in cpu) / sum(n for _, n in cpu) if cpu else None,
         live=bool(live), hosts_left_out=len(hosts) - len(counted),
         vms_left_out=len(vms) - len(mine))

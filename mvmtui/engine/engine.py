@@ -6,8 +6,10 @@ Threads (DESIGN rule 3):
   task bodies, inventory writes, and every change to the in-memory state;
 - one libvirt worker thread per host runs every libvirt call for that host, in
   order (FIFO keeps a host's events and refreshes in sequence);
-- libvirt's own event-loop thread delivers lifecycle events, which are handed to
-  the I/O loop at once.
+- libvirt's own event-loop thread delivers domain events, which are handed to
+  the I/O loop at once;
+- the journal follower thread watches the inventory for tasks other processes
+  write, and hands their ids to the I/O loop, which reads and announces them.
 Subscribers get model events on the I/O thread and must not block.
 """
 from __future__ import annotations
@@ -32,7 +34,8 @@ from .inventory import Inventory
 from .model import (Capacity, Cluster, ClusterSummary, Datastore, Event, Host, HostChanged,
                     HostKeyQuestion, HostStatus, Network, Task, TaskStatus, Vm,
                     VmChanged, VmRemoved, VmState)
-from .tasks import Journal, JournalFollower, TaskContext, TaskFailed, TaskSpec
+from .tasks import (Journal, JournalFollower, TaskContext, TaskFailed, TaskSpec,
+                    can_supersede)
 
 log = logging.getLogger("mvmtui.engine")
 
@@ -117,7 +120,8 @@ class Engine:
         self._connect = connect
         # Boots seen per VM (reboot events, starts): how a reboot is confirmed.
         self._boots: dict[str, int] = {}
-        self._refresh_due: set[str] = set()      # VMs with a re-read already queued
+        # (host, VM) re-reads already queued: one read for a burst of events
+        self._refresh_due: set[tuple[tuple[str, str], str]] = set()
         self._subs: list[Callable[[Event], None]] = []
         self._passwords: dict[str, str] = {}
         self._links: dict[tuple[str, str], _Link] = {}
@@ -167,8 +171,11 @@ class Engine:
         ready.wait()
         # Tasks that other processes (the CLI, a second console) run reach our
         # subscribers too; events are handed to the I/O loop like every other.
+        # The I/O loop reads the task again when it announces it: a snapshot the
+        # follower took earlier must never overwrite a newer state.
         self._follower = JournalFollower(
-            self.inv, lambda ev: self._loop.call_soon_threadsafe(self._emit, ev))
+            self.inv, lambda ev: self._loop.call_soon_threadsafe(self.journal.emit_task,
+                                                                 ev.task.id))
         self._follower.start()
         if not self.offline:
             self._submit(self._connect_all()).result()
@@ -331,6 +338,11 @@ class Engine:
     def vm_actions(self, vm: Vm) -> tuple[str, ...]:
         """The power actions that make sense for this VM now (see vm_actions)."""
         return vm_actions(vm)
+
+    def would_supersede(self, task: Task, action: str) -> bool:
+        """Whether `action` on the VM would take over this pending task (Force off over
+        a shutdown that waits) rather than be refused as busy."""
+        return can_supersede(task, SUPERSEDES.get(action, ()))
 
     def pending_task(self, vm_uuid: str) -> Task | None:
         """The unfinished task on a VM, if any (shown as "shutting down…")."""
@@ -500,17 +512,18 @@ class Engine:
         return [self._vms[u] for u in self._on_host.get(key, ())]
 
     def _shadowed(self, vm: Vm) -> bool:
-        """An inactive copy of a VM that another host runs, or may still run (its host
-        is not live): the copy must not take its place (rule 7: the console would
-        then offer to start it a second time)."""
+        """An inactive copy of a VM held on another host: the copy must not take its
+        place (rule 7: the console would then offer to start a VM that runs, or may
+        still run, elsewhere; and two stopped copies would take turns). It takes over
+        once the other host no longer lists the VM, or when it runs here."""
         old = self._vms.get(vm.uuid)
         return (old is not None and (old.cluster, old.host) != (vm.cluster, vm.host)
-                and not vm.state.active and (old.state.active or old.stale))
+                and not vm.state.active)
 
     def _put_vm(self, vm: Vm, save: bool = True) -> None:
         if self._shadowed(vm):
-            log.warning("%s is defined on %s too but runs (or may run) on %s: kept the "
-                        "latter", vm.name, vm.host, self._vms[vm.uuid].host)
+            log.info("%s is defined, stopped, on %s too; kept the copy on %s", vm.name,
+                     vm.host, self._vms[vm.uuid].host)
             return
         old = self._vms.get(vm.uuid)
         vm = replace(vm, stale=not self._live(vm.cluster, vm.host))
@@ -602,7 +615,7 @@ class Engine:
                 log.exception("%s/%s: connecting failed", *key)
                 await self._close(link)
                 self._set_host(key, status=HostStatus.UNREACHABLE,
-                               problem=f"connecting failed: {exc.__class__.__name__}: {exc}")
+                               problem=f"connecting failed: {exc or exc.__class__.__name__}")
                 await self._pause(link, delay)
                 delay = min(delay * 1.5, 10.0)
                 continue
@@ -733,13 +746,13 @@ class Engine:
 
     def _queue_refresh(self, link: _Link, hv: Hypervisor, uuid: str) -> None:
         """Re-read one VM soon; a burst of events about it costs one read."""
-        if uuid in self._refresh_due:
+        if (link.key, uuid) in self._refresh_due:
             return
-        self._refresh_due.add(uuid)
+        self._refresh_due.add((link.key, uuid))
         asyncio.get_running_loop().create_task(self._refresh_vm(link, hv, uuid))
 
     async def _refresh_vm(self, link: _Link, hv: Hypervisor, uuid: str) -> None:
-        self._refresh_due.discard(uuid)    # an event from here on asks for another read
+        self._refresh_due.discard((link.key, uuid))   # an event from now asks for another
         if link.hv is not hv:
             return  # event from a connection that has since closed
         try:
@@ -804,6 +817,8 @@ class Engine:
                     samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=vm.uuid,
                                         metric="cpu_pct", value=sample.cpu_pct))
             for uuid in per_vm.keys() - held:
+                if uuid in self._vms and not per_vm[uuid].state.active:
+                    continue   # a stopped copy of a VM held on another host (rule 7)
                 self._queue_refresh(link, hv, uuid)            # defined without an event
             self._persist(self.inv.add_samples, samples, HOST_SAMPLES_KEPT, now,
                           VM_SAMPLES_KEPT)
@@ -813,7 +828,10 @@ class Engine:
         networks and pools in full (what no event and no stats pass would show)."""
         while link.hv is not None:
             await asyncio.sleep(self.reconcile_interval)
-            await self._reread(link, "reconcile")
+            try:
+                await self._reread(link, "reconcile")
+            except Exception:   # one bad pass must not end reconciliation of this host
+                log.exception("%s: reconcile failed", link.key)
 
     async def _reread(self, link: _Link, why: str) -> bool:
         """Read a host's networks, pools and VMs in full and apply them (unless the
@@ -974,8 +992,11 @@ class Engine:
         otherwise EngineError says why not."""
         if self.readonly:
             raise ReadOnly("cancelling a task")
-        try:
+
+        async def cancel() -> Task:     # journal writes happen on the I/O loop
             return self.journal.cancel(task_id, f"cancelled by {self.journal.started_by}")
+        try:
+            return await self._on_io(cancel())
         except LookupError as exc:
             raise NotFound(str(exc)) from None
         except ValueError as exc:

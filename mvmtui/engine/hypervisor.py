@@ -20,7 +20,9 @@ from .model import Datastore, Disk, Network, Nic, Vm, VmState
 
 # Events that change what the console shows of a VM besides its lifecycle: each makes
 # the engine re-read that VM. What no event reports (autostart, a --config change
-# of a running VM) the stats pass or the slow reconciliation catches.
+# of a shut-off VM) the stats pass or the slow reconciliation catches. A --config
+# change of a running VM takes effect at its next boot: the console shows the live
+# definition, as `virsh dominfo` does.
 _CHANGE_EVENTS = ("DEVICE_ADDED", "DEVICE_REMOVED", "TUNABLE", "BALLOON_CHANGE",
                   "METADATA_CHANGE", "PMSUSPEND", "PMWAKEUP", "DISK_CHANGE", "TRAY_CHANGE",
                   "JOB_COMPLETED", "DEVICE_REMOVAL_FAILED", "MEMORY_DEVICE_SIZE_CHANGE")

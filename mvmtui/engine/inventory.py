@@ -453,10 +453,6 @@ class Inventory:
         r["cancel_requested"] = r.get("cancel_requested") or ""
         return Task(steps=steps, logs=logs, **r)
 
-    def task_params(self, tid: int) -> dict:
-        rows = self._rows("SELECT params FROM tasks WHERE id=?", [tid])
-        return json.loads(rows[0]["params"] or "{}") if rows else {}
-
     def cancel_request(self, tid: int) -> str:
         """Why someone asked this task to stop ("" if nobody did): the owner polls it."""
         rows = self._rows("SELECT cancel_requested FROM tasks WHERE id=?", [tid])

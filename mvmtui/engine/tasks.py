@@ -49,6 +49,11 @@ class TaskStopped(Exception):
         return self.reason.startswith(SUPERSEDED)
 
 
+def can_supersede(task: Task, kinds: tuple[str, ...]) -> bool:
+    """Whether a task of one of `kinds` waiting now may be taken over."""
+    return task.kind in kinds and task.cancellable and task.status is TaskStatus.RUNNING
+
+
 class Busy(Exception):
     """What the task would touch is locked by another task."""
 
@@ -178,27 +183,34 @@ class Journal:
     def recover(self) -> list[int]:
         """Tasks left running by a console that died: mark them interrupted.
         Tasks of another console that is still running are left alone."""
-        ids = []
-        for t in self.inv.tasks(statuses=(TaskStatus.QUEUED, TaskStatus.RUNNING), limit=10_000):
-            if owner_alive(self.inv.task_owner(t.id)):
-                continue
-            now = self.clock()
-            self.inv.add_log(t.id, now, "warning",
-                             "The console stopped while this task ran. Its outcome is "
-                             "unknown: check the state of the target before retrying.")
-            full = self.inv.task(t.id)
-            for s in full.steps if full else ():
-                if s.status is TaskStatus.RUNNING:
-                    self.inv.update_step(t.id, s.index, status=TaskStatus.INTERRUPTED,
-                                         finished_at=now)
-                elif s.status is TaskStatus.QUEUED:
-                    self.inv.update_step(t.id, s.index, status=TaskStatus.SKIPPED)
-            self.inv.update_task(t.id, status=TaskStatus.INTERRUPTED, finished_at=now,
-                                 cancellable=0,
-                                 error="interrupted: the console stopped while it ran")
-            self.inv.release_locks(t.id)
-            ids.append(t.id)
-        return ids
+        return [t.id for t in self.inv.tasks(statuses=(TaskStatus.QUEUED, TaskStatus.RUNNING),
+                                             limit=10_000)
+                if self._recover_if_dead(t.id)]
+
+    def _recover_if_dead(self, tid: int) -> bool:
+        """If the process that ran this unfinished task is gone (a console or CLI that
+        crashed or was killed), close it as interrupted and free its locks."""
+        if owner_alive(self.inv.task_owner(tid)):
+            return False
+        full = self.inv.task(tid)
+        if full is None or full.status.finished:
+            return False
+        now = self.clock()
+        self.inv.add_log(tid, now, "warning",
+                         "The process that ran this task stopped while it ran. Its outcome "
+                         "is unknown: check the state of the target before retrying.")
+        for s in full.steps:
+            if s.status is TaskStatus.RUNNING:
+                self.inv.update_step(tid, s.index, status=TaskStatus.INTERRUPTED,
+                                     finished_at=now)
+            elif s.status is TaskStatus.QUEUED:
+                self.inv.update_step(tid, s.index, status=TaskStatus.SKIPPED)
+        self.inv.update_task(tid, status=TaskStatus.INTERRUPTED, finished_at=now,
+                             cancellable=0,
+                             error="interrupted: the process that ran it stopped")
+        self.inv.release_locks(tid)
+        self.emit_task(tid)
+        return True
 
     # ---- starting -------------------------------------------------------------
     def _holders(self, held: list[tuple[str, int]]) -> str:
@@ -216,9 +228,7 @@ class Journal:
         """Supersede the waiting tasks that hold our locks, if this kind may."""
         holders = {task_id for _, task_id in held}
         tasks = [self.inv.task(h) for h in holders]
-        if not spec.supersedes or not all(
-                t is not None and t.kind in spec.supersedes and t.cancellable
-                and t.status is TaskStatus.RUNNING for t in tasks):
+        if not all(t is not None and can_supersede(t, spec.supersedes) for t in tasks):
             return False
         now = self.clock()
         for t in tasks:
@@ -245,6 +255,9 @@ class Journal:
         ctx = TaskContext(self, tid, len(spec.steps))
         try:
             held = self.inv.take_locks(tid, spec.locks, now)
+            # A holder whose process died (a killed CLI) is closed, then we try again.
+            if held and any([self._recover_if_dead(h) for h in {h for _, h in held}]):
+                held = self.inv.take_locks(tid, spec.locks, now)
             if held and not self._take_over(spec, tid, held):
                 holders = self._holders(held)
                 msg = (f"refused: {spec.target_name} is busy with {holders}; wait for it "
@@ -254,7 +267,7 @@ class Journal:
                 self.inv.update_task(tid, status=TaskStatus.FAILED, finished_at=now, error=msg)
                 self.inv.release_locks(tid)
                 self.emit_task(tid)
-                raise Busy(f"{spec.title}: {msg}")
+                raise Busy(msg)
         except Busy:
             raise
         except Exception as exc:  # the journal itself failed: close the record, say why
@@ -296,10 +309,21 @@ class Journal:
             self.inv.update_task(tid, status=TaskStatus.FAILED, finished_at=self.clock(),
                                  cancellable=0, error=msg)
         else:
-            ctx._end_steps(TaskStatus.SUCCEEDED)
-            self.inv.add_log(tid, self.clock(), "info", f"{spec.title}: done")
-            self.inv.update_task(tid, status=TaskStatus.SUCCEEDED, progress=1.0,
-                                 cancellable=0, finished_at=self.clock())
+            stop = self.inv.cancel_request(tid)
+            if stop:
+                # Stopped by another process in the moment the wait ended (its Force off
+                # made the state come true): what this task waited for did not happen.
+                status = (TaskStatus.SUPERSEDED if stop.startswith(SUPERSEDED)
+                          else TaskStatus.CANCELLED)
+                ctx._end_steps(status)
+                self.inv.add_log(tid, self.clock(), "warning", f"Stopped: {stop}")
+                self.inv.update_task(tid, status=status, finished_at=self.clock(),
+                                     cancellable=0, error=stop)
+            else:
+                ctx._end_steps(TaskStatus.SUCCEEDED)
+                self.inv.add_log(tid, self.clock(), "info", f"{spec.title}: done")
+                self.inv.update_task(tid, status=TaskStatus.SUCCEEDED, progress=1.0,
+                                     cancellable=0, finished_at=self.clock())
         self.inv.release_locks(tid)
         self.emit_task(tid)
         return self.inv.task(tid)
@@ -344,6 +368,9 @@ class Journal:
             raise LookupError(f"No task {tid}.")
         if t.status.finished:
             raise ValueError(f"Task {tid} ({t.title}) has already {t.status.value}.")
+        if self._recover_if_dead(tid):
+            raise ValueError(f"Task {tid} ({t.title}) was no longer running: the process "
+                             f"that ran it had stopped. It is now marked interrupted.")
         if not t.cancellable:
             step = next((s.name for s in t.steps if s.status is TaskStatus.RUNNING), "")
             raise ValueError(f"Task {tid} ({t.title}) cannot be cancelled now"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
-from ..engine.engine import SUPERSEDES, VM_ACTIONS
+from ..engine.engine import VM_ACTIONS
 from ..engine.model import Host, Task, Vm
 from ..widgets import format as fmt
 
@@ -73,17 +73,19 @@ def vm_action_bindings() -> list[Binding]:
 
 
 def confirmation(vm: Vm, host: Host | None, action: str, now: float,
-                 pending: Task | None = None) -> str:
+                 pending: Task | None = None, takes_over: bool = False) -> str:
     """What the operator reads before a destructive action, in full; `pending` is
-    the unfinished task on the VM, which this action then ends or waits behind."""
+    the unfinished task on the VM, which this action ends (`takes_over`, as the
+    engine says) or is refused behind."""
     text = BY_ACTION[action].consequence.format(vm=vm.name, host=vm.host)
     if pending is not None:
-        if pending.kind in SUPERSEDES.get(action, ()) and pending.cancellable:
+        if takes_over:
             text += (f"\n\n{pending.title} (task {pending.id}) is still waiting for the "
                      f"guest: this ends it (superseded) and acts now.")
         else:
             text += (f"\n\n{pending.title} (task {pending.id}) is still running: this is "
-                     f"refused until it ends, or you cancel it in History.")
+                     f"refused until it ends"
+                     + ("; c in History cancels it." if pending.cancellable else "."))
     if vm.stale:
         status = host.status.value if host else "unknown"
         age = fmt.ago(vm.age(now))
