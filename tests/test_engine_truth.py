@@ -397,3 +397,16 @@ def test_a_task_stopped_as_its_wait_ended_is_not_recorded_as_succeeded(tmp_path)
         inv.update_task(ctx.id, cancel_requested="superseded by task 9 (Force off web-01)")
     t = asyncio.run(j.run(spec, body))
     assert t.status is TaskStatus.SUPERSEDED and "task 9" in t.error
+
+
+def test_a_re_read_writes_only_the_vms_that_changed(sim, world, monkeypatch):
+    """A reconciliation of thousands of unchanged VMs must not rewrite them all on the
+    loop where keepalives run."""
+    written = []
+    real = sim.inv.save_vms
+    monkeypatch.setattr(sim.inv, "save_vms", lambda vms: (written.extend(vms), real(vms)))
+    asyncio.run(sim.refresh("sim"))
+    assert written == []
+    world.change_vm("sim", "hv-1", U1, autostart=True)
+    asyncio.run(sim.refresh("sim"))
+    assert [v.uuid for v in written] == [U1]

@@ -95,7 +95,7 @@ class Engine:
                  clock: Callable[[], float] = time.time, readonly: bool = False,
                  offline: bool = False, reconnect_interval: float = 2.0,
                  stats_interval: float = 5.0, shutdown_timeout: float = 90.0,
-                 reboot_timeout: float | None = None, reconcile_interval: float = 60.0,
+                 reboot_timeout: float | None = None, reconcile_interval: float = 300.0,
                  actor: str = "console",
                  connect: Callable[[Host], Hypervisor] | None = None):
         """`connect` replaces SSH + libvirt with another way to reach a host's
@@ -548,7 +548,11 @@ class Engine:
         for uuid in [u for u in self._on_host.get(key, ()) if u not in fresh]:
             self._drop_vm(uuid)
         kept = [_with_usage(v, self._vms.get(v.uuid)) for v in vms if not self._shadowed(v)]
-        self._persist(self.inv.save_vms, kept)
+        # Write only what changed: a reconciliation of 10,000 unchanged VMs must not
+        # rewrite them all on this loop (2.7 s measured), where keepalives run.
+        changed = [v for v in kept if _definition(v) != _definition(self._vms.get(v.uuid))]
+        if changed:
+            self._persist(self.inv.save_vms, changed)
         for v in kept:
             self._put_vm(v, save=False)
 
@@ -1078,4 +1082,10 @@ def _with_usage(vm: Vm, old: Vm | None) -> Vm:
     if old is None or not vm.state.active or (vm.host, vm.cluster) != (old.host, old.cluster):
         return replace(vm, cpu_pct=None, mem_used_mib=None) if not vm.state.active else vm
     return replace(vm, cpu_pct=old.cpu_pct, mem_used_mib=old.mem_used_mib)
+
+
+def _definition(vm: Vm | None):
+    """What the inventory keeps of a VM, less the figures that move on their own."""
+    return None if vm is None else replace(vm, seen_at=None, config_at=None, cpu_pct=None,
+                                           mem_used_mib=None, stale=False)
 

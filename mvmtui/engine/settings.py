@@ -3,7 +3,7 @@ $XDG_CONFIG_HOME/mvmtui/settings.toml (~/.config/mvmtui/settings.toml).
 
     [intervals]          # seconds
     stats = 5            # bulk pass: every VM's state, vCPUs, memory and use
-    reconcile = 60       # full re-read of every host (what no event reports)
+    reconcile = 300      # full re-read of every host (what no event reports)
     reconnect = 2        # first retry of a host that stopped answering
     [timeouts]           # seconds
     shutdown = 90        # a guest's ACPI shutdown
@@ -28,7 +28,7 @@ class SettingsError(EngineError):
 @dataclass(frozen=True)
 class Settings:
     stats: float = 5.0
-    reconcile: float = 60.0
+    reconcile: float = 300.0
     reconnect: float = 2.0
     shutdown: float = 90.0
     reboot: float = 90.0
