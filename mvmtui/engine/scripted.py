@@ -151,7 +151,10 @@ class ScriptedHypervisor:
 
     def state(self, uuid: str) -> VmState:
         self._alive()
-        return self.h.vms[uuid].state
+        vm = self.h.vms.get(uuid)
+        if vm is None:   # as libvirt says it
+            raise HypervisorError(f"Domain not found: no domain with matching uuid '{uuid}'")
+        return vm.state
 
     def stats(self) -> dict[str, VmSample]:
         self._alive()
