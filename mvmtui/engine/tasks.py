@@ -310,16 +310,17 @@ class Journal:
                                  cancellable=0, error=msg)
         else:
             stop = self.inv.cancel_request(tid)
-            if stop:
-                # Stopped by another process in the moment the wait ended (its Force off
-                # made the state come true): what this task waited for did not happen.
-                status = (TaskStatus.SUPERSEDED if stop.startswith(SUPERSEDED)
-                          else TaskStatus.CANCELLED)
-                ctx._end_steps(status)
+            if stop.startswith(SUPERSEDED):
+                # Taken over by another process in the moment the wait ended: its Force
+                # off made the state come true, not this task.
+                ctx._end_steps(TaskStatus.SUPERSEDED)
                 self.inv.add_log(tid, self.clock(), "warning", f"Stopped: {stop}")
-                self.inv.update_task(tid, status=status, finished_at=self.clock(),
-                                     cancellable=0, error=stop)
+                self.inv.update_task(tid, status=TaskStatus.SUPERSEDED,
+                                     finished_at=self.clock(), cancellable=0, error=stop)
             else:
+                if stop:   # a cancel that came as it ended: what it waited for happened
+                    self.inv.add_log(tid, self.clock(), "info",
+                                     f"{stop}, but it had already happened")
                 ctx._end_steps(TaskStatus.SUCCEEDED)
                 self.inv.add_log(tid, self.clock(), "info", f"{spec.title}: done")
                 self.inv.update_task(tid, status=TaskStatus.SUCCEEDED, progress=1.0,
