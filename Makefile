@@ -19,6 +19,7 @@ bench: setup
 	$(VENV)/python bench/bench_table.py
 	$(VENV)/python bench/bench_vms_view.py
 	$(VENV)/python bench/bench_refresh.py
+	$(VENV)/python bench/bench_planner.py
 
 lab-down:
 	$(VENV)/mvmtui lab down
