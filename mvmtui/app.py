@@ -23,7 +23,7 @@ from .engine.engine import VM_ACTIONS, Engine
 from .engine.errors import EngineError, InventoryError, Offline, ReadOnly
 from .engine.model import (Event, HostChanged, HostKeyQuestion, Task, TaskChanged,
                            TaskStatus, Vm, VmChanged, VmRemoved)
-from .engine.tasks import Busy
+from .engine.errors import Busy
 from .screens.base import Changes, ConsoleScreen, EngineChanges, plural
 from .screens.rows import Palette
 from .widgets.fast_table import FastTable
