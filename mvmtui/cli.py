@@ -360,6 +360,30 @@ def cmd_vm_action(args) -> int:
         return FAILED if host.status is HostStatus.UP else UNREACHABLE
 
 
+def cmd_vm_placement(args) -> int:
+    """Show a VM's placement, or change it (a task that writes it into the VM's own
+    definition on its host)."""
+    with _engine(args, online=True) as eng:
+        vm = eng.find_vm(args.name, args.cluster)
+        if args.strategy is None and args.home is None:
+            if args.json:
+                _dump([{"name": vm.name, "uuid": vm.uuid, "host": vm.host,
+                        "strategy": vm.strategy.value, "home": vm.home}])
+            else:
+                print(f"{vm.name}: {vm.strategy.value}"
+                      + (f", home {vm.home}" if vm.home else "") + f" (on {vm.host})")
+            return OK
+        task = asyncio.run(eng.set_placement(vm.uuid, args.strategy, args.home))
+        if args.json:
+            _dump([task])
+        else:
+            print(f"task {task.id}: {task.title}: {task.status.value}"
+                  + (f": {task.error}" if task.error else ""))
+        if task.status is TaskStatus.SUCCEEDED:
+            return OK
+        return FAILED if eng.host(vm.cluster, vm.host).status is HostStatus.UP else UNREACHABLE
+
+
 # ---- tasks ---------------------------------------------------------------------------
 def _tasks_in_full(eng: Engine, cluster: str | None, limit: int):
     """Tasks with their steps and logs (the journal lists them without)."""
@@ -504,6 +528,16 @@ def parser() -> argparse.ArgumentParser:
         x.add_argument("--cluster")
         common(x)
         x.set_defaults(func=cmd_vm_action, action=action)
+
+    x = vm.add_parser("placement", help="show or set a VM's placement strategy and home host")
+    x.add_argument("name", help="VM name or UUID")
+    x.add_argument("--cluster")
+    x.add_argument("--strategy", choices=["auto", "failover", "pinned"],
+                   help="auto: moved by load; failover: only when its host is lost; "
+                        "pinned: never moved")
+    x.add_argument("--home", metavar="HOST", help="the host it belongs on")
+    common(x)
+    x.set_defaults(func=cmd_vm_placement)
 
     tk = sub.add_parser("task", help="the task journal").add_subparsers(dest="verb", required=True)
     x = tk.add_parser("list", help="recent tasks")

@@ -410,3 +410,33 @@ def test_a_re_read_writes_only_the_vms_that_changed(sim, world, monkeypatch):
     world.change_vm("sim", "hv-1", U1, autostart=True)
     asyncio.run(sim.refresh("sim"))
     assert [v.uuid for v in written] == [U1]
+
+
+# ---- placement strategy (issue 7 §1: kept in the domain and the inventory) --------------
+def test_placement_is_written_to_the_vm_and_read_back(tmp_path, world):
+    from mvmtui.engine.model import Strategy
+    path = _inventory(tmp_path / "inv.db")
+    eng = _engine(path, world)
+    try:
+        t = asyncio.run(eng.set_placement(U1, "pinned"))
+        assert t.status is TaskStatus.SUCCEEDED, t.error
+        assert (eng.vm(U1).strategy, eng.vm(U1).home) == (Strategy.PINNED, "hv-1")
+        assert world.hosts[("sim", "hv-1")].vms[U1].strategy is Strategy.PINNED
+        with pytest.raises(EngineError, match="Unknown strategy 'sticky'"):
+            asyncio.run(eng.set_placement(U1, "sticky"))
+        with pytest.raises(Exception, match="No host 'hv-9'"):
+            asyncio.run(eng.set_placement(U1, home="hv-9"))
+    finally:
+        eng.stop()
+    # Another console with its own, empty inventory reads it from the host itself.
+    other = _engine(_inventory(tmp_path / "other.db"), world)
+    try:
+        assert other.vm(U1).strategy is Strategy.PINNED
+    finally:
+        other.stop()
+    offline = Engine(path, offline=True)
+    offline.start()
+    try:
+        assert offline.vm(U1).strategy is Strategy.PINNED    # and the inventory kept it
+    finally:
+        offline.stop()

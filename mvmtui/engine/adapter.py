@@ -8,10 +8,35 @@ engine's I/O loop (DESIGN rule 3). Failures raise errors.HypervisorError.
 """
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from .model import Datastore, Network, Vm, VmState
+from .model import Datastore, Network, Strategy, Vm, VmState
+
+# A VM's placement lives in its own libvirt definition, so every console (and a lost
+# inventory) sees the same value:
+#   <metadata><mvmtui:placement xmlns:mvmtui="urn:mvmtui:placement:1"
+#                               strategy="pinned" home="kvm-01"/></metadata>
+PLACEMENT_NS = "urn:mvmtui:placement:1"
+PLACEMENT_KEY = "mvmtui"
+
+
+def placement_xml(strategy: Strategy, home: str) -> str:
+    el = ET.Element("placement", {"strategy": strategy.value, "home": home})
+    return ET.tostring(el, encoding="unicode")
+
+
+def parse_placement(domain: ET.Element) -> tuple[Strategy, str]:
+    """A domain's placement from its XML; Auto with no home when it has none."""
+    el = domain.find(f"metadata/{{{PLACEMENT_NS}}}placement")
+    if el is None:
+        return Strategy.AUTO, ""
+    try:
+        strategy = Strategy(el.get("strategy", "auto"))
+    except ValueError:
+        strategy = Strategy.AUTO     # written by something newer: the safe default
+    return strategy, el.get("home", "")
 
 # Domain events the engine follows (`kind` in on_domain_event). "lifecycle" carries
 # libvirt's lifecycle event number as detail; the rest are changes to what a VM is.
@@ -58,6 +83,8 @@ class Hypervisor(Protocol):
     def datastores(self) -> list[Datastore]: ...
 
     def act(self, uuid: str, action: str) -> None: ...
+
+    def set_placement(self, uuid: str, strategy: Strategy, home: str) -> None: ...
 
 
 class HostUnreachable(Exception):

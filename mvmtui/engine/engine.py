@@ -32,7 +32,7 @@ from .errors import (Ambiguous, EngineError, HostDown, HypervisorError, Inventor
                      NotFound, Offline, ReadOnly)
 from .inventory import Inventory
 from .model import (Capacity, Cluster, ClusterSummary, Datastore, Event, Host, HostChanged,
-                    HostKeyQuestion, HostStatus, Network, Task, TaskStatus, Vm,
+                    HostKeyQuestion, HostStatus, Network, Strategy, Task, TaskStatus, Vm,
                     VmChanged, VmRemoved, VmState)
 from .tasks import (Journal, JournalFollower, TaskContext, TaskFailed, TaskSpec,
                     can_supersede)
@@ -955,16 +955,8 @@ class Engine:
                         params={"action": action}, supersedes=SUPERSEDES.get(action, ()))
 
         async def body(ctx: TaskContext) -> None:
-            key = (vm.cluster, vm.host)
             ctx.step(0)
-            link = self._links.get(key)
-            host = self._hosts.get(key)
-            if link is None or link.hv is None or host is None or host.status is not HostStatus.UP:
-                status = host.status.value if host else "unknown"
-                raise HostDown(f"Host {vm.host} is {status}"
-                               + (f" ({host.problem})" if host and host.problem else "")
-                               + "; nothing was changed.")
-            hv = link.hv
+            link, hv = self._live_link(vm)
             ctx.log(f"{vm.name} is on {vm.host}")
             ctx.step(1)
             boots = self._boots.get(vm.uuid, 0)
@@ -985,6 +977,65 @@ class Engine:
             await self._refresh_vm(link, hv, vm.uuid)
 
         return await self._on_io(self.journal.submit(spec, body))
+
+    async def set_placement(self, uuid: str, strategy: Strategy | str | None = None,
+                            home: str | None = None) -> Task:
+        """Change a VM's placement strategy and/or home host, as a task that writes it
+        into the domain's own definition and confirms it by reading it back. A Pinned
+        VM without a home is pinned where it is."""
+        vm = self.vm(uuid)
+        try:
+            new_strategy = vm.strategy if strategy is None else Strategy(strategy)
+        except ValueError:
+            raise EngineError(f"Unknown strategy {strategy!r}; one of "
+                              f"{', '.join(s.value for s in Strategy)}.") from None
+        new_home = vm.home if home is None else home
+        if new_home:
+            self.host(vm.cluster, new_home)       # NotFound names the cluster's hosts
+        if new_strategy is Strategy.PINNED and not new_home:
+            new_home = vm.host
+        self._refuse_changes("changing a VM's placement")
+        what = new_strategy.value + (f", home {new_home}" if new_home else "")
+        spec = TaskSpec(kind="vm.placement", title=f"Placement of {vm.name}: {what}",
+                        cluster=vm.cluster, target_kind="vm", target=vm.uuid,
+                        target_name=vm.name, host=vm.host,
+                        steps=("Check host", "Write the placement", "Confirm"),
+                        locks=(f"vm:{vm.uuid}",),
+                        params={"strategy": new_strategy.value, "home": new_home})
+
+        async def body(ctx: TaskContext) -> None:
+            ctx.step(0)
+            link, hv = self._live_link(vm)
+            ctx.log(f"{vm.name} is on {vm.host}; was {vm.strategy.value}"
+                    + (f", home {vm.home}" if vm.home else ""))
+            ctx.step(1)
+            try:
+                await self._lv(link, hv.set_placement, vm.uuid, new_strategy, new_home)
+            except HypervisorError as exc:
+                raise TaskFailed(f"libvirt refused: {exc}") from exc
+            ctx.step(2)
+            await self._refresh_vm(link, hv, vm.uuid)
+            now = self._vms.get(vm.uuid)
+            if now is None or (now.strategy, now.home) != (new_strategy, new_home):
+                raise TaskFailed(f"{vm.host} does not show the new placement of {vm.name}")
+            ctx.log(f"{vm.host} shows {what}")
+
+        async def run() -> Task:
+            task = await self.journal.submit(spec, body)
+            return await self.journal.wait(task.id)
+        return await self._on_io(run())
+
+    def _live_link(self, vm: Vm) -> tuple[_Link, Hypervisor]:
+        """The VM's host link if the host is up; HostDown (nothing changed) if not."""
+        key = (vm.cluster, vm.host)
+        link = self._links.get(key)
+        host = self._hosts.get(key)
+        if link is None or link.hv is None or host is None or host.status is not HostStatus.UP:
+            status = host.status.value if host else "unknown"
+            raise HostDown(f"Host {vm.host} is {status}"
+                           + (f" ({host.problem})" if host and host.problem else "")
+                           + "; nothing was changed.")
+        return link, link.hv
 
     async def wait_task(self, task_id: int) -> Task:
         """The task once finished (ours, or another process's: then polled)."""

@@ -14,9 +14,10 @@ from typing import Callable
 
 import libvirt
 
-from .adapter import LIFECYCLE, REBOOT, VmSample
+from .adapter import (LIFECYCLE, PLACEMENT_KEY, PLACEMENT_NS, REBOOT, VmSample,
+                      parse_placement, placement_xml)
 from .errors import HypervisorError
-from .model import Datastore, Disk, Network, Nic, Vm, VmState
+from .model import Datastore, Disk, Network, Nic, Strategy, Vm, VmState
 
 # Events that change what the console shows of a VM besides its lifecycle: each makes
 # the engine re-read that VM. What no event reports (autostart, a --config change
@@ -260,11 +261,13 @@ class LibvirtHypervisor:
             autostart = bool(dom.autostart())
         except libvirt.libvirtError:
             autostart = False
+        strategy, home = parse_placement(root)
         return Vm(cluster=self.cluster, host=self.host, uuid=dom.UUIDString(),
                   name=dom.name(), state=_STATES.get(state, VmState.UNKNOWN),
                   vcpus=vcpus, memory_mib=mem_kib // 1024, max_memory_mib=max_kib // 1024,
                   autostart=autostart, persistent=bool(dom.isPersistent()),
-                  disks=tuple(disks), nics=tuple(nics), seen_at=now, config_at=now)
+                  disks=tuple(disks), nics=tuple(nics), seen_at=now, config_at=now,
+                  strategy=strategy, home=home)
 
     def vms(self) -> list[Vm]:
         now = self.clock()
@@ -370,3 +373,13 @@ class LibvirtHypervisor:
             dom.resume()
         else:
             raise ValueError(f"unknown VM action {action!r}")
+
+    def set_placement(self, uuid: str, strategy: Strategy, home: str) -> None:
+        """Write the placement into the domain's metadata (its persistent definition,
+        and the live one while it runs)."""
+        dom = self._c().lookupByUUIDString(uuid)
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if dom.isActive():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, placement_xml(strategy, home),
+                        PLACEMENT_KEY, PLACEMENT_NS, flags)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 from .model import (Cluster, Datastore, Disk, Host, HostStatus, Network, Nic,
-                    Task, TaskLog, TaskStatus, TaskStep, Vm, VmState)
+                    Strategy, Task, TaskLog, TaskStatus, TaskStep, Vm, VmState)
 
 
 def _host_row(h: Host) -> dict:
@@ -105,8 +105,14 @@ def _v4(db: "sqlite_utils.Database") -> None:
     db["vms"].add_column("config_at", float)
 
 
+def _v5(db: "sqlite_utils.Database") -> None:
+    # A VM's placement strategy and home host (the domain's metadata holds them too).
+    db["vms"].add_column("strategy", str)
+    db["vms"].add_column("home", str)
+
+
 # Index i migrates schema version i to i+1. Append, never edit.
-MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -319,6 +325,7 @@ class Inventory:
                 row = {k: getattr(vm, k) for k in Vm.__dataclass_fields__
                        if k not in ("disks", "nics", "stale")}
                 row["state"] = vm.state.value
+                row["strategy"] = vm.strategy.value
                 row["autostart"] = int(vm.autostart)
                 row["persistent"] = int(vm.persistent)
                 self.db["vms"].insert(row)
@@ -355,6 +362,8 @@ class Inventory:
         out = []
         for r in rows:
             r["state"] = VmState(r["state"])
+            r["strategy"] = Strategy(r["strategy"] or "auto")
+            r["home"] = r["home"] or ""
             r["autostart"] = bool(r["autostart"])
             r["persistent"] = bool(r["persistent"])
             out.append(Vm(disks=tuple(disks.get(r["uuid"], ())),

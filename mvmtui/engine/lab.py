@@ -26,12 +26,15 @@ from .inventory import Inventory
 from .model import Cluster, Host
 
 SEED = [  # (name, vcpus, running, autostart) per host slot; names an operator knows
+    # kvm-01 holds one VM of each placement strategy (STRATEGIES): the failover example
     [("web-01", 1, True, True), ("web-02", 1, True, False), ("db-01", 2, False, False)],
     [("db-02", 2, True, True), ("cache-01", 1, True, False), ("backup-01", 1, False, False)],
     [("ci-runner-01", 2, True, False), ("monitor-01", 1, True, True),
      ("staging-01", 1, False, False)],
 ]
 GUEST_MIB = 96
+# Placement of the seed's VMs (the rest are Auto): kept in each domain's <metadata>.
+STRATEGIES = {"web-02": "failover", "db-01": "pinned"}
 
 
 def accel() -> str:
@@ -294,6 +297,7 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
   <name>{name}</name><uuid>{vm_uuid}</uuid>
   <memory unit='MiB'>{GUEST_MIB}</memory><vcpu>{vcpus}</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type>{boot}</os>
+  {_placement(name, h.name)}
   <features><acpi/></features>
   <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
   <devices>
@@ -397,3 +401,13 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
             raise LabError(f"lab host {h.name} is not running; `mvmtui lab revive "
                            f"{h.name}` powers it on")
         return h
+
+
+def _placement(vm: str, host: str) -> str:
+    """The seed VM's placement metadata (adapter.PLACEMENT_NS), Auto by default."""
+    from .adapter import PLACEMENT_NS
+    strategy = STRATEGIES.get(vm, "auto")
+    home = host if strategy == "pinned" else ""
+    return (f"<metadata><mvmtui:placement xmlns:mvmtui='{PLACEMENT_NS}' "
+            f"strategy='{strategy}' home='{home}'/></metadata>")
+

@@ -41,6 +41,14 @@ class VmState(str, Enum):
                         VmState.SHUTTING_DOWN, VmState.SUSPENDED)
 
 
+class Strategy(str, Enum):
+    """Where a VM may run (as MVM's placement strategies)."""
+
+    AUTO = "auto"            # managed by load: moved for balance, maintenance, failover
+    FAILOVER = "failover"    # moved only when its host is lost (or for maintenance)
+    PINNED = "pinned"        # never moved from its home host
+
+
 class TaskStatus(str, Enum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -134,6 +142,8 @@ class Vm:
     seen_at: float | None = None     # when its state was last confirmed by its host
     stale: bool = False             # host is not live: this is last known state
     config_at: float | None = None   # when its whole definition was last read
+    strategy: Strategy = Strategy.AUTO   # kept in the domain's own <metadata> too
+    home: str = ""                   # the host it belongs on ("" = none)
 
     @property
     def key(self) -> str:

@@ -19,14 +19,11 @@ its new host as if it ran there, so that starting it later does not overcommit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Iterable
 
+from .model import Strategy
 
-class Strategy(str, Enum):
-    AUTO = "auto"            # managed by load (DRS), moved for maintenance and failover
-    FAILOVER = "failover"    # moved when its host is lost (and for maintenance)
-    PINNED = "pinned"        # never moved from its host
+__all__ = ["Strategy", "HostSpec", "VmSpec", "Rules", "Move", "Blocked", "Plan", "Cluster"]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Callable
 
 from .adapter import LIFECYCLE, LIFECYCLE_STARTED, REBOOT, HostUnreachable, VmSample
 from .errors import HypervisorError
-from .model import Datastore, Host, Network, Vm, VmState
+from .model import Datastore, Host, Network, Strategy, Vm, VmState
 
 _LIFECYCLE = {VmState.RUNNING: LIFECYCLE_STARTED, VmState.SHUTOFF: 5, VmState.PAUSED: 3}
 _AFTER = {"start": VmState.RUNNING, "destroy": VmState.SHUTOFF, "suspend": VmState.PAUSED,
@@ -191,3 +191,13 @@ class ScriptedHypervisor:
             new = _AFTER[action]
             self.h.vms[uuid] = replace(vm, state=new)
         self.world._fire(self.h, uuid, LIFECYCLE, _LIFECYCLE.get(new, 0))
+
+    def set_placement(self, uuid: str, strategy: Strategy, home: str) -> None:
+        self._alive()
+        with self.world.lock:
+            if uuid not in self.h.vms:
+                raise HypervisorError(f"Domain not found: no domain with matching uuid "
+                                      f"'{uuid}'")
+            self.h.vms[uuid] = replace(self.h.vms[uuid], strategy=strategy, home=home)
+        self.world._fire(self.h, uuid, "metadata_change", 0)
+

@@ -381,3 +381,11 @@ def host_state_text(h: Host, now: float, pal: Palette) -> Text:
     text.append(f"  ·  {fmt.ago(age)}" if h.status.live else f"  ·  {fmt.stale(age)}",
                 style="" if h.status.live else pal.warn)
     return text
+
+
+def placement_text(vm: Vm) -> str:
+    """"pinned to kvm-01", "failover · home kvm-02", "auto"."""
+    if vm.strategy.value == "pinned":
+        return f"pinned to {vm.home or vm.host}"
+    return vm.strategy.value + (f" · home {vm.home}" if vm.home else "")
+

@@ -15,7 +15,7 @@ from ..widgets import format as fmt
 from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen, plural
 from .rows import (DISK_COLUMNS, NIC_COLUMNS, TASK_COLUMNS, disk_cells, facts_table,
-                   host_state_text, nic_cells, vm_state_with_task)
+                   host_state_text, nic_cells, placement_text, vm_state_with_task)
 from .vm_actions import vm_action_bindings
 
 
@@ -88,6 +88,7 @@ class VmScreen(ConsoleScreen):
             ("Memory", memory),
             ("Autostart", fmt.yes_no(vm.autostart)),
             ("Persistent", fmt.yes_no(vm.persistent)),
+            ("Placement", placement_text(vm)),
         ], pal))
         if self.gone_at is not None:
             state = Text.assemble(

@@ -142,3 +142,32 @@ def test_ssh_config_proxyjump_user_and_identity_are_honoured(lab_cluster, tmp_pa
         assert {v.name for v in eng.vms("far")} == listed
     finally:
         eng.stop()
+
+
+def test_placement_lives_in_the_domain_and_the_cli_sets_it(lab_cluster, capsys):
+    """The seed has one VM of each strategy on kvm-01; `vm placement` writes a new one
+    into the domain's metadata, where virsh (and any other console) reads it."""
+    import json
+
+    from mvmtui.cli import main
+    from mvmtui.engine.adapter import PLACEMENT_NS
+    lab, inv = lab_cluster.lab, str(lab_cluster.inventory)
+    got = {}
+    for name in ("web-01", "web-02", "db-01"):
+        assert main(["--inventory", inv, "vm", "placement", name, "--json"]) == 0
+        got[name] = json.loads(capsys.readouterr().out)[0]
+    assert {n: (g["strategy"], g["home"]) for n, g in got.items()} == {
+        "web-01": ("auto", ""), "web-02": ("failover", ""), "db-01": ("pinned", "kvm-01")}
+    try:
+        assert main(["--inventory", inv, "vm", "placement", "web-01", "--strategy",
+                     "pinned"]) == 0
+        assert "succeeded" in capsys.readouterr().out
+        meta = lab.virsh("kvm-01", "metadata", "web-01", PLACEMENT_NS, "--config").stdout
+        assert 'strategy="pinned"' in meta and 'home="kvm-01"' in meta
+        assert main(["--inventory", inv, "vm", "placement", "web-01", "--home",
+                     "kvm-09"]) == 3
+        assert "No host 'kvm-09'" in capsys.readouterr().err
+    finally:
+        main(["--inventory", inv, "vm", "placement", "web-01", "--strategy", "auto",
+              "--home", ""])
+        capsys.readouterr()
