@@ -348,16 +348,19 @@ def cmd_vm_list(args) -> int:
 def cmd_vm_action(args) -> int:
     with _engine(args, online=True) as eng:
         vm = eng.find_vm(args.name, args.cluster)
-        task = asyncio.run(eng.vm_action(vm.uuid, args.action))
-        if args.json:
-            _dump([task])
-        else:
-            print(f"task {task.id}: {task.title}: {task.status.value}"
-                  + (f": {task.error}" if task.error else ""))
-        if task.status is TaskStatus.SUCCEEDED:
-            return OK
-        host = eng.host(vm.cluster, vm.host)
-        return FAILED if host.status is HostStatus.UP else UNREACHABLE
+        return _task_outcome(args, eng, vm, asyncio.run(eng.vm_action(vm.uuid, args.action)))
+
+
+def _task_outcome(args, eng: Engine, vm, task) -> int:
+    """Print a finished task on a VM; its exit code (4 when the host was not up)."""
+    if args.json:
+        _dump([task])
+    else:
+        print(f"task {task.id}: {task.title}: {task.status.value}"
+              + (f": {task.error}" if task.error else ""))
+    if task.status is TaskStatus.SUCCEEDED:
+        return OK
+    return FAILED if eng.host(vm.cluster, vm.host).status is HostStatus.UP else UNREACHABLE
 
 
 def cmd_vm_placement(args) -> int:
@@ -373,15 +376,8 @@ def cmd_vm_placement(args) -> int:
                 print(f"{vm.name}: {vm.strategy.value}"
                       + (f", home {vm.home}" if vm.home else "") + f" (on {vm.host})")
             return OK
-        task = asyncio.run(eng.set_placement(vm.uuid, args.strategy, args.home))
-        if args.json:
-            _dump([task])
-        else:
-            print(f"task {task.id}: {task.title}: {task.status.value}"
-                  + (f": {task.error}" if task.error else ""))
-        if task.status is TaskStatus.SUCCEEDED:
-            return OK
-        return FAILED if eng.host(vm.cluster, vm.host).status is HostStatus.UP else UNREACHABLE
+        return _task_outcome(args, eng, vm,
+                             asyncio.run(eng.set_placement(vm.uuid, args.strategy, args.home)))
 
 
 # ---- tasks ---------------------------------------------------------------------------

@@ -603,15 +603,10 @@ class Engine:
                 await self._pause(link, 60.0 if slow else delay)
                 delay = min(delay * 1.5, 10.0)
                 continue
-            except _LibvirtDown as exc:
+            except (_LibvirtDown, HostUnreachable) as exc:
                 await self._close(link)
-                self._set_host(key, status=HostStatus.LIBVIRT_DOWN, problem=str(exc))
-                await self._pause(link, delay)
-                delay = min(delay * 1.5, 10.0)
-                continue
-            except HostUnreachable as exc:
-                await self._close(link)
-                self._set_host(key, status=HostStatus.UNREACHABLE, problem=str(exc))
+                self._set_host(key, problem=str(exc), status=HostStatus.LIBVIRT_DOWN
+                               if isinstance(exc, _LibvirtDown) else HostStatus.UNREACHABLE)
                 await self._pause(link, delay)
                 delay = min(delay * 1.5, 10.0)
                 continue
