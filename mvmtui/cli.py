@@ -278,6 +278,21 @@ def cmd_cluster_add(args) -> int:
     return OK
 
 
+def cmd_cluster_show(args) -> int:
+    """A cluster's policy (and, with set, a change to it)."""
+    from .engine import policy
+    with _new_engine(args, offline=True) as eng:
+        if getattr(args, "settings", None):
+            current = eng.set_policy(args.name, args.settings)
+        else:
+            current = eng.policy(args.name)
+    if args.json:
+        _dump_one({"cluster": args.name, **policy.to_stored(current)})
+    else:
+        _table(["setting", "value"], [list(kv) for kv in policy.describe(current)])
+    return OK
+
+
 def cmd_cluster_remove(args) -> int:
     with _new_engine(args, offline=True) as eng:
         eng.cluster(args.name)
@@ -500,6 +515,15 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--replace", action="store_true", help="redefine an existing cluster")
     common(x, online=False)
     x.set_defaults(func=cmd_cluster_add)
+    x = cl.add_parser("show", help="a cluster's policy: overcommit, reserve, migrations")
+    x.add_argument("name")
+    common(x, online=False)
+    x.set_defaults(func=cmd_cluster_show)
+    x = cl.add_parser("set", help="change a cluster's policy: KEY=VALUE … (see cluster show)")
+    x.add_argument("name")
+    x.add_argument("settings", nargs="+", metavar="KEY=VALUE")
+    common(x, online=False)
+    x.set_defaults(func=cmd_cluster_show)
     x = cl.add_parser("remove", help="forget a cluster (its hosts are not touched)")
     x.add_argument("name")
     common(x, online=False)
@@ -598,8 +622,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _code(exc: Exception) -> int:
-    from .engine.settings import SettingsError
-    for kind, code in (((UsageError, SettingsError), USAGE), ((NotFound, Ambiguous), NOT_FOUND),
+    from .engine.errors import BadSetting
+    for kind, code in (((UsageError, BadSetting), USAGE), ((NotFound, Ambiguous), NOT_FOUND),
                        ((ReadOnly, Offline), READONLY), (Busy, BUSY), (HostDown, UNREACHABLE),
                        (InventoryError, INVENTORY), (LabError, LAB)):
         if isinstance(exc, kind):

@@ -392,3 +392,18 @@ def test_cluster_list_offline(capsys, inv):
     assert (c["name"], c["hosts_total"], c["vms_total"]) == ("lab", 2, 1)
     code, out, _ = run(capsys, "--inventory", inv, "cluster", "list", "--offline")
     assert code == 0 and out.splitlines()[1].split()[:3] == ["lab", "kvm", "0/2"]
+
+
+def test_cluster_set_and_show_the_policy(capsys, inv):
+    code, out, _ = run(capsys, "--inventory", inv, "cluster", "set", "lab",
+                       "vcpu-ratio=2.5", "migration-concurrency=3")
+    assert code == 0 and "vcpu-ratio             2.5" in out
+    code, out, _ = run(capsys, "--inventory", inv, "cluster", "show", "lab", "--json")
+    shown = json.loads(out)
+    assert (shown["vcpu_ratio"], shown["migration_concurrency"]) == (2.5, 3)
+    code, out, err = run(capsys, "--inventory", inv, "cluster", "set", "lab",
+                         "migration-concurrency=99", "--json")
+    assert code == 2 and json.loads(out)["error"]["kind"] == "usage"
+    assert "1–16" in err
+    code, _, err = run(capsys, "--inventory", inv, "cluster", "set", "nope", "vcpu-ratio=2")
+    assert code == 3 and "No cluster named 'nope'" in err

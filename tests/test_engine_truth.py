@@ -440,3 +440,30 @@ def test_placement_is_written_to_the_vm_and_read_back(tmp_path, world):
         assert offline.vm(U1).strategy is Strategy.PINNED    # and the inventory kept it
     finally:
         offline.stop()
+
+
+# ---- cluster policy and the planner's view (issue 7 §0/§1) ----------------------------
+def test_cluster_policy_is_kept_checked_and_feeds_the_planner(sim, world):
+    from mvmtui.engine.errors import BadSetting
+    from mvmtui.engine.model import ClusterPolicy
+    assert sim.policy("sim") == ClusterPolicy()
+    p = sim.set_policy("sim", ["vcpu-ratio=1", "host-reserve=7000",
+                               "shared-datastores=ceph, nfs"])
+    assert (p.vcpu_ratio, p.host_reserve_mib, p.shared_datastores) == (1.0, 7000,
+                                                                       ("ceph", "nfs"))
+    for bad in (["vcpu-ratio=0"], ["cpu=2"], ["host-reserve=lots"]):
+        with pytest.raises(BadSetting):
+            sim.set_policy("sim", bad)
+    assert sim.policy("sim") == p                     # a refused change changed nothing
+    # hv-2 has 16 GiB and 8 CPUs: with 7000 MiB reserved and no vCPU overcommit, the
+    # 2-vCPU db-01 fits, but not once hv-2 runs 7 vCPUs.
+    plan = sim.planner("sim").place(U2)
+    assert [m.target for m in plan.moves] == ["hv-2"]
+    world.change_vm("sim", "hv-2", U3, event="tunable", vcpus=7)
+    _wait(lambda: sim.vm(U3).vcpus == 7, 2)
+    (blocked,) = sim.planner("sim").place(U2).blocked
+    assert dict(blocked.per_host)["hv-2"] == "needs 2 vCPUs, 1 free at 1× overcommit"
+    world.power_cut("sim", "hv-2")
+    _wait(lambda: sim.host("sim", "hv-2").status is HostStatus.UNREACHABLE, 5)
+    (blocked,) = sim.planner("sim").place(U2).blocked
+    assert dict(blocked.per_host)["hv-2"] == "unreachable"

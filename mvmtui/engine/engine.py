@@ -31,7 +31,7 @@ from .adapter import LIFECYCLE, LIFECYCLE_STARTED, REBOOT, Hypervisor, HostUnrea
 from .errors import (Ambiguous, EngineError, HostDown, HypervisorError, InventoryError,
                      NotFound, Offline, ReadOnly)
 from .inventory import Inventory
-from .model import (Capacity, Cluster, ClusterSummary, Datastore, Event, Host, HostChanged,
+from .model import (Capacity, Cluster, ClusterPolicy, ClusterSummary, Datastore, Event, Host, HostChanged,
                     HostKeyQuestion, HostStatus, Network, Strategy, Task, TaskStatus, Vm,
                     VmChanged, VmRemoved, VmState)
 from .tasks import (Journal, JournalFollower, TaskContext, TaskFailed, TaskSpec,
@@ -330,6 +330,41 @@ class Engine:
             vms_total=len(vms), capacity=capacity.of(hosts, vms),
             problems=tuple(problems),
             hosts_connecting=sum(h.status is HostStatus.CONNECTING for h in hosts))
+
+    def policy(self, cluster: str) -> ClusterPolicy:
+        """The cluster's policy (overcommit, reserve, migration limits, shared storage)."""
+        from . import policy
+        self.cluster(cluster)
+        return policy.from_stored(self.inv.cluster_policy(cluster))
+
+    def set_policy(self, cluster: str, assignments: list[str]) -> ClusterPolicy:
+        """Change settings given as KEY=VALUE; EngineError says what is wrong and
+        nothing is changed."""
+        from . import policy
+        if self.readonly:
+            raise ReadOnly("changing a cluster's policy")
+        new = policy.apply(self.policy(cluster), assignments)
+        self.inv.save_cluster_policy(cluster, policy.to_stored(new))
+        return new
+
+    def planner(self, cluster: str):
+        """The placement planner's view of a cluster as it is now: hosts that are up
+        and fresh are candidates; the cluster's policy gives the overcommit and the
+        host reserve. (Affinity rules and maintenance come with issue 7.)"""
+        from . import placement
+        pol = self.policy(cluster)
+        hosts = [placement.HostSpec(
+            name=h.name, cpus=h.cpus, memory_mib=h.memory_mib,
+            reserve_mib=pol.host_reserve_mib, cpu_model=h.cpu_model,
+            available=h.status is HostStatus.UP,
+            why_unavailable=h.status.value if h.status is not HostStatus.UP else "")
+            for h in self.hosts(cluster)]
+        vms = [placement.VmSpec(uuid=v.uuid, name=v.name, host=v.host, vcpus=v.vcpus,
+                                memory_mib=v.memory_mib, active=v.state.active,
+                                strategy=v.strategy, home=v.home)
+               for v in self.vms(cluster)]
+        return placement.Cluster(hosts, vms, placement.Rules(
+            vcpu_ratio=pol.vcpu_ratio, memory_ratio=pol.memory_ratio))
 
     def host_capacity(self, cluster: str, host: str) -> Capacity:
         """One host's capacity, by the same rules as the cluster's."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .inventory import InventoryError
 from .tasks import Busy
 
-__all__ = ["InventoryError", "Busy", "EngineError", "NotFound", "Ambiguous", "ReadOnly", "Offline",
+__all__ = ["InventoryError", "Busy", "EngineError", "NotFound", "Ambiguous", "ReadOnly", "Offline", "BadSetting",
            "HostDown", "HypervisorError", "LabError"]
 
 
@@ -30,6 +30,10 @@ class Offline(EngineError):
     def __init__(self, what: str = "this change"):
         super().__init__(f"Offline mode: {what} is not possible; no host is contacted. "
                          f"Start mvmtui without --offline to make changes.")
+
+
+class BadSetting(EngineError):
+    """A setting or its value is not one mvmtui takes (a usage error: exit 2)."""
 
 
 class HostDown(EngineError):

@@ -111,8 +111,13 @@ def _v5(db: "sqlite_utils.Database") -> None:
     db["vms"].add_column("home", str)
 
 
+def _v6(db: "sqlite_utils.Database") -> None:
+    # Per-cluster policy (overcommit, reserve, migration limits, shared datastores).
+    db["cluster_policy"].create({"cluster": str, "policy": str}, pk="cluster")
+
+
 # Index i migrates schema version i to i+1. Append, never edit.
-MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -257,6 +262,15 @@ class Inventory:
     def clusters(self) -> list[Cluster]:
         return [Cluster(**r) for r in self._rows("SELECT * FROM clusters ORDER BY name")]
 
+    def cluster_policy(self, name: str) -> dict:
+        rows = self._rows("SELECT policy FROM cluster_policy WHERE cluster=?", [name])
+        return json.loads(rows[0]["policy"]) if rows else {}
+
+    def save_cluster_policy(self, name: str, policy: dict) -> None:
+        with self._lock:
+            self.db["cluster_policy"].upsert({"cluster": name, "policy": json.dumps(policy)},
+                                             pk="cluster")
+
     def delete_cluster(self, name: str) -> int:
         """Forget a cluster: its hosts, last known VMs, events, samples and its task
         history. Returns how many tasks went."""
@@ -264,7 +278,8 @@ class Inventory:
             uuids = [r["uuid"] for r in self._rows("SELECT uuid FROM vms WHERE cluster=?", [name])]
             for u in uuids:
                 self._delete_vm_rows(u)
-            for t in ("hosts", "networks", "datastores", "events", "metric_samples"):
+            for t in ("hosts", "networks", "datastores", "events", "metric_samples",
+                      "cluster_policy"):
                 self.conn.execute(f"DELETE FROM {t} WHERE cluster=?", [name])
             # Its history goes with it: a new cluster of the same name starts clean.
             ids = "SELECT id FROM tasks WHERE cluster=?"

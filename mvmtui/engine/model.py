@@ -75,6 +75,19 @@ class Cluster:
 
 
 @dataclass(frozen=True)
+class ClusterPolicy:
+    """How a cluster may be loaded and how workloads move in it (kept in the inventory;
+    `mvmtui cluster set`). Used by the planner and, later, migration and DRS."""
+
+    vcpu_ratio: float = 4.0              # vCPUs per physical CPU
+    memory_ratio: float = 1.0            # 1.0: memory is never overcommitted
+    host_reserve_mib: int = 2048         # memory each host keeps for itself
+    migration_concurrency: int = 2       # moves at once in an evacuation
+    migration_bandwidth_mib: int = 0     # MiB/s per migration; 0 = no limit
+    shared_datastores: tuple[str, ...] = ()   # pools every host sees at the same path
+
+
+@dataclass(frozen=True)
 class Host:
     cluster: str
     name: str

@@ -18,10 +18,10 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .errors import EngineError
+from .errors import BadSetting
 
 
-class SettingsError(EngineError):
+class SettingsError(BadSetting):
     """The settings file cannot be used; the message says what to fix."""
 
 

@@ -1,0 +1,80 @@
+"""Per-cluster policy: what may be set, in an operator's words, and its checks.
+
+    mvmtui cluster set prod vcpu-ratio=3 host-reserve=4096 shared-datastores=ceph,nfs
+
+Kept in the inventory (one JSON object per cluster); a value never set is the default.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, fields, replace
+
+from .errors import BadSetting
+from .model import ClusterPolicy
+
+# key as typed -> (field, parse, check, what it means)
+KEYS = {
+    "vcpu-ratio": ("vcpu_ratio", float, lambda v: 0.1 <= v <= 64,
+                   "vCPUs per physical CPU, 0.1–64"),
+    "memory-ratio": ("memory_ratio", float, lambda v: 0.1 <= v <= 4,
+                     "memory overcommit, 0.1–4 (1 = none)"),
+    "host-reserve": ("host_reserve_mib", int, lambda v: 0 <= v <= 1 << 20,
+                     "MiB each host keeps for itself, 0 or more"),
+    "migration-concurrency": ("migration_concurrency", int, lambda v: 1 <= v <= 16,
+                              "moves at once in an evacuation, 1–16"),
+    "migration-bandwidth": ("migration_bandwidth_mib", int, lambda v: 0 <= v <= 1 << 20,
+                            "MiB/s per migration, 0 = no limit"),
+    "shared-datastores": ("shared_datastores",
+                          lambda t: tuple(sorted({x.strip() for x in t.split(",") if x.strip()})),
+                          lambda v: all(x.replace("-", "").replace("_", "").isalnum()
+                                        for x in v),
+                          "storage pools every host sees at the same path, comma-separated"),
+}
+
+
+def from_stored(data: dict) -> ClusterPolicy:
+    """The policy kept in the inventory; unknown or damaged values fall back to the
+    defaults (a newer mvmtui may have written more)."""
+    known = {f.name for f in fields(ClusterPolicy)}
+    policy = ClusterPolicy()
+    for name, value in data.items():
+        if name in known:
+            try:
+                policy = replace(policy, **{name: tuple(value) if isinstance(value, list)
+                                            else type(getattr(policy, name))(value)})
+            except (TypeError, ValueError):
+                pass
+    return policy
+
+
+def to_stored(policy: ClusterPolicy) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(policy).items()}
+
+
+def apply(policy: ClusterPolicy, assignments: list[str]) -> ClusterPolicy:
+    """KEY=VALUE settings on top of a policy; BadSetting says what is wrong."""
+    changes = {}
+    for item in assignments:
+        key, eq, text = item.partition("=")
+        key = key.strip().lower()
+        if not eq or key not in KEYS:
+            raise BadSetting(f"{item!r}: write KEY=VALUE with KEY one of "
+                              f"{', '.join(KEYS)}.")
+        name, parse, ok, means = KEYS[key]
+        try:
+            value = parse(text.strip())
+        except ValueError:
+            raise BadSetting(f"{key}={text}: not a number; {key} is {means}.") from None
+        if not ok(value):
+            raise BadSetting(f"{key}={text}: out of range; {key} is {means}.")
+        changes[name] = value
+    return replace(policy, **changes)
+
+
+def describe(policy: ClusterPolicy) -> list[tuple[str, str]]:
+    """(key, value as typed) for every setting, for `cluster show`."""
+    out = []
+    for key, (name, *_rest) in KEYS.items():
+        value = getattr(policy, name)
+        out.append((key, ",".join(value) if isinstance(value, tuple) else f"{value:g}"
+                    if isinstance(value, float) else str(value)))
+    return out
