@@ -22,7 +22,6 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 insmod /lib/evdev.ko 2>/dev/null
 insmod /lib/button.ko 2>/dev/null
-echo "mvmtui lab guest: up"
 # The power button (ACPI) powers off: what `virsh shutdown` and reboot rely on.
 dev=""
 for n in 1 2 3 4 5 6 7 8 9 10; do
@@ -32,6 +31,9 @@ for n in 1 2 3 4 5 6 7 8 9 10; do
   [ -n "$dev" ] && break
   sleep 0.2
 done
+# "up" only once the button is found and about to be watched: a press before that
+# would be lost, and tests wait for this line before they press it.
+if [ -n "$dev" ]; then echo "mvmtui lab guest: up"; else echo "mvmtui lab guest: up (no power button)"; fi
 while :; do
   if [ -n "$dev" ]; then
     dd if="$dev" bs=24 count=1 >/dev/null 2>&1 && { echo "power button: off"; poweroff -f; }
@@ -39,6 +41,8 @@ while :; do
   sleep 1
 done
 """
+# Bumped whenever INIT changes: an image built from an older INIT is rebuilt.
+INIT_VERSION = "2"
 
 
 def _cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
@@ -87,7 +91,9 @@ def fetch_debs(cache: Path) -> tuple[Path, Path]:
 def build(dest: Path, cache: Path) -> tuple[Path, Path]:
     """dest/vmlinuz and dest/initrd.gz, built if missing. Raises RuntimeError."""
     kernel, initrd = dest / "vmlinuz", dest / "initrd.gz"
-    if kernel.exists() and initrd.exists():
+    stamp = dest / "init-version"
+    if kernel.exists() and initrd.exists() and stamp.exists() \
+            and stamp.read_text().strip() == INIT_VERSION:
         return kernel, initrd
     kdeb, bdeb = fetch_debs(cache)
     dest.mkdir(parents=True, exist_ok=True)
@@ -110,4 +116,5 @@ def build(dest: Path, cache: Path) -> tuple[Path, Path]:
         tmp_initrd.write_bytes(data)
         shutil.copyfile(vmlinuz, kernel)
         os.replace(tmp_initrd, initrd)
+        stamp.write_text(INIT_VERSION + "\n")
     return kernel, initrd
