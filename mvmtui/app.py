@@ -20,13 +20,13 @@ from textual.worker import Worker
 
 from . import launch
 from .engine.engine import VM_ACTIONS, Engine
-from .engine.errors import EngineError, InventoryError, Offline, ReadOnly
+from .engine.errors import Busy, EngineError, InventoryError, Offline, ReadOnly
 from .engine.model import (Event, HostChanged, HostKeyQuestion, Task, TaskChanged,
                            TaskStatus, Vm, VmChanged, VmRemoved)
-from .engine.errors import Busy
-from .screens.base import Changes, ConsoleScreen, EngineChanges, plural
+from .screens.base import Changes, ConsoleScreen, EngineChanges
 from .screens.rows import Palette
 from .widgets.fast_table import FastTable
+from .widgets.listing import plural
 from .screens.vm_actions import BY_ACTION, confirmation
 
 _HERE = Path(__file__).parent
@@ -574,6 +574,9 @@ class MvmApp(App):
             if yes:
                 self.cancel_task(task_id, task.title)
 
+        if task.status.finished or not task.cancellable:
+            self.cancel_task(task_id, task.title)   # no question: the engine says why not
+            return
         by = f", started by {task.started_by}" if task.started_by else ""
         self.push_screen(ConfirmScreen(
             f"Cancel task {task_id}?",

@@ -131,6 +131,7 @@ class Engine:
         self._runtime = ""
         self.journal = Journal(self.inv, clock, self._emit, actor=actor)
         self._follower: JournalFollower | None = None
+        self._follow_lock = threading.Lock()
 
     def _load(self) -> None:
         self._clusters: dict[str, Cluster] = {c.name: c for c in self.inv.clusters()}
@@ -169,14 +170,8 @@ class Engine:
         self._thread = threading.Thread(target=run, name="mvmtui-io", daemon=True)
         self._thread.start()
         ready.wait()
-        # Tasks that other processes (the CLI, a second console) run reach our
-        # subscribers too; events are handed to the I/O loop like every other.
-        # The I/O loop reads the task again when it announces it: a snapshot the
-        # follower took earlier must never overwrite a newer state.
-        self._follower = JournalFollower(
-            self.inv, lambda ev: self._loop.call_soon_threadsafe(self.journal.emit_task,
-                                                                 ev.task.id))
-        self._follower.start()
+        if self._subs:
+            self._follow_journal()
         if not self.offline:
             self._submit(self._connect_all()).result()
 
@@ -221,7 +216,22 @@ class Engine:
     # ---- subscriptions ----------------------------------------------------------
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         self._subs.append(callback)
+        if self._loop is not None:
+            self._follow_journal()
         return lambda: self._subs.remove(callback) if callback in self._subs else None
+
+    def _follow_journal(self) -> None:
+        """Tasks that other processes (the CLI, a second console) run reach our
+        subscribers too; only engines with subscribers follow (a CLI verb has none).
+        The I/O loop reads the task again when it announces it: a snapshot the
+        follower took earlier must never overwrite a newer state."""
+        with self._follow_lock:   # subscribe() and start() may race
+            if self._follower is not None:
+                return
+            self._follower = JournalFollower(
+                self.inv, lambda ev: self._loop.call_soon_threadsafe(self.journal.emit_task,
+                                                                     ev.task.id))
+            self._follower.start()
 
     def _emit(self, event: Event) -> None:
         for cb in list(self._subs):

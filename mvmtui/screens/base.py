@@ -17,7 +17,7 @@ from ..engine.errors import NotFound
 from ..engine.model import Capacity, Host, Task, Vm
 from ..widgets.fast_table import FastTable
 from ..widgets.footer import KeysBar
-from ..widgets.listing import Listing
+from ..widgets.listing import Listing, plural
 from ..widgets.title_bar import TitleBar
 from .rows import Palette, task_rows
 from .vm_actions import FOOTER_VM_KEYS
@@ -41,10 +41,6 @@ class Changes:
 
 
 STALE_FIGURES = "last known (stale)"
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def capacity_note(cap: Capacity) -> str:

@@ -13,7 +13,8 @@ from ..engine.errors import NotFound
 from ..engine.model import Vm
 from ..widgets import format as fmt
 from ..widgets.listing import Listing
-from .base import Changes, ConsoleScreen, plural
+from ..widgets.listing import plural
+from .base import Changes, ConsoleScreen
 from .rows import (DISK_COLUMNS, NIC_COLUMNS, TASK_COLUMNS, disk_cells, facts_table,
                    host_state_text, nic_cells, placement_text, vm_state_with_task)
 from .vm_actions import vm_action_bindings

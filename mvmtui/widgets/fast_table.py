@@ -576,7 +576,8 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
             cells = self._view[index].cells
             # style covers cursor, stripe, focus and theme; the finished Strip is cached.
             # Ages move on: with Age cells, a line drawn in another second is stale.
-            ckey = (id(cells), width, style, self._layout_version, now and int(now))
+            ckey = (id(cells), width, style, self._layout_version,
+                    int(now) if now is not None and self._has_ages else None)
             hit = self._line_cache.get(ckey)
             if hit is not None and hit[0] is cells:   # `is`: an id may be reused
                 return hit[1]
