@@ -1105,7 +1105,10 @@ class Engine:
                 try:
                     state = await self._lv(link, hv.state, uuid)
                 except HypervisorError as exc:
-                    raise TaskFailed(f"lost track of the VM: {exc}") from exc
+                    raise TaskFailed(
+                        f"lost track of the VM: {link.key[1]} stopped answering while "
+                        f"this waited ({exc}). What it did is unknown until "
+                        f"{link.key[1]} answers again.") from exc
                 if state is want:
                     ctx.log(f"VM is {want.value}")
                     return
