@@ -1,7 +1,8 @@
 """A tiny real guest OS for the lab: Debian's cloud kernel + a busybox initramfs.
 
 It boots in a second or two in 96 MiB and honours the ACPI power button, so the
-console's graceful shutdown and reboot really reach a guest. Both pieces come
+console's graceful shutdown and reboot really reach a guest. It writes a counter to
+its disk all the time (see INIT), so tests can prove what a migration did to it. Both pieces come
 from Debian packages fetched with `apt-get download` (never installed on this
 machine); the initramfs is written here as a newc cpio, so no cpio tool is needed.
 """
@@ -20,8 +21,32 @@ INIT = r"""#!/bin/busybox sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-insmod /lib/evdev.ko 2>/dev/null
-insmod /lib/button.ko 2>/dev/null
+for m in evdev button virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev \
+         virtio_pci virtio_blk; do
+  insmod /lib/$m.ko 2>/dev/null
+done
+# The disk counter: every 0.2 s the next number, this boot's id and the guest's uptime
+# go into the first sector of the first disk. A test reading that sector proves that a
+# move lost no write (the number keeps rising, the boot id stays) and that two copies
+# never ran at once (the boot id never flips back and forth). It goes on from the
+# number on the disk, so an offline move or a restart continues the count.
+counter() {
+  for n in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 0.2; done
+  [ -b /dev/vda ] || return
+  boot=$(cat /proc/sys/kernel/random/boot_id)
+  set -- $(dd if=/dev/vda bs=512 count=1 2>/dev/null | tr -d '\000')
+  n=0
+  if [ "$1" = "mvmtui-counter" ]; then
+    case "$2" in ''|*[!0-9]*) n=0 ;; *) n=$2 ;; esac
+  fi
+  while :; do
+    n=$((n + 1))
+    printf 'mvmtui-counter %s %s %s\n' "$n" "$boot" "$(cut -d' ' -f1 /proc/uptime)" \
+      | dd of=/dev/vda bs=512 count=1 conv=sync,notrunc,fsync 2>/dev/null
+    sleep 0.2
+  done
+}
+counter &
 # The power button (ACPI) powers off: what `virsh shutdown` and reboot rely on.
 dev=""
 for n in 1 2 3 4 5 6 7 8 9 10; do
@@ -41,8 +66,13 @@ while :; do
   sleep 1
 done
 """
+# Modules the initramfs carries (INIT loads them): the power button, and virtio so
+# the guest sees its disk.
+GUEST_MODULES = {f"{m}.ko" for m in (
+    "evdev", "button", "virtio", "virtio_ring", "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev", "virtio_pci", "virtio_blk")}
 # Bumped whenever INIT changes: an image built from an older INIT is rebuilt.
-INIT_VERSION = "2"
+INIT_VERSION = "4"
 
 
 def _cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
@@ -103,7 +133,7 @@ def build(dest: Path, cache: Path) -> tuple[Path, Path]:
         t = Path(tmp)
         vmlinuz = next(t.glob("boot/vmlinuz-*"))
         mods = {m.name: m for m in t.glob("lib/modules/*/kernel/drivers/**/*.ko")
-                if m.name in ("button.ko", "evdev.ko")}
+                if m.name in GUEST_MODULES}
         entries = [(d, 0o040755, b"") for d in
                    ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "proc", "sys", "dev", "lib",
                     "etc", "tmp", "root")]

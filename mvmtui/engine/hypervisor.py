@@ -17,7 +17,8 @@ import libvirt
 from .adapter import (LIFECYCLE, PLACEMENT_KEY, PLACEMENT_NS, REBOOT, VmSample,
                       parse_placement, placement_xml)
 from .errors import HypervisorError
-from .model import Datastore, Disk, Network, Nic, Strategy, Vm, VmState
+from .model import (Datastore, Disk, MigrationProgress, Network, Nic, Strategy, Vm,
+                    VmState)
 
 # Events that change what the console shows of a VM besides its lifecycle: each makes
 # the engine re-read that VM. What no event reports (autostart, a --config change
@@ -223,7 +224,8 @@ class LibvirtHypervisor:
     # ---- domains ------------------------------------------------------------
     def _vm(self, dom: libvirt.virDomain, now: float) -> Vm:
         state, max_kib, mem_kib, vcpus, _cpu = dom.info()
-        root = ET.fromstring(dom.XMLDesc(0))
+        xml = dom.XMLDesc(0)
+        root = ET.fromstring(xml)
         disks = []
         for d in root.findall("devices/disk"):
             src = d.find("source")
@@ -267,7 +269,7 @@ class LibvirtHypervisor:
                   vcpus=vcpus, memory_mib=mem_kib // 1024, max_memory_mib=max_kib // 1024,
                   autostart=autostart, persistent=bool(dom.isPersistent()),
                   disks=tuple(disks), nics=tuple(nics), seen_at=now, config_at=now,
-                  strategy=strategy, home=home)
+                  strategy=strategy, home=home, definition=xml)
 
     def vms(self) -> list[Vm]:
         now = self.clock()
@@ -383,3 +385,91 @@ class LibvirtHypervisor:
             flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
         dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, placement_xml(strategy, home),
                         PLACEMENT_KEY, PLACEMENT_NS, flags)
+
+    # ---- moving VMs ---------------------------------------------------------------
+    def migrate(self, uuid: str, dest: "LibvirtHypervisor", *, bandwidth_mib: int = 0,
+                auto_converge: bool = True, unsafe: bool = False,
+                copy_storage: bool = False) -> None:
+        """Live-migrate to `dest`, driven from here over both connections (libvirt's
+        managed, client-driven migration: no host-to-host trust needed). Persistent on
+        the destination, undefined on the source. Blocks for the whole job: call it on
+        a thread of its own, never on the host's worker (job stats and abort go there).
+        `unsafe`: the disks are on a datastore the cluster declares shared, which
+        libvirt cannot see for itself (a plain directory every host mounts)."""
+        dom = self._c().lookupByUUIDString(uuid)
+        flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PERSIST_DEST
+                 | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
+        if auto_converge:
+            flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
+        if unsafe:
+            flags |= libvirt.VIR_MIGRATE_UNSAFE
+        if copy_storage:
+            flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
+        params = {}
+        if bandwidth_mib:
+            params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = int(bandwidth_mib)
+        dom.migrate3(dest._c(), params, flags)
+
+    def migration_progress(self, uuid: str) -> MigrationProgress | None:
+        """The running job's figures, or None when no job runs."""
+        try:
+            st = self._c().lookupByUUIDString(uuid).jobStats()
+        except libvirt.libvirtError:
+            return None
+        if not st or st.get("type", 0) in (libvirt.VIR_DOMAIN_JOB_NONE,):
+            return None
+        disk_left = st.get("disk_remaining", 0)
+        copying_disk = bool(st.get("disk_total")) and disk_left > 0
+        return MigrationProgress(
+            processed=int(st.get("data_processed", 0)),
+            remaining=st.get("data_remaining"), total=st.get("data_total"),
+            bytes_per_s=st.get("disk_bps") if copying_disk else st.get("memory_bps"),
+            elapsed_s=st.get("time_elapsed", 0) / 1000.0,
+            downtime_ms=st.get("downtime"), phase="disk" if copying_disk else "memory")
+
+    def set_max_downtime(self, uuid: str, ms: int) -> None:
+        self._c().lookupByUUIDString(uuid).migrateSetMaxDowntime(int(ms), 0)
+
+    def abort_job(self, uuid: str) -> None:
+        self._c().lookupByUUIDString(uuid).abortJob()
+
+    def definition(self, uuid: str) -> str:
+        """The domain's persistent definition (what an offline move defines elsewhere)."""
+        dom = self._c().lookupByUUIDString(uuid)
+        return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+
+    def define(self, xml: str) -> None:
+        self._c().defineXML(xml)
+
+    def undefine(self, uuid: str) -> None:
+        """Forget the domain (its disks stay where they are)."""
+        dom = self._c().lookupByUUIDString(uuid)
+        try:
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        except libvirt.libvirtError:
+            dom.undefine()
+
+    def prepare_disks(self, disks: list[tuple[str, int, str]]) -> list[str]:
+        """Create empty volumes for a storage copy (path, bytes, format) in this host's
+        pools, where missing; returns the paths created. A path outside every pool
+        cannot be created: libvirt's words say so."""
+        made = []
+        c = self._c()
+        for path, size, fmt in disks:
+            try:
+                c.storageVolLookupByPath(path)
+                continue
+            except libvirt.libvirtError:
+                pass
+            directory, _, name = path.rpartition("/")
+            pool = None
+            for p in c.listAllStoragePools(0):
+                if ET.fromstring(p.XMLDesc(0)).findtext("target/path") == directory:
+                    pool = p
+                    break
+            if pool is None:
+                raise HypervisorError(f"no storage pool on {self.host} holds {directory}")
+            pool.createXML(f"<volume><name>{name}</name><capacity>{int(size)}</capacity>"
+                           f"<target><format type='{fmt}'/></target></volume>", 0)
+            made.append(path)
+        return made

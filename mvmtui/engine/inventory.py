@@ -116,8 +116,21 @@ def _v6(db: "sqlite_utils.Database") -> None:
     db["cluster_policy"].create({"cluster": str, "policy": str}, pk="cluster")
 
 
+def _v7(db: "sqlite_utils.Database") -> None:
+    # Journal v2: a task's parent (an evacuation's moves) and its checkpoint data.
+    db["tasks"].add_column("parent", int)
+    db["tasks"].add_column("checkpoint", str)
+    db["tasks"].create_index(["parent"])
+    # Hosts in (or entering) maintenance: out of the placement pool.
+    db["hosts"].add_column("maintenance", str)
+    # Each VM's XML as last read, to re-define it elsewhere (failover, a lost move).
+    db["vm_definitions"].create({"uuid": str, "cluster": str, "host": str, "xml": str,
+                                 "digest": str, "saved_at": float}, pk="uuid")
+
+
 # Index i migrates schema version i to i+1. Append, never edit.
-MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2, _v3, _v4, _v5, _v6,
+                                                               _v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -338,7 +351,7 @@ class Inventory:
             for vm in vms:
                 self._delete_vm_rows(vm.uuid)
                 row = {k: getattr(vm, k) for k in Vm.__dataclass_fields__
-                       if k not in ("disks", "nics", "stale")}
+                       if k not in ("disks", "nics", "stale", "definition")}
                 row["state"] = vm.state.value
                 row["strategy"] = vm.strategy.value
                 row["autostart"] = int(vm.autostart)
@@ -352,6 +365,22 @@ class Inventory:
                     self.db["nics"].insert_all(
                         [dict(vm_uuid=vm.uuid, **{k: getattr(n, k) for k in Nic.__dataclass_fields__})
                          for n in vm.nics])
+
+    def save_definition(self, vm: Vm, digest: str, at: float) -> None:
+        with self._lock:
+            self.db["vm_definitions"].upsert(
+                {"uuid": vm.uuid, "cluster": vm.cluster, "host": vm.host,
+                 "xml": vm.definition, "digest": digest, "saved_at": at}, pk="uuid")
+
+    def definition(self, uuid: str) -> tuple[str, str, float] | None:
+        """(host it was read on, XML, when) of a VM's saved definition."""
+        rows = self._rows("SELECT host, xml, saved_at FROM vm_definitions WHERE uuid=?",
+                          [uuid])
+        return (rows[0]["host"], rows[0]["xml"], rows[0]["saved_at"]) if rows else None
+
+    def definition_digests(self) -> dict[str, str]:
+        return {r["uuid"]: r["digest"] for r in
+                self._rows("SELECT uuid, digest FROM vm_definitions")}
 
     def delete_vms(self, uuids: Iterable[str]) -> None:
         with self.transaction():
@@ -411,6 +440,7 @@ class Inventory:
         row = {k: getattr(t, k) for k in Task.__dataclass_fields__
                if k not in ("id", "steps", "logs")}
         row["status"] = t.status.value
+        row["checkpoint"] = json.dumps(t.checkpoint)
         row["owner"] = owner
         row["params"] = json.dumps(params or {})
         with self.transaction():
@@ -424,6 +454,8 @@ class Inventory:
     def update_task(self, tid: int, **fields) -> None:
         if "status" in fields:
             fields["status"] = TaskStatus(fields["status"]).value
+        if "checkpoint" in fields:
+            fields["checkpoint"] = json.dumps(fields["checkpoint"])
         with self._lock:
             self.db["tasks"].update(tid, fields)
 
@@ -475,7 +507,23 @@ class Inventory:
         r["started_by"] = r.get("started_by") or ""
         r["cancellable"] = bool(r.get("cancellable"))
         r["cancel_requested"] = r.get("cancel_requested") or ""
+        try:
+            r["checkpoint"] = json.loads(r.get("checkpoint") or "{}")
+        except ValueError:
+            r["checkpoint"] = {}
         return Task(steps=steps, logs=logs, **r)
+
+    def task_params(self, tid: int) -> dict:
+        rows = self._rows("SELECT params FROM tasks WHERE id=?", [tid])
+        try:
+            return json.loads(rows[0]["params"] or "{}") if rows else {}
+        except ValueError:
+            return {}
+
+    def children(self, tid: int) -> list[Task]:
+        """A parent task's children, oldest first, with their steps and logs."""
+        return self._with_details(self._rows(
+            "SELECT * FROM tasks WHERE parent=? ORDER BY id", [tid]))
 
     def cancel_request(self, tid: int) -> str:
         """Why someone asked this task to stop ("" if nobody did): the owner polls it."""

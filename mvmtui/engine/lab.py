@@ -35,6 +35,14 @@ SEED = [  # (name, vcpus, running, autostart) per host slot; names an operator k
 GUEST_MIB = 96
 # Placement of the seed's VMs (the rest are Auto): kept in each domain's <metadata>.
 STRATEGIES = {"web-02": "failover", "db-01": "pinned"}
+# Every lab host sees the lab's shared directory at this path (a bind mount): the
+# "shared" datastore, declared shared in the cluster's policy. Seed VMs keep their
+# disk there, so they can live-migrate and fail over; VMs named here keep theirs on
+# the host's own "images" pool, so a move of theirs needs a storage copy.
+SHARED_PATH = "/var/lib/libvirt/shared"
+SHARED_POOL = "shared"
+LOCAL_DISK = {"staging-01"}
+DISK_MIB = 16
 
 
 def accel() -> str:
@@ -81,6 +89,7 @@ class Lab:
         self.bridge = f"mv{name}br"
         self.gateway = f"10.{self.subnet}.0.1"
         self.ssh_key = self.root / "ssh" / "id_ed25519"
+        self.shared = self.root / "shared"      # SHARED_PATH on every host
         self.known_hosts = self.root / "ssh" / "known_hosts"
 
     # ---- naming -------------------------------------------------------------
@@ -119,6 +128,7 @@ class Lab:
                 raise LabError(f"{tool} is missing: run `make setup` first")
         self.down(keep_files=False)
         (self.root / "ssh").mkdir(parents=True, exist_ok=True)
+        self.shared.mkdir(parents=True, exist_ok=True)
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"mvmtui-{self.name}",
              "-f", str(self.ssh_key))
         try:
@@ -156,6 +166,10 @@ class Lab:
         for i in range(1, self._count() + 1):
             h = self.host(i)
             inv.save_host(Host(cluster=self.name, name=h.name, address=h.address))
+        policy = inv.cluster_policy(self.name)
+        policy["shared_datastores"] = sorted({*policy.get("shared_datastores", ()),
+                                              SHARED_POOL})
+        inv.save_cluster_policy(self.name, policy)
 
     def _net_up(self) -> None:
         _run("ip", "link", "add", self.bridge, "type", "bridge")
@@ -173,7 +187,7 @@ class Lab:
 
     def _prepare_host(self, h: LabHost) -> None:
         d = h.dir
-        for sub in ("var-lib-libvirt/images", "log-libvirt", "cache-libvirt", "root/.ssh"):
+        for sub in ("var-lib-libvirt/images", "var-lib-libvirt/shared", "log-libvirt", "cache-libvirt", "root/.ssh"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         etc = d / "etc-libvirt"
         shutil.copytree("/etc/libvirt", etc, symlinks=True)
@@ -208,6 +222,7 @@ mount -t tmpfs tmpfs /run
 mkdir -p /run/sshd /run/libvirt /run/lock
 mount --bind {d}/etc-libvirt /etc/libvirt
 mount --bind {d}/var-lib-libvirt /var/lib/libvirt
+mount --bind {self.shared} {SHARED_PATH}
 mount --bind {d}/log-libvirt /var/log/libvirt
 mount --bind {d}/cache-libvirt /var/cache/libvirt
 mount --bind {d}/root /root
@@ -278,17 +293,28 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
 
     def _seed(self, h: LabHost, i: int, kernel: Path | None, initrd: Path | None) -> None:
         images = h.dir / "var-lib-libvirt" / "images"
-        pool = """<pool type='dir'><name>images</name>
-<target><path>/var/lib/libvirt/images</path></target></pool>"""
-        self.exec(h, "sh", "-c", "cat > /tmp/pool.xml", input=pool)
-        self.virsh(h, "pool-define", "/tmp/pool.xml")
-        self.virsh(h, "pool-start", "images")
-        self.virsh(h, "pool-autostart", "images")
+        for pool_name, path in (("images", "/var/lib/libvirt/images"),
+                                (SHARED_POOL, SHARED_PATH)):
+            pool = (f"<pool type='dir'><name>{pool_name}</name>"
+                    f"<target><path>{path}</path></target></pool>")
+            self.exec(h, "sh", "-c", "cat > /tmp/pool.xml", input=pool)
+            self.virsh(h, "pool-define", "/tmp/pool.xml")
+            self.virsh(h, "pool-start", pool_name)
+            self.virsh(h, "pool-autostart", pool_name)
         slots = SEED[(i - 1) % len(SEED)] if i <= len(SEED) else [
             (f"app-{i:02d}a", 1, True, False), (f"app-{i:02d}b", 1, False, False)]
         kvm = accel() == "kvm"
         for name, vcpus, running, autostart in slots:
-            _run("qemu-img", "create", "-q", "-f", "qcow2", str(images / f"{name}.qcow2"), "2G")
+            if name in LOCAL_DISK:
+                disk = f"/var/lib/libvirt/images/{name}.qcow2"
+                _run("qemu-img", "create", "-q", "-f", "qcow2", str(images / f"{name}.qcow2"),
+                     f"{DISK_MIB}M")
+                driver = "<driver name='qemu' type='qcow2'/>"
+            else:   # raw, O_DIRECT: what every host reads is what the guest wrote
+                disk = f"{SHARED_PATH}/{name}.raw"
+                with open(self.shared / f"{name}.raw", "wb") as f:
+                    f.truncate(DISK_MIB << 20)
+                driver = "<driver name='qemu' type='raw' cache='none'/>"
             vm_uuid = uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{self.name}.{name}.vm.mvmtui")
             mac = "52:54:00:" + ":".join(vm_uuid.hex[i:i + 2] for i in (0, 2, 4))
             boot = (f"<kernel>{kernel}</kernel><initrd>{initrd}</initrd>"
@@ -302,8 +328,8 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
   <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
-      <source file='/var/lib/libvirt/images/{name}.qcow2'/><target dev='vda' bus='virtio'/></disk>
+    <disk type='file' device='disk'>{driver}
+      <source file='{disk}'/><target dev='vda' bus='virtio'/></disk>
     <interface type='user'><mac address='{mac}'/><model type='virtio'/></interface>
     <serial type='file'><source path='/var/log/libvirt/{name}-console.log'/></serial>
     <memballoon model='virtio'/>
@@ -317,6 +343,18 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
                 self.virsh(h, "start", name)
 
     # ---- faults ---------------------------------------------------------------------
+    def disk_counter(self, vm: str) -> tuple[int, str] | None:
+        """What the guest last wrote on its shared disk: (count, boot id), or None
+        before its first write."""
+        try:
+            with open(self.shared / f"{vm}.raw", "rb") as f:
+                words = f.read(512).split(b"\0", 1)[0].split()
+        except OSError:
+            return None
+        if len(words) >= 3 and words[0] == b"mvmtui-counter" and words[1].isdigit():
+            return int(words[1]), words[2].decode()
+        return None
+
     def crash(self, name: str) -> None:
         """Power cut: the link goes down first, then everything on the host dies at once."""
         h = self.host(name)

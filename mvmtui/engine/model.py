@@ -106,10 +106,16 @@ class Host:
     cpu_pct: float | None = None     # host CPU use, 0..100
     mem_used_mib: int | None = None
     seen_at: float | None = None     # when data was last confirmed live
+    maintenance: str = ""            # "", ENTERING or IN_MAINTENANCE (out of the pool)
 
     @property
     def key(self) -> str:
         return f"{self.cluster}/{self.name}"
+
+    @property
+    def in_pool(self) -> bool:
+        """A placement target at all: not in, nor entering, maintenance."""
+        return not self.maintenance
 
     def age(self, now: float) -> float | None:
         return None if self.seen_at is None else max(0.0, now - self.seen_at)
@@ -157,6 +163,9 @@ class Vm:
     config_at: float | None = None   # when its whole definition was last read
     strategy: Strategy = Strategy.AUTO   # kept in the domain's own <metadata> too
     home: str = ""                   # the host it belongs on ("" = none)
+    # The domain's XML as last read (live for a running VM, its config otherwise): a
+    # VM is later re-defined from it. Carried only from the host to the inventory.
+    definition: str = field(default="", repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -226,11 +235,88 @@ class Task:
     started_by: str = ""             # "console · root@admin-1", "cli · …", "watcher · …"
     cancellable: bool = False        # running, and stopping it now is safe (a wait)
     cancel_requested: str = ""       # why someone asked it to stop (it stops soon)
+    parent: int | None = None        # the task it is part of (an evacuation's move)
+    # Per-step data a resume or rollback needs (source, target, what was done), and
+    # live figures (a migration's progress); JSON in the inventory.
+    checkpoint: dict = field(default_factory=dict, compare=True)
 
     def duration(self, now: float) -> float | None:
         if self.started_at is None:
             return None
         return max(0.0, (self.finished_at or now) - self.started_at)
+
+
+# Host.maintenance
+ENTERING = "entering"
+IN_MAINTENANCE = "in"
+
+
+@dataclass(frozen=True)
+class MigrationProgress:
+    """A running migration as libvirt's job stats say (bytes; None where unknown)."""
+
+    processed: int = 0
+    remaining: int | None = None
+    total: int | None = None
+    bytes_per_s: float | None = None
+    elapsed_s: float = 0.0
+    downtime_ms: int | None = None      # expected downtime at the switch-over
+    phase: str = "memory"              # "disk" (storage copy) or "memory"
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return max(0.0, min(1.0, self.processed / self.total))
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.remaining is None or not self.bytes_per_s:
+            return None
+        return self.remaining / self.bytes_per_s
+
+
+@dataclass(frozen=True)
+class HostFit:
+    """One host as a target for one VM (Manage Placement): fits, or why not."""
+
+    host: str
+    why_not: str = ""                  # "" = it fits
+    best: bool = False                 # the planner's choice
+    reason: str = ""                   # why the planner prefers it
+
+    @property
+    def fits(self) -> bool:
+        return not self.why_not
+
+
+@dataclass(frozen=True)
+class MoveRow:
+    """One VM in a maintenance preview: where it goes and how, or what blocks it."""
+
+    vm: str                            # uuid
+    name: str
+    state: "VmState"
+    target: str = ""
+    method: str = ""                   # "live", "offline", "stays"
+    reason: str = ""                   # why this target, why it stays, or what blocks
+    blocked: bool = False
+    ways_out: tuple[str, ...] = ()     # what the operator can do about a block
+
+
+@dataclass(frozen=True)
+class MaintenancePreview:
+    cluster: str
+    host: str
+    rows: tuple[MoveRow, ...] = ()
+
+    @property
+    def blocked(self) -> tuple[MoveRow, ...]:
+        return tuple(r for r in self.rows if r.blocked)
+
+    @property
+    def moves(self) -> tuple[MoveRow, ...]:
+        return tuple(r for r in self.rows if r.method in ("live", "offline"))
 
 
 @dataclass(frozen=True)
