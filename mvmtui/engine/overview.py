@@ -1,0 +1,73 @@
+"""A cluster as a whole: its summary and capacity, its policy, the planner's view.
+
+Built on demand from the VM store's reads and the inventory's policy (any thread);
+the planner's view grows with placement rules and maintenance (issue 7).
+"""
+from __future__ import annotations
+
+from . import capacity
+from .errors import ReadOnly
+from .model import Capacity, ClusterPolicy, ClusterSummary, HostStatus, VmState
+
+
+class ClusterOverview:
+    """Mixin of Engine: views over the store's hosts and VMs."""
+
+    def summary(self, cluster: str) -> ClusterSummary:
+        c = self.cluster(cluster)
+        hosts = self.hosts(cluster)
+        vms = self.vms(cluster)
+        problems = [f"{h.name}: {h.status.value}" + (f" — {h.problem}" if h.problem else "")
+                    for h in hosts
+                    if h.status not in (HostStatus.UP, HostStatus.CONNECTING)]
+        problems += [f"{v.name}: crashed" for v in vms if v.state is VmState.CRASHED]
+        return ClusterSummary(
+            cluster=c, hosts_up=sum(h.status is HostStatus.UP for h in hosts),
+            hosts_total=len(hosts),
+            # Last known state of a stale host's VMs is not counted as running.
+            vms_running=sum(v.state is VmState.RUNNING and not v.stale for v in vms),
+            vms_total=len(vms), capacity=capacity.of(hosts, vms),
+            problems=tuple(problems),
+            hosts_connecting=sum(h.status is HostStatus.CONNECTING for h in hosts))
+
+    def policy(self, cluster: str) -> ClusterPolicy:
+        """The cluster's policy (overcommit, reserve, migration limits, shared storage)."""
+        from . import policy
+        self.cluster(cluster)
+        return policy.from_stored(self.inv.cluster_policy(cluster))
+
+    def set_policy(self, cluster: str, assignments: list[str]) -> ClusterPolicy:
+        """Change settings given as KEY=VALUE; EngineError says what is wrong and
+        nothing is changed."""
+        from . import policy
+        if self.readonly:
+            raise ReadOnly("changing a cluster's policy")
+        new = policy.apply(self.policy(cluster), assignments)
+        self.inv.save_cluster_policy(cluster, policy.to_stored(new))
+        return new
+
+    def planner(self, cluster: str):
+        """The placement planner's view of a cluster as it is now: hosts that are up
+        and fresh are candidates; the cluster's policy gives the overcommit and the
+        host reserve. (Affinity rules and maintenance come with issue 7.)"""
+        from . import placement
+        pol = self.policy(cluster)
+        hosts = [placement.HostSpec(
+            name=h.name, cpus=h.cpus, memory_mib=h.memory_mib,
+            reserve_mib=pol.host_reserve_mib, cpu_model=h.cpu_model,
+            available=h.status is HostStatus.UP,
+            why_unavailable=h.status.value if h.status is not HostStatus.UP else "")
+            for h in self.hosts(cluster)]
+        vms = [placement.VmSpec(uuid=v.uuid, name=v.name, host=v.host, vcpus=v.vcpus,
+                                memory_mib=v.memory_mib, active=v.state.active,
+                                strategy=v.strategy, home=v.home)
+               for v in self.vms(cluster)]
+        return placement.Cluster(hosts, vms, placement.Rules(
+            vcpu_ratio=pol.vcpu_ratio, memory_ratio=pol.memory_ratio))
+
+    def host_capacity(self, cluster: str, host: str) -> Capacity:
+        """One host's capacity, by the same rules as the cluster's."""
+        return capacity.of([self.host(cluster, host)], self.vms(cluster, host))
+
+    def summaries(self) -> list[ClusterSummary]:
+        return [self.summary(c.name) for c in self.clusters()]

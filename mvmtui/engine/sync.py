@@ -1,0 +1,176 @@
+"""Keeping the VM store in step with each live host.
+
+Owns what a live link reads: domain events (one re-read per burst), the stats pass
+(host and VM figures, samples), the slow reconcile pass and refresh on demand.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .adapter import LIFECYCLE, LIFECYCLE_STARTED, REBOOT, Hypervisor
+from .errors import HypervisorError
+from .model import Datastore, Network, Vm
+from .store import _with_usage
+
+if TYPE_CHECKING:
+    from .links import _Link
+
+log = logging.getLogger("mvmtui.engine")
+
+HOST_SAMPLES_KEPT = 86400     # a day of host CPU/memory samples
+VM_SAMPLES_KEPT = 3600        # an hour of per-VM samples (there are many more VMs)
+
+
+class HostSync:
+    """Mixin of Engine: reads from live hosts into the store (I/O loop)."""
+
+    async def _read_contents(self, link: _Link, hv: Hypervisor
+                             ) -> tuple[list[Network], list[Datastore], list[Vm]]:
+        """A host's networks, storage pools and VMs. VMs last: the caller applies them
+        with no await in between, so an event handled meanwhile is never overwritten
+        by an older listing."""
+        nets = await self._lv(link, hv.networks)
+        stores = await self._lv(link, hv.datastores)
+        return nets, stores, await self._lv(link, hv.vms)
+
+    def _apply_contents(self, key: tuple[str, str], nets: list[Network],
+                        stores: list[Datastore], vms: list[Vm]) -> None:
+        self._replace_host_vms(key, vms)
+        self._persist(self.inv.replace_host_networks, key[0], key[1], nets, stores)
+
+    def _domain_event(self, link: _Link, hv: Hypervisor, uuid: str, kind: str,
+                      detail: int) -> None:
+        if kind == REBOOT or (kind == LIFECYCLE and detail == LIFECYCLE_STARTED):
+            self._boots[uuid] = self._boots.get(uuid, 0) + 1   # a reboot is confirmed so
+        self._queue_refresh(link, hv, uuid)
+
+    def _queue_refresh(self, link: _Link, hv: Hypervisor, uuid: str) -> None:
+        """Re-read one VM soon; a burst of events about it costs one read."""
+        if (link.key, uuid) in self._refresh_due:
+            return
+        self._refresh_due.add((link.key, uuid))
+        asyncio.get_running_loop().create_task(self._refresh_vm(link, hv, uuid))
+
+    async def _refresh_vm(self, link: _Link, hv: Hypervisor, uuid: str) -> None:
+        self._refresh_due.discard((link.key, uuid))   # an event from now asks for another
+        if link.hv is not hv:
+            return  # event from a connection that has since closed
+        try:
+            vm = await self._lv(link, hv.vm, uuid)
+        except HypervisorError as exc:
+            log.warning("refresh of %s failed: %s", uuid, exc)
+            return
+        if link.hv is not hv:
+            return
+        if vm is None:
+            known = self._vms.get(uuid)
+            if known is not None and (known.cluster, known.host) == link.key:
+                self._drop_vm(uuid)   # only the host that had it can say it is gone
+            return
+        old = self._vms.get(uuid)
+        vm = _with_usage(vm, old)
+        if old is not None:
+            if old.state is not vm.state:
+                self._event(vm.cluster, vm.host, uuid, "vm.state",
+                            f"{vm.name}: {old.state.value} → {vm.state.value}")
+        self._put_vm(vm)
+
+    async def _stats_loop(self, link: _Link) -> None:
+        """Every stats_interval: host usage and every VM's state, vCPUs, memory and
+        use in one bulk call. A VM whose figures differ from what we hold (a change
+        no event reported) is re-read in full; the rest are confirmed as of now."""
+        key = link.key
+        while True:
+            await asyncio.sleep(self.stats_interval)
+            hv = link.hv
+            if hv is None:
+                return
+            try:
+                cpu, mem = await self._lv(link, hv.host_usage)
+                per_vm = await self._lv(link, hv.stats)
+            except Exception as exc:  # a failed sample must not end sampling
+                log.warning("%s: stats failed: %s", key, exc)
+                continue
+            if link.hv is not hv:
+                return
+            now = self.clock()
+            self._set_host(key, cpu_pct=cpu, mem_used_mib=mem, seen_at=now)
+            samples = []
+            if cpu is not None:
+                samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=None,
+                                    metric="cpu_pct", value=cpu))
+            if mem is not None:
+                samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=None,
+                                    metric="mem_used_mib", value=mem))
+            held = set()
+            for vm in self._vms_on(key):
+                held.add(vm.uuid)
+                sample = per_vm.get(vm.uuid)
+                if sample is None or _differs(vm, sample):
+                    self._queue_refresh(link, hv, vm.uuid)   # gone, or changed unseen
+                    continue
+                # Confirmed by its host just now; only changes are announced.
+                self._put_vm(replace(vm, cpu_pct=sample.cpu_pct,
+                                     mem_used_mib=sample.mem_used_mib, seen_at=now),
+                             save=False)
+                if sample.cpu_pct is not None:
+                    samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=vm.uuid,
+                                        metric="cpu_pct", value=sample.cpu_pct))
+            for uuid in per_vm.keys() - held:
+                if uuid in self._vms and not per_vm[uuid].state.active:
+                    continue   # a stopped copy of a VM held on another host (rule 7)
+                self._queue_refresh(link, hv, uuid)            # defined without an event
+            self._persist(self.inv.add_samples, samples, HOST_SAMPLES_KEPT, now,
+                          VM_SAMPLES_KEPT)
+
+    async def _reconcile_loop(self, link: _Link) -> None:
+        """The slow, complete pass: every reconcile_interval, re-read the host's VMs,
+        networks and pools in full (what no event and no stats pass would show)."""
+        while link.hv is not None:
+            await asyncio.sleep(self.reconcile_interval)
+            try:
+                await self._reread(link, "reconcile")
+            except Exception:   # one bad pass must not end reconciliation of this host
+                log.exception("%s: reconcile failed", link.key)
+
+    async def _reread(self, link: _Link, why: str) -> bool:
+        """Read a host's networks, pools and VMs in full and apply them (unless the
+        link changed meanwhile); False if the host could not say."""
+        hv = link.hv
+        if hv is None:
+            return False
+        try:
+            contents = await self._read_contents(link, hv)
+        except HypervisorError as exc:
+            log.warning("%s: %s failed: %s", link.key, why, exc)
+            return False
+        if link.hv is not hv:
+            return False
+        self._apply_contents(link.key, *contents)
+        return True
+
+    async def refresh(self, cluster: str | None = None) -> None:
+        """Re-read every VM on every live host (events keep it current otherwise)."""
+        async def go():
+            links = [l for k, l in self._links.items()
+                     if (cluster is None or k[0] == cluster) and l.hv is not None]
+
+            async def one(link: _Link):
+                if await self._reread(link, "refresh"):
+                    self._set_host(link.key, seen_at=self.clock())
+            await asyncio.gather(*(one(l) for l in links))
+        await self._on_io(go())
+
+
+def _differs(vm: Vm, sample) -> bool:
+    """A bulk sample disagrees with what we hold: something changed unreported.
+    Figures the host does not report in bulk (None) are not compared."""
+    # Memory only of a running VM: for a shut-off one libvirt's bulk figure is the
+    # maximum, not the current size dominfo gives.
+    return (sample.state is not vm.state
+            or (sample.vcpus is not None and sample.vcpus != vm.vcpus)
+            or (sample.memory_mib is not None and vm.state.active
+                and sample.memory_mib != vm.memory_mib))
