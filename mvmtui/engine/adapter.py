@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from .model import Datastore, Network, Strategy, Vm, VmState
+from .model import Datastore, MigrationProgress, Network, Strategy, Vm, VmState
 
 # A VM's placement lives in its own libvirt definition, so every console (and a lost
 # inventory) sees the same value:
@@ -85,6 +85,26 @@ class Hypervisor(Protocol):
     def act(self, uuid: str, action: str) -> None: ...
 
     def set_placement(self, uuid: str, strategy: Strategy, home: str) -> None: ...
+
+    # Moving VMs. `migrate` blocks for the whole job and runs on a thread of its own;
+    # progress and abort come through the host's worker meanwhile.
+    def migrate(self, uuid: str, dest: "Hypervisor", *, bandwidth_mib: int = 0,
+                auto_converge: bool = True, unsafe: bool = False,
+                copy_storage: bool = False) -> None: ...
+
+    def migration_progress(self, uuid: str) -> MigrationProgress | None: ...
+
+    def set_max_downtime(self, uuid: str, ms: int) -> None: ...
+
+    def abort_job(self, uuid: str) -> None: ...
+
+    def definition(self, uuid: str) -> str: ...
+
+    def define(self, xml: str) -> None: ...
+
+    def undefine(self, uuid: str) -> None: ...
+
+    def prepare_disks(self, disks: list[tuple[str, int, str]]) -> list[str]: ...
 
 
 class HostUnreachable(Exception):

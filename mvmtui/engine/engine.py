@@ -8,6 +8,8 @@ from each other but types):
 - store.py     VmStore: hosts and VMs in memory, their index, the reads
 - power.py     VmPower: VM power actions and placement, as tasks
 - overview.py  ClusterOverview: summary, capacity, policy, the planner's view
+- migration.py Migration: where a VM may go, live and offline moves
+- maintenance.py Maintenance: the preview, entering and leaving maintenance
 
 Threads (DESIGN rule 3):
 - the caller's thread (Textual's loop, or the CLI) calls the async/sync facade;
@@ -39,6 +41,8 @@ from .adapter import Hypervisor
 from .errors import EngineError, InventoryError, NotFound, ReadOnly, Offline
 from .inventory import Inventory
 from .links import HostLinks
+from .maintenance import Maintenance
+from .migration import Migration
 from .model import Cluster, Event, Host, HostStatus, Task, TaskStatus, Vm
 from .overview import ClusterOverview
 from .power import VmPower
@@ -58,7 +62,7 @@ __all__ = ["Engine", "VM_ACTIONS", "SUPERSEDES", "vm_actions", "LIBVIRT_SOCKET",
 log = logging.getLogger("mvmtui.engine")
 
 
-class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview):
+class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, Maintenance):
     """Every method the screens and the CLI call; see the rooms above."""
 
     def __init__(self, inventory: Inventory | str | os.PathLike | None = None, *,
@@ -90,6 +94,7 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview):
         self._connect = connect
         # Boots seen per VM (reboot events, starts): how a reboot is confirmed.
         self._boots: dict[str, int] = {}
+        self._mover_pool = None     # threads for migration jobs (migration._movers)
         # (host, VM) re-reads already queued: one read for a burst of events
         self._refresh_due: set[tuple[tuple[str, str], str]] = set()
         self._subs: list[Callable[[Event], None]] = []
@@ -118,6 +123,8 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview):
         self._on_host: dict[tuple[str, str], dict[str, None]] = {}
         for v in self._vms.values():
             self._index(v)
+        # Digest of each VM's saved XML: a definition is written only when it changed.
+        self._def_digest: dict[str, str] = self.inv.definition_digests()
 
     # ---- life cycle -----------------------------------------------------------
     def start(self, clusters: Iterable[str] | None = None) -> None:
@@ -158,6 +165,8 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview):
             self._submit(self._disconnect_all()).result(timeout=15)
         except concurrent.futures.TimeoutError:
             log.warning("hosts did not disconnect within 15 s")
+        if self._mover_pool is not None:
+            self._mover_pool.shutdown(wait=False)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._thread = None
@@ -219,6 +228,10 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview):
         statuses = (TaskStatus.QUEUED, TaskStatus.RUNNING) if unfinished else None
         return self.inv.tasks(cluster=cluster, target=target, host=host, limit=limit,
                               statuses=statuses, details=details)
+
+    def task_children(self, tid: int) -> list[Task]:
+        """A parent task's children (an evacuation's moves), oldest first."""
+        return self.inv.children(tid)
 
     def task(self, tid: int) -> Task:
         t = self.inv.task(tid)

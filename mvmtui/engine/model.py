@@ -277,6 +277,18 @@ class MigrationProgress:
 
 
 @dataclass(frozen=True)
+class MoveRequest:
+    """What the operator asked for (CLI flags, dialog choices)."""
+
+    vm: str                          # uuid
+    target: str
+    offline: bool = False            # move a stopped VM (after shutting it down: below)
+    wait_shutdown: bool = False      # shut a running VM down first, then move it offline
+    start_after: bool = False        # start it on the target after an offline move
+    copy_storage: bool = False       # copy disks that the target cannot see
+
+
+@dataclass(frozen=True)
 class HostFit:
     """One host as a target for one VM (Manage Placement): fits, or why not."""
 

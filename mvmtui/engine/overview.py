@@ -55,7 +55,7 @@ class ClusterOverview:
         hosts = [placement.HostSpec(
             name=h.name, cpus=h.cpus, memory_mib=h.memory_mib,
             reserve_mib=pol.host_reserve_mib, cpu_model=h.cpu_model,
-            available=h.status is HostStatus.UP,
+            available=h.status is HostStatus.UP, maintenance=not h.in_pool,
             why_unavailable=h.status.value if h.status is not HostStatus.UP else "")
             for h in self.hosts(cluster)]
         vms = [placement.VmSpec(uuid=v.uuid, name=v.name, host=v.host, vcpus=v.vcpus,

@@ -9,14 +9,16 @@ an operator with virsh would, with or without an event, and take hosts down.
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from .adapter import LIFECYCLE, LIFECYCLE_STARTED, REBOOT, HostUnreachable, VmSample
 from .errors import HypervisorError
-from .model import Datastore, Host, Network, Strategy, Vm, VmState
+from .model import (Datastore, Disk, Host, MigrationProgress, Network, Nic, Strategy, Vm,
+                    VmState)
 
 _LIFECYCLE = {VmState.RUNNING: LIFECYCLE_STARTED, VmState.SHUTOFF: 5, VmState.PAUSED: 3}
 _AFTER = {"start": VmState.RUNNING, "destroy": VmState.SHUTOFF, "suspend": VmState.PAUSED,
@@ -37,13 +39,44 @@ class ScriptedHost:
     mem_used_mib: int | None = None
     ignores_acpi: set[str] = field(default_factory=set)   # uuids that ignore shutdown/reboot
     open_hv: list["ScriptedHypervisor"] = field(default_factory=list)
+    refuses_incoming: str = ""        # libvirt's words when a migration here fails
+    jobs: dict[str, "_Job"] = field(default_factory=dict)   # migrations running from here
+
+
+@dataclass
+class _Job:
+    total: int
+    seconds: float
+    started: float = field(default_factory=time.monotonic)
+    aborted: bool = False
+
+    def fraction(self) -> float:
+        return min(1.0, (time.monotonic() - self.started) / max(1e-6, self.seconds))
+
+
+def _definition(vm: Vm) -> str:
+    """A scripted domain's "XML": its record as JSON (define() reads it back)."""
+    d = asdict(replace(vm, definition="", seen_at=None, config_at=None, cpu_pct=None,
+                       mem_used_mib=None))
+    return json.dumps(d, default=str)
+
+
+def _from_definition(text: str, cluster: str, host: str) -> Vm:
+    d = json.loads(text)
+    d["state"] = VmState.SHUTOFF
+    d["strategy"] = Strategy(d["strategy"])
+    d["disks"] = tuple(Disk(**x) for x in d["disks"])
+    d["nics"] = tuple(Nic(**x) for x in d["nics"])
+    return Vm(**{**d, "cluster": cluster, "host": host})
 
 
 class ScriptedWorld:
-    def __init__(self, clock: Callable[[], float] = time.time):
+    def __init__(self, clock: Callable[[], float] = time.time,
+                 migration_seconds: float = 0.3):
         self.hosts: dict[tuple[str, str], ScriptedHost] = {}
         self.lock = threading.RLock()
         self.clock = clock
+        self.migration_seconds = migration_seconds   # how long a live migration takes
 
     def add_host(self, cluster: str, name: str, *, cpus: int = 4, memory_mib: int = 8192,
                  vms: list[Vm] = (), **kw) -> ScriptedHost:
@@ -136,7 +169,7 @@ class ScriptedHypervisor:
     def _vm(self, vm: Vm) -> Vm:
         now = self._now()   # a definition carries no use figures: the stats pass does
         return replace(vm, seen_at=now, config_at=now, stale=False, cpu_pct=None,
-                       mem_used_mib=None)
+                       mem_used_mib=None, definition=_definition(vm))
 
     def vms(self) -> list[Vm]:
         self._alive()
@@ -201,3 +234,95 @@ class ScriptedHypervisor:
             self.h.vms[uuid] = replace(self.h.vms[uuid], strategy=strategy, home=home)
         self.world._fire(self.h, uuid, "metadata_change", 0)
 
+
+    # ---- moving VMs (as libvirt does it, in plain Python) ------------------------------
+    def _dom(self, uuid: str) -> Vm:
+        vm = self.h.vms.get(uuid)
+        if vm is None:
+            raise HypervisorError(f"Domain not found: no domain with matching uuid '{uuid}'")
+        return vm
+
+    def migrate(self, uuid: str, dest: "ScriptedHypervisor", *, bandwidth_mib: int = 0,
+                auto_converge: bool = True, unsafe: bool = False,
+                copy_storage: bool = False) -> None:
+        self._alive()
+        with self.world.lock:
+            vm = self._dom(uuid)
+            if not vm.state.active:
+                raise HypervisorError("Requested operation is not valid: domain is not "
+                                      "running")
+            job = _Job(total=max(1, vm.memory_mib) << 20, seconds=self.world.migration_seconds)
+            self.h.jobs[uuid] = job
+        try:
+            while job.fraction() < 1.0:
+                if job.aborted:
+                    raise HypervisorError("operation aborted: migration out: canceled by "
+                                          "client")
+                if not self.h.reachable or self not in self.h.open_hv:
+                    raise HypervisorError("internal error: client socket is closed")
+                if not dest.h.reachable or dest not in dest.h.open_hv:
+                    raise HypervisorError("operation failed: migration out job: "
+                                          "unexpectedly failed")
+                time.sleep(0.01)
+            if dest.h.refuses_incoming:
+                raise HypervisorError(dest.h.refuses_incoming)
+            with self.world.lock:
+                moved = replace(self.h.vms.pop(uuid), host=dest.h.name, cluster=dest.h.cluster)
+                dest.h.vms[uuid] = moved
+        finally:
+            self.h.jobs.pop(uuid, None)
+        self.world._fire(self.h, uuid, LIFECYCLE, 5)              # stopped (migrated)
+        self.world._fire(self.h, uuid, LIFECYCLE, 1)              # undefined
+        self.world._fire(dest.h, uuid, LIFECYCLE, LIFECYCLE_STARTED)
+
+    def migration_progress(self, uuid: str) -> MigrationProgress | None:
+        self._alive()
+        job = self.h.jobs.get(uuid)
+        if job is None:
+            return None
+        done = int(job.total * job.fraction())
+        elapsed = time.monotonic() - job.started
+        return MigrationProgress(processed=done, remaining=job.total - done, total=job.total,
+                                 bytes_per_s=done / elapsed if elapsed > 0 else None,
+                                 elapsed_s=elapsed, downtime_ms=30)
+
+    def set_max_downtime(self, uuid: str, ms: int) -> None:
+        self._alive()
+        self._dom(uuid)
+
+    def abort_job(self, uuid: str) -> None:
+        self._alive()
+        job = self.h.jobs.get(uuid)
+        if job is None:
+            raise HypervisorError("Requested operation is not valid: no job is active on "
+                                  "the domain")
+        job.aborted = True
+
+    def definition(self, uuid: str) -> str:
+        self._alive()
+        with self.world.lock:
+            return _definition(self._dom(uuid))
+
+    def define(self, xml: str) -> None:
+        self._alive()
+        if self.h.refuses_incoming:
+            raise HypervisorError(self.h.refuses_incoming)
+        vm = _from_definition(xml, self.h.cluster, self.h.name)
+        with self.world.lock:
+            old = self.h.vms.get(vm.uuid)
+            if old is not None and old.state.active:
+                raise HypervisorError(f"operation failed: domain '{vm.name}' is already "
+                                      f"active")
+            self.h.vms[vm.uuid] = vm
+        self.world._fire(self.h, vm.uuid, LIFECYCLE, 0)           # defined
+
+    def undefine(self, uuid: str) -> None:
+        self._alive()
+        with self.world.lock:
+            self._dom(uuid)
+            self.h.vms.pop(uuid)
+        self.world._fire(self.h, uuid, LIFECYCLE, 1)
+
+    def prepare_disks(self, disks: list[tuple[str, int, str]]) -> list[str]:
+        self._alive()
+        return [path for path, _size, _fmt in disks]

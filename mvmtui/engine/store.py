@@ -6,6 +6,8 @@ their index by host, stale flags, inventory writes (_persist) and the event log.
 """
 from __future__ import annotations
 
+import hashlib
+
 import logging
 import sqlite3
 from dataclasses import replace
@@ -163,7 +165,8 @@ class VmStore:
                      vm.host, self._vms[vm.uuid].host)
             return
         old = self._vms.get(vm.uuid)
-        vm = replace(vm, stale=not self._live(vm.cluster, vm.host))
+        self._save_definitions([vm])
+        vm = replace(vm, stale=not self._live(vm.cluster, vm.host), definition="")
         if old is not None and (old.cluster, old.host) != (vm.cluster, vm.host):
             self._unindex(old)
         self._vms[vm.uuid] = vm
@@ -172,6 +175,21 @@ class VmStore:
             self._persist(self.inv.save_vms, [vm])
         if old is None or replace(old, seen_at=None) != replace(vm, seen_at=None):
             self._emit(VmChanged(vm))
+
+    def _save_definitions(self, vms: list[Vm]) -> None:
+        """Keep each VM's XML as last read (a VM is re-defined elsewhere from it), when
+        it changed; memory keeps only its digest."""
+        for vm in vms:
+            if not vm.definition:
+                continue
+            digest = hashlib.sha1(vm.definition.encode()).hexdigest()
+            if self._def_digest.get(vm.uuid) != digest:
+                self._def_digest[vm.uuid] = digest
+                self._persist(self.inv.save_definition, vm, digest, self.clock())
+
+    def saved_definition(self, uuid: str) -> tuple[str, str, float] | None:
+        """(host it was read on, XML, when) of a VM's last saved definition."""
+        return self.inv.definition(uuid)
 
     def _drop_vm(self, uuid: str) -> None:
         vm = self._vms.pop(uuid, None)
@@ -190,6 +208,7 @@ class VmStore:
         changed = [v for v in kept if _definition(v) != _definition(self._vms.get(v.uuid))]
         if changed:
             self._persist(self.inv.save_vms, changed)
+        self._save_definitions(kept)
         for v in kept:
             self._put_vm(v, save=False)
 

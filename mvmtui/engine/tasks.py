@@ -71,6 +71,7 @@ class TaskSpec:
     locks: tuple[str, ...]
     params: dict
     supersedes: tuple[str, ...] = ()   # kinds of waiting tasks this one may take over
+    parent: int | None = None          # the task this one is part of
 
 
 class TaskContext:
@@ -82,6 +83,14 @@ class TaskContext:
         self._nsteps = max(1, nsteps)
         self._step: int | None = None
         self._cancellable = False
+        self._checkpoint: dict = {}
+
+    def checkpoint(self, **data) -> None:
+        """Record what a resume or rollback would need to know (and live figures),
+        merged into the task's checkpoint."""
+        self._checkpoint.update(data)
+        self._j.inv.update_task(self.id, checkpoint=self._checkpoint)
+        self._j.emit_task(self.id)
 
     def step(self, index: int) -> None:
         j, now = self._j, self._j.clock()
@@ -249,7 +258,7 @@ class Journal:
             id=0, kind=spec.kind, title=spec.title, cluster=spec.cluster,
             target_kind=spec.target_kind, target=spec.target, target_name=spec.target_name,
             host=spec.host, status=TaskStatus.QUEUED, created_at=now,
-            started_by=self.started_by,
+            started_by=self.started_by, parent=spec.parent,
             steps=tuple(TaskStep(i, name) for i, name in enumerate(spec.steps))),
             spec.params, owner=this_process())
         ctx = TaskContext(self, tid, len(spec.steps))

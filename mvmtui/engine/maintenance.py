@@ -1,0 +1,215 @@
+"""Maintenance mode: empty a host VM by VM, with a preview first, and bring its VMs
+back when it leaves.
+
+- The preview places each VM on its own merits (the planner's evacuate): target and
+  method, or what blocks it and the ways out.
+- Entering takes the host out of the placement pool at once ("entering"), runs one
+  parent task with a child move per VM (at most the cluster's migration concurrency
+  at a time), and marks the host "in maintenance" only once it is really empty.
+- Leaving returns the host to the pool; bringing back the VMs that left is offered
+  with the same kind of preview.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .errors import EngineError, HostDown
+from .model import (ENTERING, IN_MAINTENANCE, HostStatus, MaintenancePreview, MoveRequest,
+                    MoveRow, Strategy, Task, TaskStatus)
+from .tasks import Busy, TaskContext, TaskFailed, TaskSpec
+
+log = logging.getLogger("mvmtui.maintenance")
+
+
+class Maintenance:
+    """Mixin for Engine."""
+
+    # ---- preview ------------------------------------------------------------------------
+    def maintenance_preview(self, cluster: str, host: str) -> MaintenancePreview:
+        """What entering maintenance would do now, VM by VM."""
+        self.host(cluster, host)
+        plan = self.planner(cluster).evacuate(host)
+        rows = []
+        for m in plan.moves:
+            vm = self.vm(m.vm)
+            storage = self.storage_issue(vm)
+            if storage and m.live:
+                rows.append(MoveRow(vm.uuid, vm.name, vm.state, blocked=True,
+                                    reason=storage,
+                                    ways_out=("move it by hand with a storage copy "
+                                              "(Manage Placement)", "shut it down")))
+            elif storage:
+                rows.append(MoveRow(vm.uuid, vm.name, vm.state, method="stays",
+                                    reason=f"shut off, and its {storage}: it stays"))
+            else:
+                rows.append(MoveRow(vm.uuid, vm.name, vm.state, target=m.target,
+                                    method="live" if m.live else "offline", reason=m.reason))
+        for b in plan.blocked:
+            vm = self.vm(b.vm)
+            per_host = "; ".join(f"{h}: {why}" for h, why in b.per_host if why)
+            pinned = vm.strategy is Strategy.PINNED
+            ways = (("shut it down", "change its strategy (Manage Placement)") if pinned else
+                    ("shut it down", "make room on another host", "move it by hand"))
+            rows.append(MoveRow(vm.uuid, vm.name, vm.state, blocked=True,
+                                reason=b.reason + (f" ({per_host})" if per_host else ""),
+                                ways_out=ways))
+        for uuid, why in plan.stays:
+            vm = self.vm(uuid)
+            rows.append(MoveRow(vm.uuid, vm.name, vm.state, method="stays", reason=why))
+        return MaintenancePreview(cluster, host, tuple(sorted(rows, key=lambda r: r.name)))
+
+    # ---- entering ---------------------------------------------------------------------
+    async def enter_maintenance(self, cluster: str, host: str, confirm: str) -> Task:
+        """Empty the host and mark it in maintenance; returns the parent task running.
+        `confirm` must be the host's name (the blast radius is a whole host)."""
+        self._refuse_changes("entering maintenance")
+        h = self.host(cluster, host)
+        if confirm != host:
+            raise EngineError(f"Type the host's name, {host}, to confirm; nothing was "
+                              f"changed.")
+        if h.status is not HostStatus.UP:
+            raise HostDown(f"{host} is {h.status.value}: its VMs cannot be moved; nothing "
+                           f"was changed.")
+        if h.maintenance == IN_MAINTENANCE:
+            raise EngineError(f"{host} is in maintenance already.")
+        preview = self.maintenance_preview(cluster, host)
+        if preview.blocked:
+            raise EngineError(f"{host} cannot enter maintenance: "
+                              + "; ".join(f"{r.name}: {r.reason}" for r in preview.blocked)
+                              + ". Nothing was changed.")
+        moves = preview.moves
+        pol = self.policy(cluster)
+        spec = TaskSpec(kind="host.maintenance.enter", title=f"Enter maintenance: {host}",
+                        cluster=cluster, target_kind="host", target=host, target_name=host,
+                        host=host, steps=("Take out of the placement pool",
+                                          f"Move {len(moves)} VM{'s' if len(moves) != 1 else ''}",
+                                          "Confirm the host is empty"),
+                        locks=(f"host:{cluster}/{host}",),
+                        params={"moves": [{"vm": r.vm, "name": r.name, "target": r.target,
+                                           "method": r.method} for r in moves]})
+
+        async def body(ctx: TaskContext) -> None:
+            ctx.step(0)
+            self._set_maintenance(cluster, host, ENTERING)
+            ctx.log(f"{host} is out of the placement pool")
+            ctx.step(1)
+            await self._run_moves(ctx, cluster, host, moves, pol.migration_concurrency)
+            ctx.step(2)
+            await self._confirm_empty(ctx, cluster, host)
+            self._set_maintenance(cluster, host, IN_MAINTENANCE)
+            ctx.log(f"{host} is in maintenance")
+        return await self._on_io(self.journal.submit(spec, body))
+
+    async def _run_moves(self, ctx: TaskContext, cluster: str, host: str, moves,
+                         concurrency: int) -> None:
+        """One child task per VM, at most `concurrency` at once; all are tried, and the
+        parent fails if any did, saying which."""
+        gate = asyncio.Semaphore(max(1, concurrency))
+        done: list[dict] = []
+        failed: list[str] = []
+
+        async def one(row) -> None:
+            async with gate:
+                ctx.check_stop()
+                req = MoveRequest(vm=row.vm, target=row.target,
+                                  offline=row.method == "offline")
+                source = self._vms[row.vm].host if row.vm in self._vms else host
+                try:
+                    child = await self.migrate_vm(req, parent=ctx.id)
+                except (EngineError, Busy) as exc:
+                    failed.append(f"{row.name}: {exc}")
+                    ctx.log(f"{row.name} not moved: {exc}", "error")
+                    return
+                ctx.log(f"{row.name} → {row.target} ({row.method}): task {child.id}")
+                end = await self.journal.wait(child.id)
+                if end.status is TaskStatus.SUCCEEDED:
+                    done.append({"vm": row.vm, "name": row.name, "from": source,
+                                 "to": row.target})
+                    ctx.checkpoint(moved=list(done))
+                else:
+                    failed.append(f"{row.name}: {end.error or end.status.value}")
+                ctx.progress(1 / 3 + (len(done) + len(failed)) / max(1, len(moves)) / 3)
+        ctx.checkpoint(moved=[])
+        await asyncio.gather(*(one(r) for r in moves))
+        if failed:
+            raise TaskFailed(f"{len(done)} of {len(moves)} VMs moved; not moved: "
+                             + "; ".join(failed) + f". {host} stays out of the pool "
+                             f"(entering maintenance): enter again, or leave maintenance.")
+
+    async def _confirm_empty(self, ctx: TaskContext, cluster: str, host: str) -> None:
+        """What the host itself lists now: nothing running, nothing that should have
+        gone."""
+        link = self._links.get((cluster, host))
+        if link is None or link.hv is None:
+            raise TaskFailed(f"{host} stopped answering: whether it is empty is unknown")
+        await self._reread(link, "maintenance check")
+        running = [v.name for v in self._vms_on((cluster, host)) if v.state.active]
+        if running:
+            raise TaskFailed(f"{host} still runs {', '.join(sorted(running))}; it stays "
+                             f"entering maintenance")
+        left = [v.name for v in self._vms_on((cluster, host))]
+        ctx.log(f"{host} runs no VM" + (f"; stopped and staying: {', '.join(sorted(left))}"
+                                        if left else ""))
+
+    def _set_maintenance(self, cluster: str, host: str, state: str) -> None:
+        self._set_host((cluster, host), maintenance=state)
+        self._event(cluster, host, host, "host.maintenance",
+                    {ENTERING: "entering maintenance", IN_MAINTENANCE: "in maintenance",
+                     "": "back in the placement pool"}[state])
+
+    # ---- leaving --------------------------------------------------------------------------
+    def return_preview(self, cluster: str, host: str) -> MaintenancePreview:
+        """The VMs that left the host in its last maintenance and can come back now."""
+        rows = []
+        for item in self._last_evacuation(cluster, host):
+            vm = self._vms.get(item["vm"])
+            if vm is None:
+                continue
+            if vm.host == host:
+                continue
+            if vm.host != item["to"]:
+                rows.append(MoveRow(vm.uuid, vm.name, vm.state, method="stays",
+                                    reason=f"moved on since, to {vm.host}: it stays"))
+                continue
+            try:
+                _vm, method = self.check_move(MoveRequest(vm.uuid, host))
+            except EngineError as exc:
+                rows.append(MoveRow(vm.uuid, vm.name, vm.state, blocked=True, reason=str(exc)))
+                continue
+            rows.append(MoveRow(vm.uuid, vm.name, vm.state, target=host, method=method,
+                                reason=f"it left {host} for maintenance"))
+        return MaintenancePreview(cluster, host, tuple(sorted(rows, key=lambda r: r.name)))
+
+    def _last_evacuation(self, cluster: str, host: str) -> list[dict]:
+        for t in self.inv.tasks(cluster=cluster, target=host, limit=20):
+            if t.kind == "host.maintenance.enter":
+                full = self.inv.task(t.id)
+                return list(full.checkpoint.get("moved", [])) if full else []
+        return []
+
+    async def leave_maintenance(self, cluster: str, host: str,
+                                bring_back: bool = False) -> Task:
+        """Return the host to the pool; with bring_back, move back the VMs that left it
+        (those the preview shows as able to). Returns the task running."""
+        self._refuse_changes("leaving maintenance")
+        h = self.host(cluster, host)
+        if not h.maintenance:
+            raise EngineError(f"{host} is not in maintenance.")
+        back = self.return_preview(cluster, host).moves if bring_back else ()
+        steps = ("Return to the placement pool",) + (
+            (f"Bring back {len(back)} VM{'s' if len(back) != 1 else ''}",) if back else ())
+        spec = TaskSpec(kind="host.maintenance.leave", title=f"Leave maintenance: {host}",
+                        cluster=cluster, target_kind="host", target=host, target_name=host,
+                        host=host, steps=steps, locks=(f"host:{cluster}/{host}",),
+                        params={"bring_back": [r.vm for r in back]})
+        pol = self.policy(cluster)
+
+        async def body(ctx: TaskContext) -> None:
+            ctx.step(0)
+            self._set_maintenance(cluster, host, "")
+            ctx.log(f"{host} is back in the placement pool")
+            if back:
+                ctx.step(1)
+                await self._run_moves(ctx, cluster, host, back, pol.migration_concurrency)
+        return await self._on_io(self.journal.submit(spec, body))

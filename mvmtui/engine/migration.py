@@ -1,0 +1,342 @@
+"""Moving one VM to another host: live migration of a running VM, an offline move of
+a stopped one; where it may go (Manage Placement) and why not.
+
+Transport: the console drives both hosts' libvirt connections (libvirt's managed,
+client-driven migration; QEMU streams memory straight from host to host). Chosen
+because it needs no host-to-host trust: the admin box already reaches every host,
+while peer-to-peer would need each libvirtd to log into the others. If the console
+dies mid-way, libvirt aborts the job and the VM keeps running on its source, which
+is what the next start's recovery then finds and records (see recover_moves).
+
+Every move is a task ("vm.migrate", "vm.move") holding the VM's lock, and its
+success is what the destination then shows, not libvirt accepting the call.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+
+from .errors import EngineError, HostDown, HypervisorError
+from .model import (HostFit, HostStatus, MigrationProgress, MoveRequest, Strategy, Task,
+                    Vm, VmState)
+from .tasks import TaskContext, TaskFailed, TaskSpec, TaskStopped
+
+log = logging.getLogger("mvmtui.migration")
+
+PROGRESS_POLL = 0.5          # seconds between looks at a running migration's job stats
+MAX_DOWNTIME_MS = 500        # the longest pause at switch-over libvirt may choose
+OFFLINE_SHUTDOWN_WAIT = 90.0
+
+
+class Migration:
+    """Mixin for Engine: placement options, live and offline moves."""
+
+    # ---- where a VM may go ------------------------------------------------------------
+    def storage_issue(self, vm: Vm) -> str:
+        """"" if every disk of the VM is on storage every host sees, else which is not."""
+        pol = self.policy(vm.cluster)
+        shared = [d.path.rstrip("/") + "/" for d in self.datastores(vm.cluster, vm.host)
+                  if d.name in pol.shared_datastores and d.path]
+        for d in vm.disks:
+            if d.device != "disk" or not d.source or d.kind == "network" or d.readonly:
+                continue        # network disks (RBD) are shared; cdroms and RO images stay
+            if not any(d.source.startswith(p) for p in shared):
+                return (f"disk {d.target} ({d.source}) is on storage only {vm.host} sees")
+        return ""
+
+    def placement_options(self, uuid: str, copy_storage: bool = False) -> list[HostFit]:
+        """Every other host of the VM's cluster as a target now: fits, or why not; the
+        planner's choice marked best."""
+        vm = self.vm(uuid)
+        planner = self.planner(vm.cluster)
+        spec = planner.vms[uuid]
+        storage = "" if copy_storage else self.storage_issue(vm)
+        plan = planner.place(uuid)
+        best = plan.moves[0].target if plan.moves else ""
+        reason = plan.moves[0].reason if plan.moves else ""
+        out = []
+        for host, why in planner.candidates(spec):
+            if not why and storage:
+                why = f"{storage}: copy the storage to move it"
+            out.append(HostFit(host=host, why_not=why, best=host == best and not why,
+                               reason=reason if host == best else ""))
+        return out
+
+    def check_move(self, req: MoveRequest) -> tuple[Vm, str]:
+        """The VM and "live" or "offline" if the move may go ahead; EngineError says
+        why not (nothing changed)."""
+        vm = self.vm(req.vm)
+        self.host(vm.cluster, req.target)
+        if req.target == vm.host:
+            raise EngineError(f"{vm.name} is on {vm.host} already.")
+        if vm.stale:
+            raise HostDown(f"{vm.host} is not answering: where {vm.name} runs now is "
+                           f"unknown; nothing was changed.")
+        if vm.strategy is Strategy.PINNED:
+            raise EngineError(f"{vm.name} is pinned to {vm.home or vm.host}; set its "
+                              f"strategy to Auto or Failover first (Manage Placement, or "
+                              f"`mvmtui vm placement {vm.name} --strategy auto`).")
+        fits = {f.host: f for f in self.placement_options(vm.uuid, req.copy_storage)}
+        fit = fits.get(req.target)
+        if fit is not None and not fit.fits:
+            raise EngineError(f"{vm.name} cannot go to {req.target}: {fit.why_not}.")
+        if vm.state.active and not (req.offline or req.wait_shutdown):
+            if vm.state is not VmState.RUNNING and vm.state is not VmState.PAUSED:
+                raise EngineError(f"{vm.name} is {vm.state.value}; only a running or paused "
+                                  f"VM migrates live.")
+            return vm, "live"
+        if vm.state.active and req.offline and not req.wait_shutdown:
+            raise EngineError(f"{vm.name} is running: an offline move needs it shut down "
+                              f"first (--wait-shutdown shuts it down and waits).")
+        if req.copy_storage and self.storage_issue(vm):
+            raise EngineError(f"an offline move cannot copy storage yet; {self.storage_issue(vm)}."
+                              f" Start it and migrate it live with a storage copy.")
+        return vm, "offline"
+
+    def migration_progress(self, task: Task) -> MigrationProgress | None:
+        """A migration task's last progress figures (libvirt's job stats)."""
+        return progress_of(task)
+
+    # ---- doing it -----------------------------------------------------------------------
+    async def migrate_vm(self, req: MoveRequest, parent: int | None = None) -> Task:
+        """Start a move as a task; returns it running. Its outcome: wait_task(id)."""
+        self._refuse_changes("moving a VM")
+        vm, method = self.check_move(req)
+        spec = self._move_spec(vm, req, method, parent)
+
+        async def body(ctx: TaskContext) -> None:
+            if method == "live":
+                await self._live_move(ctx, vm, req)
+            else:
+                await self._offline_move(ctx, vm, req)
+        return await self._on_io(self.journal.submit(spec, body))
+
+    def _move_spec(self, vm: Vm, req: MoveRequest, method: str, parent: int | None) -> TaskSpec:
+        if method == "live":
+            steps = ("Check both hosts", "Migrate live", f"Confirm on {req.target}")
+            title = f"Migrate {vm.name} to {req.target}"
+        else:
+            steps = (("Shut down", ) if req.wait_shutdown and vm.state.active else ()) + (
+                "Check both hosts", f"Define on {req.target}", f"Undefine on {vm.host}") + (
+                (f"Start on {req.target}",) if req.start_after else ())
+            title = f"Move {vm.name} to {req.target} (offline)"
+        return TaskSpec(kind="vm.migrate" if method == "live" else "vm.move", title=title,
+                        cluster=vm.cluster, target_kind="vm", target=vm.uuid,
+                        target_name=vm.name, host=vm.host, steps=steps,
+                        locks=(f"vm:{vm.uuid}",), parent=parent,
+                        params={"source": vm.host, "target": req.target, "method": method,
+                                "wait_shutdown": req.wait_shutdown,
+                                "start_after": req.start_after,
+                                "copy_storage": req.copy_storage})
+
+    def _both_links(self, vm: Vm, target: str):
+        src = self._live_link(vm)
+        key = (vm.cluster, target)
+        link, host = self._links.get(key), self._hosts.get(key)
+        if link is None or link.hv is None or host is None or host.status is not HostStatus.UP:
+            raise TaskFailed(f"{target} is {host.status.value if host else 'unknown'}; "
+                             f"{vm.name} stays on {vm.host}")
+        if host.maintenance:
+            raise TaskFailed(f"{target} is in maintenance; {vm.name} stays on {vm.host}")
+        return src, (link, link.hv)
+
+    async def _where(self, vm: Vm, hosts: list[str]) -> dict[str, VmState | None]:
+        """What each host says of the VM now: its state there, or None if not defined
+        there; a host that cannot say is left out."""
+        out = {}
+        for name in hosts:
+            link = self._links.get((vm.cluster, name))
+            if link is None or link.hv is None:
+                continue
+            try:
+                found = await self._lv(link, link.hv.vm, vm.uuid)
+            except HypervisorError:
+                continue
+            out[name] = None if found is None else found.state
+        return out
+
+    async def _live_move(self, ctx: TaskContext, vm: Vm, req: MoveRequest) -> None:
+        ctx.step(0)
+        (src_link, src), (dst_link, dst) = self._both_links(vm, req.target)
+        state = await self._lv(src_link, src.state, vm.uuid)
+        if not state.active:
+            raise TaskFailed(f"{vm.name} is {state.value} on {vm.host} now, not running; "
+                             f"move it offline instead")
+        pol = self.policy(vm.cluster)
+        unsafe = not self.storage_issue(vm)        # on storage the cluster declares shared
+        ctx.checkpoint(source=vm.host, target=req.target, phase="checked")
+        ctx.log(f"{vm.name} runs on {vm.host}; {req.target} is up and has room"
+                + ("; its disks are copied" if req.copy_storage else
+                   "; its disks are on shared storage"))
+        if req.copy_storage:
+            disks = [(d.source, d.capacity_bytes or 0, "qcow2" if d.source.endswith(".qcow2")
+                      else "raw") for d in vm.disks if d.device == "disk" and d.source]
+            made = await self._lv(dst_link, dst.prepare_disks, disks)
+            if made:
+                ctx.log(f"Created empty disks on {req.target}: {', '.join(made)}")
+        ctx.step(1)
+        ctx.checkpoint(phase="migrating")
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(self._movers(), lambda: src.migrate(
+            vm.uuid, dst, bandwidth_mib=pol.migration_bandwidth_mib, auto_converge=True,
+            unsafe=unsafe, copy_storage=req.copy_storage))
+        ctx.log("Live migration started (auto-converge"
+                + (f", {pol.migration_bandwidth_mib} MiB/s limit" if pol.migration_bandwidth_mib
+                   else "") + f", at most {MAX_DOWNTIME_MS} ms downtime)")
+        started = time.monotonic()
+        downtime_set = False
+        stopped: TaskStopped | None = None
+        with ctx.cancellable():
+            while not job.done():
+                try:
+                    ctx.check_stop()
+                except TaskStopped as stop:
+                    if stopped is None:
+                        stopped = stop
+                        ctx.log("Cancel asked: aborting the migration job")
+                        try:
+                            await self._lv(src_link, src.abort_job, vm.uuid)
+                        except HypervisorError as exc:
+                            ctx.log(f"libvirt did not abort: {exc}", "warning")
+                prog = None
+                try:
+                    prog = await self._lv(src_link, src.migration_progress, vm.uuid)
+                except HypervisorError:
+                    pass
+                if prog is not None:
+                    if not downtime_set:
+                        downtime_set = True
+                        try:
+                            await self._lv(src_link, src.set_max_downtime, vm.uuid,
+                                           MAX_DOWNTIME_MS)
+                        except HypervisorError as exc:
+                            log.info("max downtime not set: %s", exc)
+                    ctx.checkpoint(progress=_progress_dict(prog))
+                    if prog.fraction is not None:
+                        ctx.progress(1 / 3 + prog.fraction / 3)
+                await asyncio.wait([job], timeout=PROGRESS_POLL)
+        try:
+            job.result()
+        except HypervisorError as exc:
+            where = await self._where(vm, [vm.host, req.target])
+            await self._refresh_both(vm, req.target)
+            if stopped is not None:
+                raise TaskStopped(f"{stopped.reason}; {self._where_words(vm, where)}") from None
+            raise TaskFailed(f"{req.target} refused: {exc}. "
+                             f"{self._where_words(vm, where)}") from None
+        took = time.monotonic() - started
+        ctx.step(2)
+        last = self.journal.inv.task(ctx.id).checkpoint.get("progress") or {}
+        if last.get("total"):
+            last = {**last, "processed": last["total"], "remaining": 0}
+        ctx.checkpoint(phase="confirming", seconds=round(took, 2), progress=last)
+        await self._confirm_on(ctx, vm, req.target, want_active=True)
+        ctx.log(f"Migrated in {took:.1f} s")
+
+    def _where_words(self, vm: Vm, where: dict[str, VmState | None]) -> str:
+        on = [f"{h} ({s.value})" for h, s in where.items() if s is not None]
+        if len(on) == 1:
+            return f"{vm.name} is on {on[0]}."
+        if not on:
+            return (f"{vm.name} is defined on neither host that answered; "
+                    f"it will be re-defined from its saved definition.")
+        return f"{vm.name} is defined on {' and '.join(on)}."
+
+    async def _refresh_both(self, vm: Vm, target: str) -> None:
+        for name in (vm.host, target):
+            link = self._links.get((vm.cluster, name))
+            if link is not None and link.hv is not None:
+                await self._refresh_vm(link, link.hv, vm.uuid)
+
+    async def _confirm_on(self, ctx: TaskContext, vm: Vm, target: str,
+                          want_active: bool) -> None:
+        """Success is what the hosts show: the VM on the target (running if it should
+        be), and gone from the source."""
+        where = await self._where(vm, [vm.host, target])
+        await self._refresh_both(vm, target)
+        there = where.get(target)
+        if there is None or (want_active and not there.active):
+            raise TaskFailed(f"{target} does not show {vm.name} "
+                             + ("running" if want_active else "defined")
+                             + f" after the move. {self._where_words(vm, where)}")
+        if where.get(vm.host) is not None:
+            ctx.log(f"{vm.host} still lists {vm.name} ({where[vm.host].value}) after the "
+                    f"move", "warning")
+        ctx.log(f"{target} shows {vm.name} {there.value}; {vm.host} no longer lists it")
+        ctx.checkpoint(phase="done")
+
+    async def _offline_move(self, ctx: TaskContext, vm: Vm, req: MoveRequest) -> None:
+        i = 0
+        if req.wait_shutdown and vm.state.active:
+            ctx.step(i)
+            i += 1
+            src_link, src = self._live_link(vm)
+            try:
+                await self._lv(src_link, src.act, vm.uuid, "shutdown")
+            except HypervisorError as exc:
+                raise TaskFailed(f"libvirt refused the shutdown: {exc}") from exc
+            ctx.log(f"Asked {vm.name} to power off (ACPI); waiting up to "
+                    f"{self.shutdown_timeout:.0f} s")
+            await self._wait_state(src_link, src, vm.uuid, VmState.SHUTOFF,
+                                   self.shutdown_timeout, ctx)
+        ctx.step(i)
+        (src_link, src), (dst_link, dst) = self._both_links(vm, req.target)
+        state = await self._lv(src_link, src.state, vm.uuid)
+        if state.active:
+            raise TaskFailed(f"{vm.name} is {state.value} on {vm.host}; an offline move "
+                             f"needs it shut off")
+        xml = await self._lv(src_link, src.definition, vm.uuid)
+        ctx.checkpoint(source=vm.host, target=req.target, phase="checked")
+        ctx.step(i + 1)
+        try:
+            await self._lv(dst_link, dst.define, xml)
+        except HypervisorError as exc:
+            raise TaskFailed(f"{req.target} refused the definition: {exc}. "
+                             f"{vm.name} stays on {vm.host}.") from exc
+        ctx.checkpoint(phase="defined on target")
+        ctx.log(f"Defined on {req.target}")
+        ctx.step(i + 2)
+        try:
+            await self._lv(src_link, src.undefine, vm.uuid)
+        except HypervisorError as exc:
+            # Two stopped copies: the console shows the source's (rule 7) until one goes.
+            raise TaskFailed(f"{vm.host} did not undefine {vm.name}: {exc}. It is now "
+                             f"defined on both hosts, stopped; undefine one by hand.") from exc
+        ctx.checkpoint(phase="undefined on source")
+        ctx.log(f"Undefined on {vm.host}")
+        await self._confirm_on(ctx, vm, req.target, want_active=False)
+        if req.start_after:
+            ctx.step(i + 3)
+            try:
+                await self._lv(dst_link, dst.act, vm.uuid, "start")
+            except HypervisorError as exc:
+                raise TaskFailed(f"moved to {req.target}, but it did not start there: "
+                                 f"{exc}") from exc
+            await self._wait_state(dst_link, dst, vm.uuid, VmState.RUNNING, 30.0, ctx)
+            await self._refresh_vm(dst_link, dst, vm.uuid)
+
+    def _movers(self) -> concurrent.futures.ThreadPoolExecutor:
+        """Threads that carry migration jobs: a job blocks its thread for its whole
+        length, so it must never sit on a host's only libvirt worker."""
+        pool = getattr(self, "_mover_pool", None)
+        if pool is None:
+            pool = self._mover_pool = concurrent.futures.ThreadPoolExecutor(
+                16, thread_name_prefix="libvirt-migrate")
+        return pool
+
+
+def _progress_dict(p: MigrationProgress) -> dict:
+    return {"processed": p.processed, "remaining": p.remaining, "total": p.total,
+            "bytes_per_s": p.bytes_per_s, "elapsed_s": p.elapsed_s,
+            "downtime_ms": p.downtime_ms, "phase": p.phase}
+
+
+def progress_of(task: Task) -> MigrationProgress | None:
+    """A migration task's last progress figures (from its checkpoint)."""
+    d = task.checkpoint.get("progress")
+    if not d:
+        return None
+    return MigrationProgress(**{k: v for k, v in d.items()
+                                if k in MigrationProgress.__dataclass_fields__})
