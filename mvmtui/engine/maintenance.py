@@ -160,24 +160,30 @@ class Maintenance:
 
     # ---- leaving --------------------------------------------------------------------------
     def return_preview(self, cluster: str, host: str) -> MaintenancePreview:
-        """The VMs that left the host in its last maintenance and can come back now."""
+        """The VMs that left the host in its last maintenance and can come back now
+        (counting the host as back in the pool)."""
+        planner = self.planner(cluster, returning=host)
         rows = []
         for item in self._last_evacuation(cluster, host):
             vm = self._vms.get(item["vm"])
-            if vm is None:
-                continue
-            if vm.host == host:
+            if vm is None or vm.host == host:
                 continue
             if vm.host != item["to"]:
                 rows.append(MoveRow(vm.uuid, vm.name, vm.state, method="stays",
                                     reason=f"moved on since, to {vm.host}: it stays"))
                 continue
-            try:
-                _vm, method = self.check_move(MoveRequest(vm.uuid, host))
-            except EngineError as exc:
-                rows.append(MoveRow(vm.uuid, vm.name, vm.state, blocked=True, reason=str(exc)))
+            why = dict(planner.candidates(planner.vms[vm.uuid])).get(host, "")
+            if not why and vm.strategy is Strategy.PINNED:
+                why = f"pinned to {vm.home or vm.host} since"
+            if not why and vm.stale:
+                why = f"{vm.host} is not answering"
+            if not why and vm.state.active and self.storage_issue(vm):
+                why = self.storage_issue(vm)
+            if why:
+                rows.append(MoveRow(vm.uuid, vm.name, vm.state, blocked=True, reason=why))
                 continue
-            rows.append(MoveRow(vm.uuid, vm.name, vm.state, target=host, method=method,
+            rows.append(MoveRow(vm.uuid, vm.name, vm.state, target=host,
+                                method="live" if vm.state.active else "offline",
                                 reason=f"it left {host} for maintenance"))
         return MaintenancePreview(cluster, host, tuple(sorted(rows, key=lambda r: r.name)))
 

@@ -220,12 +220,15 @@ class Migration:
         try:
             job.result()
         except HypervisorError as exc:
-            where = await self._where(vm, [vm.host, req.target])
+            asked = (vm.host, req.target)
+            where = await self._where(vm, list(asked))
             await self._refresh_both(vm, req.target)
+            if not any(where.values()) and len(where) == 2:
+                where = await self._redefine(vm, where)
+            words = self._where_words(vm, where, asked)
             if stopped is not None:
-                raise TaskStopped(f"{stopped.reason}; {self._where_words(vm, where)}") from None
-            raise TaskFailed(f"{req.target} refused: {exc}. "
-                             f"{self._where_words(vm, where)}") from None
+                raise TaskStopped(f"{stopped.reason}; {words}") from None
+            raise TaskFailed(f"the migration failed: {exc}. {words}") from None
         took = time.monotonic() - started
         ctx.step(2)
         last = self.journal.inv.task(ctx.id).checkpoint.get("progress") or {}
@@ -235,14 +238,20 @@ class Migration:
         await self._confirm_on(ctx, vm, req.target, want_active=True)
         ctx.log(f"Migrated in {took:.1f} s")
 
-    def _where_words(self, vm: Vm, where: dict[str, VmState | None]) -> str:
+    def _where_words(self, vm: Vm, where: dict[str, VmState | None],
+                     asked: tuple[str, ...] = ()) -> str:
+        """Where the VM is, as the hosts that answered say; a host that did not answer
+        may still run it, so nothing is concluded about it."""
         on = [f"{h} ({s.value})" for h, s in where.items() if s is not None]
-        if len(on) == 1:
-            return f"{vm.name} is on {on[0]}."
-        if not on:
-            return (f"{vm.name} is defined on neither host that answered; "
-                    f"it will be re-defined from its saved definition.")
-        return f"{vm.name} is defined on {' and '.join(on)}."
+        silent = [h for h in asked if h not in where]
+        words = (f"{vm.name} is on {' and '.join(on)}." if on else
+                 f"{vm.name} is on neither host that answered.")
+        if silent:
+            words += (f" {' and '.join(silent)} did not answer: whether it runs there is "
+                      f"unknown until it does.")
+        elif not on:
+            words += " It is re-defined from its saved definition."
+        return words
 
     async def _refresh_both(self, vm: Vm, target: str) -> None:
         for name in (vm.host, target):
@@ -260,7 +269,8 @@ class Migration:
         if there is None or (want_active and not there.active):
             raise TaskFailed(f"{target} does not show {vm.name} "
                              + ("running" if want_active else "defined")
-                             + f" after the move. {self._where_words(vm, where)}")
+                             + f" after the move. "
+                               f"{self._where_words(vm, where, (vm.host, target))}")
         if where.get(vm.host) is not None:
             ctx.log(f"{vm.host} still lists {vm.name} ({where[vm.host].value}) after the "
                     f"move", "warning")
@@ -316,6 +326,23 @@ class Migration:
                                  f"{exc}") from exc
             await self._wait_state(dst_link, dst, vm.uuid, VmState.RUNNING, 30.0, ctx)
             await self._refresh_vm(dst_link, dst, vm.uuid)
+
+    async def _redefine(self, vm: Vm, where: dict) -> dict:
+        """Both hosts answer and neither lists the VM (lost in a failed move): define
+        it again, stopped, on its source from its saved definition."""
+        saved = self.saved_definition(vm.uuid)
+        link = self._links.get((vm.cluster, vm.host))
+        if saved is None or link is None or link.hv is None:
+            return where
+        try:
+            await self._lv(link, link.hv.define, saved[1])
+        except HypervisorError as exc:
+            log.warning("re-defining %s on %s failed: %s", vm.name, vm.host, exc)
+            return where
+        self._event(vm.cluster, vm.host, vm.uuid, "vm.redefined",
+                    f"{vm.name}: re-defined on {vm.host} from its saved definition")
+        await self._refresh_vm(link, link.hv, vm.uuid)
+        return await self._where(vm, list(where))
 
     def _movers(self) -> concurrent.futures.ThreadPoolExecutor:
         """Threads that carry migration jobs: a job blocks its thread for its whole

@@ -46,16 +46,17 @@ class ClusterOverview:
         self.inv.save_cluster_policy(cluster, policy.to_stored(new))
         return new
 
-    def planner(self, cluster: str):
+    def planner(self, cluster: str, returning: str = ""):
         """The placement planner's view of a cluster as it is now: hosts that are up
-        and fresh are candidates; the cluster's policy gives the overcommit and the
-        host reserve. (Affinity rules and maintenance come with issue 7.)"""
+        and fresh, and not in maintenance, are candidates; the cluster's policy gives
+        the overcommit and the host reserve. `returning`: a host leaving maintenance,
+        counted in the pool. (Affinity rules come later.)"""
         from . import placement
         pol = self.policy(cluster)
         hosts = [placement.HostSpec(
             name=h.name, cpus=h.cpus, memory_mib=h.memory_mib,
             reserve_mib=pol.host_reserve_mib, cpu_model=h.cpu_model,
-            available=h.status is HostStatus.UP, maintenance=not h.in_pool,
+            available=h.status is HostStatus.UP, maintenance=not h.in_pool and h.name != returning,
             why_unavailable=h.status.value if h.status is not HostStatus.UP else "")
             for h in self.hosts(cluster)]
         vms = [placement.VmSpec(uuid=v.uuid, name=v.name, host=v.host, vcpus=v.vcpus,

@@ -1,0 +1,179 @@
+"""Moving workloads (issue 7) over scripted hosts: live and offline moves, refusals,
+cancel, a host lost mid-move, maintenance preview / enter / leave. The engine's real
+code runs (links, journal, planner); the hosts are plain state (engine.scripted).
+The same capabilities are tried on the real lab in tests/lab/test_moving_lab.py."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from mvmtui.engine import EngineError
+from mvmtui.engine.model import (ENTERING, IN_MAINTENANCE, MoveRequest, Strategy, TaskStatus,
+                                 VmState)
+
+from test_engine_truth import _engine, _inventory, _vm, _wait
+
+A, B, C, P = (f"00000000-0000-4000-8000-0000000001{i:02d}" for i in range(4))
+
+
+@pytest.fixture
+def world():
+    from mvmtui.engine.scripted import ScriptedWorld
+    w = ScriptedWorld(migration_seconds=0.3)
+    w.add_host("sim", "hv-1", cpus=8, memory_mib=16384,
+               vms=[_vm(A, "web-01"), _vm(B, "db-01", VmState.SHUTOFF, vcpus=2),
+                    _vm(P, "pin-01", VmState.SHUTOFF, strategy=Strategy.PINNED, home="hv-1")])
+    w.add_host("sim", "hv-2", cpus=8, memory_mib=16384, vms=[_vm(C, "cache-01")])
+    w.add_host("sim", "hv-3", cpus=8, memory_mib=16384)
+    return w
+
+
+@pytest.fixture
+def eng(tmp_path, world):
+    e = _engine(_inventory(tmp_path / "inv.db", hosts=("hv-1", "hv-2", "hv-3")), world)
+    yield e
+    e.stop()
+
+
+def _move(eng, req: MoveRequest):
+    task = asyncio.run(eng.migrate_vm(req))
+    return asyncio.run(eng.wait_task(task.id))
+
+
+def test_a_running_vm_migrates_live_and_the_target_confirms_it(eng, world):
+    t = _move(eng, MoveRequest(A, "hv-3"))
+    assert t.status is TaskStatus.SUCCEEDED, t.error
+    assert t.kind == "vm.migrate" and t.checkpoint["phase"] == "done"
+    assert t.checkpoint["progress"]["remaining"] == 0       # the bar ends full
+    assert A in world.hosts[("sim", "hv-3")].vms and A not in world.hosts[("sim", "hv-1")].vms
+    _wait(lambda: eng.vm(A).host == "hv-3")
+    assert eng.vm(A).state is VmState.RUNNING
+    assert eng.saved_definition(A) is not None               # kept to re-define it later
+    assert any("hv-3 shows web-01 running" in log.message for log in t.logs)
+
+
+def test_progress_is_written_while_it_migrates(eng, world):
+    world.migration_seconds = 2.0
+    task = asyncio.run(eng.migrate_vm(MoveRequest(A, "hv-2")))
+    prog = _wait(lambda: eng.migration_progress(eng.task(task.id)), 5)
+    assert prog.total and prog.processed <= prog.total
+    assert asyncio.run(eng.wait_task(task.id)).status is TaskStatus.SUCCEEDED
+
+
+def test_the_destination_refusing_is_said_in_libvirts_words_and_the_vm_stays(eng, world):
+    world.hosts[("sim", "hv-3")].refuses_incoming = (
+        "internal error: process exited while connecting to monitor: cannot allocate memory")
+    t = _move(eng, MoveRequest(A, "hv-3"))
+    assert t.status is TaskStatus.FAILED
+    assert "cannot allocate memory" in t.error and "web-01 is on hv-1 (running)" in t.error
+    assert eng.vm(A).host == "hv-1" and A in world.hosts[("sim", "hv-1")].vms
+
+
+def test_cancel_aborts_the_migration_job_and_the_vm_stays_on_its_source(eng, world):
+    world.migration_seconds = 5.0
+    task = asyncio.run(eng.migrate_vm(MoveRequest(A, "hv-2")))
+    _wait(lambda: eng.task(task.id).cancellable)
+    asyncio.run(eng.cancel_task(task.id))
+    t = asyncio.run(eng.wait_task(task.id))
+    assert t.status is TaskStatus.CANCELLED and "web-01 is on hv-1" in t.error
+    assert A in world.hosts[("sim", "hv-1")].vms
+
+
+def test_a_source_lost_mid_migration_is_not_guessed_about(eng, world):
+    world.migration_seconds = 5.0
+    task = asyncio.run(eng.migrate_vm(MoveRequest(A, "hv-2")))
+    _wait(lambda: eng.task(task.id).cancellable)
+    world.power_cut("sim", "hv-1")
+    t = asyncio.run(eng.wait_task(task.id))
+    assert t.status is TaskStatus.FAILED
+    assert "hv-1 did not answer" in t.error and "unknown" in t.error
+    assert A not in world.hosts[("sim", "hv-2")].vms     # never on two hosts
+
+
+def test_an_offline_move_defines_on_the_target_undefines_on_the_source_and_starts(eng, world):
+    t = _move(eng, MoveRequest(B, "hv-2", start_after=True))
+    assert t.status is TaskStatus.SUCCEEDED, t.error
+    assert t.kind == "vm.move"
+    assert B not in world.hosts[("sim", "hv-1")].vms
+    assert world.hosts[("sim", "hv-2")].vms[B].state is VmState.RUNNING
+    _wait(lambda: eng.vm(B).host == "hv-2" and eng.vm(B).state is VmState.RUNNING)
+
+
+def test_wait_shutdown_stops_a_running_vm_then_moves_it_offline(eng, world):
+    t = _move(eng, MoveRequest(A, "hv-3", wait_shutdown=True))
+    assert t.status is TaskStatus.SUCCEEDED, t.error
+    assert [s.name for s in t.steps][0] == "Shut down"
+    assert world.hosts[("sim", "hv-3")].vms[A].state is VmState.SHUTOFF
+
+
+def test_refusals_say_why_and_change_nothing(eng, world):
+    with pytest.raises(EngineError, match="pinned to hv-1"):
+        eng.check_move(MoveRequest(P, "hv-2"))
+    with pytest.raises(EngineError, match="on hv-1 already"):
+        eng.check_move(MoveRequest(A, "hv-1"))
+    with pytest.raises(EngineError, match="--wait-shutdown"):
+        eng.check_move(MoveRequest(A, "hv-2", offline=True))
+    big = _vm("00000000-0000-4000-8000-000000000199", "big-01", memory_mib=15000)
+    world.hosts[("sim", "hv-1")].vms[big.uuid] = big.__class__(**{**big.__dict__,
+                                                                  "host": "hv-1"})
+    asyncio.run(eng.refresh("sim"))
+    fits = {f.host: f for f in eng.placement_options(big.uuid)}
+    assert "needs 15000 MiB" in fits["hv-2"].why_not
+    assert not eng.tasks(target=big.uuid)
+
+
+def test_maintenance_preview_is_blocked_by_a_running_pinned_vm(eng, world):
+    asyncio.run(eng.vm_action(P, "start"))
+    preview = eng.maintenance_preview("sim", "hv-1")
+    blocked = {r.name: r for r in preview.blocked}
+    assert "pin-01" in blocked and "shut it down" in blocked["pin-01"].ways_out
+    with pytest.raises(EngineError, match="cannot enter maintenance"):
+        asyncio.run(eng.enter_maintenance("sim", "hv-1", "hv-1"))
+    assert not eng.host("sim", "hv-1").maintenance            # nothing changed
+    asyncio.run(eng.vm_action(P, "destroy"))
+    preview = eng.maintenance_preview("sim", "hv-1")
+    assert not preview.blocked
+    assert {r.name: r.method for r in preview.rows} == {
+        "web-01": "live", "db-01": "offline", "pin-01": "stays"}
+
+
+def test_entering_maintenance_empties_the_host_then_marks_it(eng, world):
+    with pytest.raises(EngineError, match="Type the host's name"):
+        asyncio.run(eng.enter_maintenance("sim", "hv-1", "hv-2"))
+    world.migration_seconds = 1.0
+    preview = eng.maintenance_preview("sim", "hv-1")
+    task = asyncio.run(eng.enter_maintenance("sim", "hv-1", "hv-1"))
+    # Out of the pool from the first second, "in maintenance" only once empty.
+    _wait(lambda: eng.host("sim", "hv-1").maintenance == ENTERING)
+    assert "in maintenance" in {f.host: f.why_not for f in eng.placement_options(C)}["hv-1"]
+    t = asyncio.run(eng.wait_task(task.id))
+    assert t.status is TaskStatus.SUCCEEDED, t.error
+    assert eng.host("sim", "hv-1").maintenance == IN_MAINTENANCE
+    kids = eng.task_children(t.id)
+    assert sorted(k.target_name for k in kids) == ["db-01", "web-01"]
+    assert all(k.parent == t.id and k.status is TaskStatus.SUCCEEDED for k in kids)
+    # The preview said where each would go; that is where each went.
+    for row in preview.moves:
+        assert row.vm in world.hosts[("sim", row.target)].vms
+    assert set(world.hosts[("sim", "hv-1")].vms) == {P}     # the pinned, stopped one stays
+
+    back = eng.return_preview("sim", "hv-1")
+    assert sorted(r.name for r in back.moves) == ["db-01", "web-01"]
+    t = asyncio.run(eng.wait_task(asyncio.run(
+        eng.leave_maintenance("sim", "hv-1", bring_back=True)).id))
+    assert t.status is TaskStatus.SUCCEEDED, t.error
+    assert not eng.host("sim", "hv-1").maintenance
+    assert {A, B, P} <= set(world.hosts[("sim", "hv-1")].vms)
+
+
+def test_a_failed_move_leaves_the_host_entering_and_says_which(eng, world):
+    world.hosts[("sim", "hv-2")].refuses_incoming = "no space left on device"
+    world.hosts[("sim", "hv-3")].refuses_incoming = "no space left on device"
+    t = asyncio.run(eng.wait_task(asyncio.run(
+        eng.enter_maintenance("sim", "hv-1", "hv-1")).id))
+    assert t.status is TaskStatus.FAILED
+    assert "0 of 2 VMs moved" in t.error and "no space left on device" in t.error
+    assert eng.host("sim", "hv-1").maintenance == ENTERING     # still out of the pool
+    assert {A, B} <= set(world.hosts[("sim", "hv-1")].vms)
