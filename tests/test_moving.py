@@ -177,3 +177,63 @@ def test_a_failed_move_leaves_the_host_entering_and_says_which(eng, world):
     assert "0 of 2 VMs moved" in t.error and "no space left on device" in t.error
     assert eng.host("sim", "hv-1").maintenance == ENTERING     # still out of the pool
     assert {A, B} <= set(world.hosts[("sim", "hv-1")].vms)
+
+
+# ---- a console that died mid-move: the next start finishes or undoes it ---------------
+def _dead_move(path, vm_uuid, name, source, target, method="live"):
+    """A move task left running by a process that no longer exists."""
+    from mvmtui.engine.inventory import Inventory
+    from mvmtui.engine.model import Task, TaskStep
+    inv = Inventory(path)
+    tid = inv.create_task(Task(id=0, kind="vm.migrate" if method == "live" else "vm.move",
+                               title=f"Migrate {name} to {target}", cluster="sim",
+                               target_kind="vm", target=vm_uuid, target_name=name,
+                               host=source, status=TaskStatus.RUNNING,
+                               steps=(TaskStep(0, "Check both hosts"),
+                                      TaskStep(1, "Migrate live"))),
+                          {"source": source, "target": target, "method": method},
+                          owner="999999:0")
+    inv.close()
+    return tid
+
+
+@pytest.mark.parametrize("on, status, words", [
+    (("hv-2",), TaskStatus.SUCCEEDED, "the move was completed"),
+    (("hv-1",), TaskStatus.ROLLED_BACK, "nothing moved"),
+    (("hv-1", "hv-2"), TaskStatus.SUCCEEDED, "stopped copy on hv-1 is undefined"),
+])
+def test_an_interrupted_move_is_decided_from_what_the_hosts_show(tmp_path, world, on, status,
+                                                                 words):
+    path = _inventory(tmp_path / "inv.db", hosts=("hv-1", "hv-2", "hv-3"))
+    vm = world.hosts[("sim", "hv-1")].vms.pop(A)
+    for host in on:   # a second copy is the stopped one a half-done move leaves behind
+        world.hosts[("sim", host)].vms[A] = vm.__class__(**{
+            **vm.__dict__, "host": host,
+            "state": VmState.RUNNING if host == on[-1] else VmState.SHUTOFF})
+    tid = _dead_move(path, A, "web-01", "hv-1", "hv-2")
+    eng = _engine(path, world)
+    try:
+        t = _wait(lambda: (x := eng.task(tid)).checkpoint.get("recovered") and x)
+        assert t.status is status and words in t.logs[-1].message, t.logs[-1].message
+        assert sum(A in world.hosts[("sim", h)].vms for h in ("hv-1", "hv-2")) == 1
+    finally:
+        eng.stop()
+
+
+def test_an_interrupted_move_of_a_vm_neither_host_lists_re_defines_it(tmp_path, world):
+    from mvmtui.engine.inventory import Inventory
+    from mvmtui.engine.scripted import _definition
+    path = _inventory(tmp_path / "inv.db", hosts=("hv-1", "hv-2", "hv-3"))
+    vm = world.hosts[("sim", "hv-1")].vms.pop(A)
+    inv = Inventory(path)
+    inv.save_definition(vm.__class__(**{**vm.__dict__, "host": "hv-1", "cluster": "sim",
+                                        "definition": _definition(vm)}), "x", 0.0)
+    inv.close()
+    tid = _dead_move(path, A, "web-01", "hv-1", "hv-2")
+    eng = _engine(path, world)
+    try:
+        t = _wait(lambda: (x := eng.task(tid)).checkpoint.get("recovered") and x)
+        assert t.status is TaskStatus.ROLLED_BACK and "re-defined" in t.logs[-1].message
+        assert world.hosts[("sim", "hv-1")].vms[A].state is VmState.SHUTOFF
+    finally:
+        eng.stop()

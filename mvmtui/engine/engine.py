@@ -10,6 +10,7 @@ from each other but types):
 - overview.py  ClusterOverview: summary, capacity, policy, the planner's view
 - migration.py Migration: where a VM may go, live and offline moves
 - maintenance.py Maintenance: the preview, entering and leaving maintenance
+- recovery.py  Recovery: finishing or undoing moves a dead console left half done
 
 Threads (DESIGN rule 3):
 - the caller's thread (Textual's loop, or the CLI) calls the async/sync facade;
@@ -43,6 +44,7 @@ from .inventory import Inventory
 from .links import HostLinks
 from .maintenance import Maintenance
 from .migration import Migration
+from .recovery import Recovery
 from .model import Cluster, Event, Host, HostStatus, Task, TaskStatus, Vm
 from .overview import ClusterOverview
 from .power import VmPower
@@ -62,7 +64,8 @@ __all__ = ["Engine", "VM_ACTIONS", "SUPERSEDES", "vm_actions", "LIBVIRT_SOCKET",
 log = logging.getLogger("mvmtui.engine")
 
 
-class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, Maintenance):
+class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, Maintenance,
+             Recovery):
     """Every method the screens and the CLI call; see the rooms above."""
 
     def __init__(self, inventory: Inventory | str | os.PathLike | None = None, *,
@@ -151,6 +154,8 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
             self._follow_journal()
         if not self.offline:
             self._submit(self._connect_all()).result()
+            if not self.readonly:   # finish or undo what a dead console left half done
+                self._loop.call_soon_threadsafe(self._start_recovery)
 
     def stop(self) -> None:
         if not self._thread or not self._loop:

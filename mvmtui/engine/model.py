@@ -58,6 +58,7 @@ class TaskStatus(str, Enum):
     CANCELLED = "cancelled"       # an operator cancelled it (History, `task cancel`)
     SUPERSEDED = "superseded"     # another task took over (Force off ends a pending shutdown)
     SKIPPED = "skipped"           # a step that never ran: the task ended before it
+    ROLLED_BACK = "rolled back"   # interrupted, then undone from what the hosts showed
 
     @property
     def finished(self) -> bool:

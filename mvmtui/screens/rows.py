@@ -72,7 +72,8 @@ def task_status_style(status: TaskStatus, pal: Palette) -> str:
     return {TaskStatus.QUEUED: pal.muted, TaskStatus.RUNNING: pal.busy,
             TaskStatus.SUCCEEDED: pal.ok, TaskStatus.FAILED: pal.alarm,
             TaskStatus.INTERRUPTED: pal.warn, TaskStatus.CANCELLED: pal.warn,
-            TaskStatus.SUPERSEDED: pal.muted, TaskStatus.SKIPPED: pal.muted}[status]
+            TaskStatus.SUPERSEDED: pal.muted, TaskStatus.SKIPPED: pal.muted,
+            TaskStatus.ROLLED_BACK: pal.warn}[status]
 
 
 def task_refused(task: Task) -> bool:
