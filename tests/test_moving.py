@@ -237,3 +237,42 @@ def test_an_interrupted_move_of_a_vm_neither_host_lists_re_defines_it(tmp_path, 
         assert world.hosts[("sim", "hv-1")].vms[A].state is VmState.SHUTOFF
     finally:
         eng.stop()
+
+
+# ---- two consoles, two inventories, one cluster: the locks live on the hosts -----------
+def test_a_second_console_is_refused_by_the_lock_on_the_host_naming_the_holder(tmp_path, world):
+    from mvmtui.engine.tasks import Busy
+    world.migration_seconds = 3.0
+    one = _engine(_inventory(tmp_path / "one.db", hosts=("hv-1", "hv-2", "hv-3")), world,
+                  actor="console")
+    two = _engine(_inventory(tmp_path / "two.db", hosts=("hv-1", "hv-2", "hv-3")), world,
+                  actor="cli")
+    try:
+        first = asyncio.run(one.migrate_vm(MoveRequest(A, "hv-2")))
+        with pytest.raises(Busy, match=r"busy on hv-1 with Migrate web-01 to hv-2 \(console"):
+            asyncio.run(two.migrate_vm(MoveRequest(A, "hv-3")))
+        assert asyncio.run(one.wait_task(first.id)).status is TaskStatus.SUCCEEDED
+        assert not any(k.endswith(".lock") for h in world.hosts.values() for k in h.files)
+        # Maintenance set by one console is what the host says, so the other sees it.
+        t = asyncio.run(one.wait_task(asyncio.run(
+            one.enter_maintenance("sim", "hv-3", "hv-3")).id))
+        assert t.status is TaskStatus.SUCCEEDED
+        asyncio.run(two.refresh("sim"))
+        assert two.host("sim", "hv-3").maintenance == IN_MAINTENANCE
+    finally:
+        one.stop()
+        two.stop()
+
+
+def test_a_dead_consoles_lock_is_taken_over_once_it_is_stale(eng, world):
+    import json
+    from mvmtui.engine.locks import STALE, _file
+    files = world.hosts[("sim", "hv-1")].files
+    dead = json.dumps({"holder": "console · root@gone", "owner": "1:1@gone",
+                       "title": "Migrate web-01 to hv-3", "taken_at": 0}, sort_keys=True)
+    files[_file(f"vm:{A}")] = (dead, time.time() - 5)
+    from mvmtui.engine.tasks import Busy
+    with pytest.raises(Busy, match="root@gone"):
+        asyncio.run(eng.migrate_vm(MoveRequest(A, "hv-2")))
+    files[_file(f"vm:{A}")] = (dead, time.time() - STALE - 1)
+    assert _move(eng, MoveRequest(A, "hv-2")).status is TaskStatus.SUCCEEDED

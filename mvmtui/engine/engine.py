@@ -11,6 +11,7 @@ from each other but types):
 - migration.py Migration: where a VM may go, live and offline moves
 - maintenance.py Maintenance: the preview, entering and leaving maintenance
 - recovery.py  Recovery: finishing or undoing moves a dead console left half done
+- locks.py     ClusterLocks: lock files on the hosts, that other consoles see
 
 Threads (DESIGN rule 3):
 - the caller's thread (Textual's loop, or the CLI) calls the async/sync facade;
@@ -42,6 +43,7 @@ from .adapter import Hypervisor
 from .errors import EngineError, InventoryError, NotFound, ReadOnly, Offline
 from .inventory import Inventory
 from .links import HostLinks
+from .locks import ClusterLocks
 from .maintenance import Maintenance
 from .migration import Migration
 from .recovery import Recovery
@@ -65,7 +67,7 @@ log = logging.getLogger("mvmtui.engine")
 
 
 class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, Maintenance,
-             Recovery):
+             Recovery, ClusterLocks):
     """Every method the screens and the CLI call; see the rooms above."""
 
     def __init__(self, inventory: Inventory | str | os.PathLike | None = None, *,

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from .adapter import Hypervisor, HostUnreachable
 from .errors import EngineError, HypervisorError, ReadOnly
-from .model import Host, HostKeyQuestion, HostStatus
+from .model import ENTERING, IN_MAINTENANCE, Host, HostKeyQuestion, HostStatus
 
 log = logging.getLogger("mvmtui.engine")
 
@@ -38,6 +38,7 @@ class _Link:
     offered_fp: str = ""
     offered_type: str = ""
     lv_lost: asyncio.Event | None = None   # set when libvirt is lost or stops answering
+    locks: Any = None              # the host's lock files (locks.SshLocks / MemoryLocks)
 
 
 class HostLinks:
@@ -173,6 +174,10 @@ class HostLinks:
                 hv = await self._lv(link, self._connect, host)
             except HypervisorError as exc:
                 raise _LibvirtDown(f"libvirtd does not answer: {exc}") from exc
+            files = getattr(hv, "lock_files", None)
+            if files is not None:
+                from .locks import MemoryLocks
+                link.locks = MemoryLocks(files, self.clock)
             return await self._begin(link, hv, lv_lost)
         if host.address.startswith("test:"):
             uri = host.address  # libvirt's test driver, for benchmarks without SSH
@@ -182,6 +187,8 @@ class HostLinks:
                 host.address, host.port, cluster.ssh_user, cluster.ssh_key, known,
                 self._passwords.get(cluster.name)))
             link.ssh = conn
+            from .locks import SshLocks
+            link.locks = SshLocks(conn)
             server_key = conn.get_server_host_key()
             if server_key is not None:
                 self._set_host(key, fingerprint=sshmod.fingerprint(server_key))
@@ -220,6 +227,10 @@ class HostLinks:
             contents = await self._read_contents(link, hv)
         except HypervisorError as exc:
             raise _LibvirtDown(f"libvirt failed during refresh: {exc}") from exc
+        # Maintenance is what the host says (another console may have set it).
+        state = await self._read_host_state(link)
+        if state is not None:
+            facts["maintenance"] = state if state in (ENTERING, IN_MAINTENANCE) else ""
         self._apply_contents(key, *contents)
         self._set_host(key, status=HostStatus.UP, problem="", seen_at=self.clock(),
                        mem_used_mib=mem_used, **{k: v for k, v in facts.items() if k in Host.__dataclass_fields__})
@@ -250,6 +261,7 @@ class HostLinks:
             except (asyncio.TimeoutError, Exception):
                 log.warning("%s: libvirt close did not finish", link.key)
         conn, link.ssh = link.ssh, None
+        link.locks = None
         if conn is not None:
             conn.abort()
 

@@ -91,15 +91,15 @@ class Maintenance:
 
         async def body(ctx: TaskContext) -> None:
             ctx.step(0)
-            self._set_maintenance(cluster, host, ENTERING)
+            await self._set_maintenance(cluster, host, ENTERING)
             ctx.log(f"{host} is out of the placement pool")
             ctx.step(1)
             await self._run_moves(ctx, cluster, host, moves, pol.migration_concurrency)
             ctx.step(2)
             await self._confirm_empty(ctx, cluster, host)
-            self._set_maintenance(cluster, host, IN_MAINTENANCE)
+            await self._set_maintenance(cluster, host, IN_MAINTENANCE)
             ctx.log(f"{host} is in maintenance")
-        return await self._on_io(self.journal.submit(spec, body))
+        return await self._on_io(self._submit_locked(spec, body, [host]))
 
     async def _run_moves(self, ctx: TaskContext, cluster: str, host: str, moves,
                          concurrency: int) -> None:
@@ -152,7 +152,12 @@ class Maintenance:
         ctx.log(f"{host} runs no VM" + (f"; stopped and staying: {', '.join(sorted(left))}"
                                         if left else ""))
 
-    def _set_maintenance(self, cluster: str, host: str, state: str) -> None:
+    async def _set_maintenance(self, cluster: str, host: str, state: str) -> None:
+        """On the host first (every console then sees it), then here."""
+        try:
+            await self._write_host_state(cluster, host, state)
+        except Exception as exc:
+            raise TaskFailed(f"{host} did not record its maintenance state: {exc}") from exc
         self._set_host((cluster, host), maintenance=state)
         self._event(cluster, host, host, "host.maintenance",
                     {ENTERING: "entering maintenance", IN_MAINTENANCE: "in maintenance",
@@ -213,9 +218,9 @@ class Maintenance:
 
         async def body(ctx: TaskContext) -> None:
             ctx.step(0)
-            self._set_maintenance(cluster, host, "")
+            await self._set_maintenance(cluster, host, "")
             ctx.log(f"{host} is back in the placement pool")
             if back:
                 ctx.step(1)
                 await self._run_moves(ctx, cluster, host, back, pol.migration_concurrency)
-        return await self._on_io(self.journal.submit(spec, body))
+        return await self._on_io(self._submit_locked(spec, body, [host]))

@@ -111,7 +111,7 @@ class Migration:
                 await self._live_move(ctx, vm, req)
             else:
                 await self._offline_move(ctx, vm, req)
-        return await self._on_io(self.journal.submit(spec, body))
+        return await self._on_io(self._submit_locked(spec, body, [vm.host, req.target]))
 
     def _move_spec(self, vm: Vm, req: MoveRequest, method: str, parent: int | None) -> TaskSpec:
         if method == "live":
@@ -130,6 +130,15 @@ class Migration:
                                 "wait_shutdown": req.wait_shutdown,
                                 "start_after": req.start_after,
                                 "copy_storage": req.copy_storage})
+
+    async def _target_in_pool(self, vm: Vm, target: str, link) -> None:
+        """The target's own word on maintenance: another console may have just put it
+        there (its lock is on the host, not on this VM)."""
+        state = await self._read_host_state(link)
+        if state:
+            self._set_host((vm.cluster, target), maintenance=state)
+            raise TaskFailed(f"{target} is in maintenance (set on the host, perhaps by "
+                             f"another console); {vm.name} stays on {vm.host}")
 
     def _both_links(self, vm: Vm, target: str):
         src = self._live_link(vm)
@@ -160,6 +169,7 @@ class Migration:
     async def _live_move(self, ctx: TaskContext, vm: Vm, req: MoveRequest) -> None:
         ctx.step(0)
         (src_link, src), (dst_link, dst) = self._both_links(vm, req.target)
+        await self._target_in_pool(vm, req.target, dst_link)
         state = await self._lv(src_link, src.state, vm.uuid)
         if not state.active:
             raise TaskFailed(f"{vm.name} is {state.value} on {vm.host} now, not running; "
@@ -293,6 +303,7 @@ class Migration:
                                    self.shutdown_timeout, ctx)
         ctx.step(i)
         (src_link, src), (dst_link, dst) = self._both_links(vm, req.target)
+        await self._target_in_pool(vm, req.target, dst_link)
         state = await self._lv(src_link, src.state, vm.uuid)
         if state.active:
             raise TaskFailed(f"{vm.name} is {state.value} on {vm.host}; an offline move "

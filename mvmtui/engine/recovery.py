@@ -19,7 +19,7 @@ import logging
 import time
 
 from .errors import EngineError, HypervisorError
-from .model import ENTERING, HostStatus, Task, TaskStatus, Vm, VmState
+from .model import ENTERING, Task, TaskStatus, Vm, VmState
 
 log = logging.getLogger("mvmtui.recovery")
 

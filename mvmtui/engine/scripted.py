@@ -41,6 +41,7 @@ class ScriptedHost:
     open_hv: list["ScriptedHypervisor"] = field(default_factory=list)
     refuses_incoming: str = ""        # libvirt's words when a migration here fails
     jobs: dict[str, "_Job"] = field(default_factory=dict)   # migrations running from here
+    files: dict = field(default_factory=dict)   # its lock files and state (engine.locks)
 
 
 @dataclass
@@ -140,6 +141,11 @@ class ScriptedHypervisor:
 
     def _now(self) -> float:
         return self.world.clock()
+
+    @property
+    def lock_files(self) -> dict:
+        """The host's lock files, shared by every engine that reaches it."""
+        return self.h.files
 
     def _alive(self) -> None:
         if not self.h.reachable or self not in self.h.open_hv:

@@ -147,9 +147,12 @@ class HostSync:
         except HypervisorError as exc:
             log.warning("%s: %s failed: %s", link.key, why, exc)
             return False
+        state = await self._read_host_state(link)   # maintenance set by anyone
         if link.hv is not hv:
             return False
         self._apply_contents(link.key, *contents)
+        if state is not None and state != self._hosts[link.key].maintenance:
+            self._set_host(link.key, maintenance=state)
         return True
 
     async def refresh(self, cluster: str | None = None) -> None:

@@ -1,0 +1,231 @@
+"""Locks that other consoles see (DESIGN rule 9): kept on the hosts themselves.
+
+Two operators on two admin boxes each have their own inventory, so the journal's
+SQLite locks cannot stop them from moving the same VM at once. The authoritative lock
+is a file on each host concerned, created atomically (O_EXCL, the shell's noclobber):
+
+    /var/lib/libvirt/mvmtui/locks/<resource>.lock
+        {"holder": "console · root@admin-1", "owner": "4242:1234@admin-1",
+         "title": "Migrate web-01 to kvm-02", "taken_at": 1764590000}
+
+- A VM move locks the VM on its source and on its target; maintenance locks the host.
+- The holder touches its files every HEARTBEAT seconds while its task runs. A file
+  untouched for STALE seconds belongs to a holder that died: the next taker removes it
+  (only if it still holds what was read, so a fresh lock is never broken) and takes it.
+- A host's maintenance state lives next to them (`maintenance`), so every console
+  sees a host in maintenance, whoever put it there.
+The local journal mirrors them for History. Scripted hosts keep the same files in
+memory; libvirt test-driver hosts (benchmarks, no SSH) have local locks only.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shlex
+import socket
+import time
+
+from .tasks import Busy, TaskSpec, this_process
+
+log = logging.getLogger("mvmtui.locks")
+
+LOCK_DIR = "/var/lib/libvirt/mvmtui"
+HEARTBEAT = 5.0
+STALE = 30.0
+
+
+def _file(resource: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in resource) + ".lock"
+
+
+class SshLocks:
+    """Lock files on one host, through its SSH connection."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    async def _sh(self, script: str) -> str:
+        from . import ssh as sshmod
+        return await sshmod.run(self.conn, script, timeout=10)
+
+    async def take(self, resource: str, record: dict) -> dict | None:
+        """None if taken now; else the holder's record (with its "age" in seconds)."""
+        f = f"{LOCK_DIR}/locks/{_file(resource)}"
+        rec = shlex.quote(json.dumps(record, sort_keys=True))
+        out = await self._sh(
+            f"mkdir -p {LOCK_DIR}/locks && if (set -C; printf %s {rec} > {f}) 2>/dev/null; "
+            f"then echo TAKEN; else echo HELD $(( $(date +%s) - $(stat -c %Y {f} "
+            f"2>/dev/null || date +%s) )); cat {f} 2>/dev/null; fi")
+        head, _, body = out.partition("\n")
+        if head.strip() == "TAKEN":
+            return None
+        try:
+            holder = json.loads(body or "{}")
+        except ValueError:
+            holder = {"holder": "unknown", "title": body.strip()[:80]}
+        holder["age"] = float(head.split()[1]) if len(head.split()) > 1 else 0.0
+        holder["raw"] = body
+        return holder
+
+    async def break_stale(self, resource: str, raw: str) -> None:
+        f = f"{LOCK_DIR}/locks/{_file(resource)}"
+        await self._sh(f"[ \"$(cat {f} 2>/dev/null)\" = {shlex.quote(raw)} ] && rm -f {f}; true")
+
+    async def touch(self, resources: list[str], owner: str) -> None:
+        files = " ".join(f"{LOCK_DIR}/locks/{_file(r)}" for r in resources)
+        await self._sh(f"for f in {files}; do grep -qF {shlex.quote(owner)} $f 2>/dev/null "
+                       f"&& touch $f; done; true")
+
+    async def release(self, resources: list[str], owner: str) -> None:
+        files = " ".join(f"{LOCK_DIR}/locks/{_file(r)}" for r in resources)
+        await self._sh(f"for f in {files}; do grep -qF {shlex.quote(owner)} $f 2>/dev/null "
+                       f"&& rm -f $f; done; true")
+
+    async def read_state(self, name: str) -> str:
+        return (await self._sh(f"cat {LOCK_DIR}/{name} 2>/dev/null; true")).strip()
+
+    async def write_state(self, name: str, value: str) -> None:
+        if value:
+            await self._sh(f"mkdir -p {LOCK_DIR} && printf %s {shlex.quote(value)} > "
+                           f"{LOCK_DIR}/{name}")
+        else:
+            await self._sh(f"rm -f {LOCK_DIR}/{name}")
+
+
+class MemoryLocks:
+    """The same semantics in memory: a scripted host's lock files (ScriptedHost.files)."""
+
+    def __init__(self, files: dict, clock=time.time):
+        self.files = files
+        self.clock = clock
+
+    async def take(self, resource: str, record: dict) -> dict | None:
+        key = _file(resource)
+        held = self.files.get(key)
+        if held is None:
+            self.files[key] = (json.dumps(record, sort_keys=True), self.clock())
+            return None
+        raw, touched = held
+        holder = json.loads(raw)
+        holder["age"], holder["raw"] = self.clock() - touched, raw
+        return holder
+
+    async def break_stale(self, resource: str, raw: str) -> None:
+        key = _file(resource)
+        if self.files.get(key, ("",))[0] == raw:
+            del self.files[key]
+
+    async def touch(self, resources: list[str], owner: str) -> None:
+        for r in resources:
+            held = self.files.get(_file(r))
+            if held and owner in held[0]:
+                self.files[_file(r)] = (held[0], self.clock())
+
+    async def release(self, resources: list[str], owner: str) -> None:
+        for r in resources:
+            held = self.files.get(_file(r))
+            if held and owner in held[0]:
+                del self.files[_file(r)]
+
+    async def read_state(self, name: str) -> str:
+        return self.files.get(name, ("", 0))[0]
+
+    async def write_state(self, name: str, value: str) -> None:
+        if value:
+            self.files[name] = (value, self.clock())
+        else:
+            self.files.pop(name, None)
+
+
+def owner_id() -> str:
+    """This process, on this machine: what a lock file names as its owner."""
+    return f"{this_process()}@{socket.gethostname()}"
+
+
+class ClusterLocks:
+    """Mixin for Engine: take, keep and release the lock files of a task."""
+
+    def _lock_store(self, cluster: str, host: str):
+        link = self._links.get((cluster, host))
+        return None if link is None else getattr(link, "locks", None)
+
+    async def _take_cluster_locks(self, spec: TaskSpec, hosts: list[str]) -> list:
+        """Take each of the spec's locks on each host, or none: Busy names the holder.
+        Returns what to release."""
+        record = {"holder": self.journal.started_by, "owner": owner_id(),
+                  "title": spec.title, "taken_at": int(self.clock())}
+        taken: list[tuple[object, str]] = []
+        try:
+            for host in dict.fromkeys(hosts):
+                store = self._lock_store(spec.cluster, host)
+                if store is None:
+                    continue
+                for resource in spec.locks:
+                    holder = await store.take(resource, record)
+                    if holder is not None and holder.get("age", 0) > STALE:
+                        log.warning("breaking a stale lock on %s: %s", host, holder)
+                        await store.break_stale(resource, holder["raw"])
+                        holder = await store.take(resource, record)
+                    if holder is not None:
+                        raise Busy(f"refused: {spec.target_name} is busy on {host} with "
+                                   f"{holder.get('title', '?')} ({holder.get('holder', '?')}, "
+                                   f"lock renewed {holder.get('age', 0):.0f} s ago); wait for "
+                                   f"it to finish. A lock not renewed for {STALE:.0f} s is "
+                                   f"taken over.")
+                    taken.append((store, resource))
+        except Busy:
+            await self._release_cluster_locks(taken)
+            raise
+        return taken
+
+    async def _release_cluster_locks(self, taken: list) -> None:
+        owner = owner_id()
+        for store, resource in taken:
+            try:
+                await store.release([resource], owner)
+            except Exception as exc:    # it goes stale, and is taken over then
+                log.warning("releasing %s failed: %s", resource, exc)
+
+    async def _heartbeat(self, taken: list) -> None:
+        owner = owner_id()
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            for store, resource in taken:
+                try:
+                    await store.touch([resource], owner)
+                except Exception as exc:
+                    log.warning("renewing %s failed: %s", resource, exc)
+
+    async def _submit_locked(self, spec: TaskSpec, body, hosts: list[str]):
+        """journal.submit, holding the spec's locks on the hosts too (I/O loop)."""
+        taken = await self._take_cluster_locks(spec, hosts)
+
+        async def locked(ctx):
+            beat = asyncio.get_running_loop().create_task(self._heartbeat(taken))
+            try:
+                await body(ctx)
+            finally:
+                beat.cancel()
+                await self._release_cluster_locks(taken)
+        try:
+            return await self.journal.submit(spec, locked)
+        except BaseException:
+            await self._release_cluster_locks(taken)
+            raise
+
+    # ---- a host's maintenance state, kept on the host -----------------------------------
+    async def _write_host_state(self, cluster: str, host: str, value: str) -> None:
+        store = self._lock_store(cluster, host)
+        if store is not None:
+            await store.write_state("maintenance", value)
+
+    async def _read_host_state(self, link) -> str | None:
+        store = getattr(link, "locks", None)
+        if store is None:
+            return None
+        try:
+            return await store.read_state("maintenance")
+        except Exception as exc:
+            log.warning("%s: reading its maintenance state failed: %s", link.key, exc)
+            return None
