@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.keys import Keys, key_to_character
 from textual.worker import Worker
 
 from . import launch
@@ -40,6 +42,81 @@ def unexpected(exc: Exception) -> str:
     (--debug-log), never a Python class name or a traceback on screen."""
     logging.getLogger("mvmtui.console").error("unexpected error", exc_info=exc)
     return f"unexpected error: {exc or 'no details'} (mvmtui --debug-log FILE records it)"
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """The operator's own settings, from their settings file (the CLI reads it:
+    Settings.console_options()). The console checks the theme and the keys: what it
+    cannot use is said at start-up, and that one setting keeps its default."""
+
+    theme: str = ""                                  # "" = THEME
+    keys: tuple[tuple[str, str], ...] = ()           # (binding id, "key,key")
+    path: str = ""                                   # the settings file
+    problems: tuple[str, ...] = ()                   # what the file itself got wrong
+    others: tuple[tuple[str, str, str, str], ...] = ()   # (setting, value, default, meaning)
+
+
+MODIFIERS = ("ctrl", "alt", "shift", "super", "meta", "hyper")
+_KEY_NAMES = {k.value.rpartition("+")[2] for k in Keys if not k.value.startswith("<")}
+
+
+def key_name(key: str) -> str | None:
+    """A key as Textual names it ("ctrl+s", "f2", "S", "question_mark"), or None
+    when Textual has no such key."""
+    *mods, name = key.split("+") if key != "+" else ["+"]
+    mods = [m.lower() for m in mods]
+    if not name or any(m not in MODIFIERS for m in mods):
+        return None
+    if len(name) > 1:
+        name = name.lower()
+        if name not in _KEY_NAMES and key_to_character(name) is None:
+            return None
+    elif not name.isprintable():
+        return None
+    return "+".join([*mods, name])
+
+
+def console_bindings() -> list[tuple[type, Binding]]:
+    """(class, binding) of every binding the console defines (app, screens, widgets)."""
+    import importlib
+    import pkgutil
+
+    from textual.dom import DOMNode
+
+    from . import screens, widgets
+    for package in (screens, widgets):
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+    out: list[tuple[type, Binding]] = []
+    todo: list[type] = [DOMNode]
+    seen: set[type] = set()
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls in seen or not cls.__module__.startswith("mvmtui."):
+            continue
+        seen.add(cls)
+        out += [(cls, b) for b in cls.__dict__.get("BINDINGS", ()) if isinstance(b, Binding)]
+    return out
+
+
+def binding_ids() -> dict[str, Binding]:
+    """Every binding id of the console: what [keys] may remap."""
+    found: dict[str, Binding] = {}
+    for _cls, b in console_bindings():
+        if b.id:
+            found.setdefault(b.id, b)
+    return found
+
+
+def _together(a: type, b: type) -> bool:
+    """Can bindings of these two classes answer the same key press? The app's always
+    can; a screen's with its own (and its bases'), or with a widget's on it."""
+    from textual.screen import Screen
+    if issubclass(a, b) or issubclass(b, a) or issubclass(a, App) or issubclass(b, App):
+        return True
+    return issubclass(a, Screen) != issubclass(b, Screen)
 
 
 # Moving around is for keys, not for the palette: its list starts with what to do.
@@ -88,6 +165,8 @@ class ConsoleCommands(Provider):
         for c in engine.clusters():
             out.append((f"Open cluster {c.name}", c.layout,
                         lambda name=c.name: app.open_cluster(name)))
+            out.append((f"Settings of cluster {c.name}", "its policy; your preferences",
+                        lambda name=c.name: app.open_settings(name)))
         for h in engine.hosts():
             out.append((f"Open host {h.name}", f"{h.cluster} · {h.address} · {h.status.value}",
                         lambda c=h.cluster, n=h.name: app.open_host(c, n)))
@@ -156,6 +235,7 @@ class MvmApp(App):
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit"),
         Binding("q", "back", "Back", id="app.back"),
         Binding("escape", "back", "Back", show=False, id="app.escape"),
         Binding("ctrl+r", "refresh", "Refresh", show=False, id="app.refresh"),
@@ -165,7 +245,7 @@ class MvmApp(App):
     ]
 
     def __init__(self, engine: Engine, start_cluster: str | None = None,
-                 lab_demo: str | None = None) -> None:
+                 lab_demo: str | None = None, preferences: Preferences | None = None) -> None:
         # Imports and the inventory are done: freeze them, collect again. Screens are
         # built with collection on, so a screen left later is collected in full.
         launch.started()
@@ -174,7 +254,12 @@ class MvmApp(App):
         self.readonly = engine.readonly
         self.start_cluster = start_cluster
         self.lab_demo = lab_demo      # the lab cluster that quitting takes down
-        self.theme = THEME
+        self.preferences = preferences or Preferences()
+        # What the settings file asked for that cannot be used: said once mounted.
+        self.settings_problems: list[str] = list(self.preferences.problems)
+        self._clashes: set[tuple[str, ...]] = set()
+        self.theme = self._chosen_theme()
+        self.keys_remapped = self._chosen_keys()   # binding id -> keys, as in effect
         self._palette: tuple[dict, Palette] | None = None
         self._pending: dict[tuple, Event] = {}
         self._pending_lock = threading.Lock()
@@ -196,6 +281,10 @@ class MvmApp(App):
     def on_mount(self) -> None:
         if self.start_cluster:
             self.open_cluster(self.start_cluster)
+        if self.settings_problems:
+            self.notify("\n".join(f"• {p}" for p in self.settings_problems),
+                        title=f"Settings: {self.preferences.path or 'settings file'}",
+                        severity="warning", timeout=30)
         self.set_interval(FLUSH_INTERVAL, self._flush)
         self.set_interval(TICK_INTERVAL, self._tick)
         # Questions asked before we subscribed: the host still waits with its fingerprint.
@@ -204,6 +293,106 @@ class MvmApp(App):
 
     def on_unmount(self) -> None:
         self._unsubscribe()
+
+    # -- preferences ------------------------------------------------------------------
+    def _chosen_theme(self) -> str:
+        wanted = self.preferences.theme
+        if not wanted or wanted == THEME:
+            return THEME
+        if wanted in self.available_themes:
+            return wanted
+        import difflib
+        close = difflib.get_close_matches(wanted, sorted(self.available_themes), n=1)
+        self.settings_problems.append(
+            f"theme {wanted!r} is not a theme here"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+            + f"; using {THEME}. ctrl+p “Theme” lists and tries them.")
+        return THEME
+
+    def _chosen_keys(self) -> dict[str, str]:
+        """The [keys] that can be used, applied with set_keymap; the rest are named in
+        settings_problems and keep their usual keys. A VM action's key is one binding
+        shown in the footer and one that is not ("vm.start.more"): both move."""
+        if not self.preferences.keys:
+            return {}
+        import difflib
+        bindings = console_bindings()
+        known = binding_ids()
+        keymap: dict[str, str] = {}
+        for binding_id, keys in self.preferences.keys:
+            if binding_id not in known:
+                public = [i for i in known if not i.endswith(".more")]
+                close = difflib.get_close_matches(binding_id, public, n=1)
+                self.settings_problems.append(
+                    f"[keys] {binding_id}: no key has this id"
+                    + (f" (did you mean {close[0]}?)" if close else "")
+                    + "; the README lists them.")
+                continue
+            names = [key_name(k) for k in keys.split(",")]
+            bad = [k for k, n in zip(keys.split(","), names) if n is None]
+            if bad:
+                self.settings_problems.append(
+                    f"[keys] {binding_id} = {keys!r}: {', '.join(map(repr, bad))} is not a "
+                    f"key name (e.g. \"f2\", \"ctrl+s\", \"S\"); it keeps its usual key.")
+                continue
+            keymap[binding_id] = ",".join(n for n in names if n)
+        for binding_id, keys in list(keymap.items()):
+            more = f"{binding_id}.more"
+            if more in known and more not in keymap:
+                keymap[more] = keys
+        if keymap:
+            self.set_keymap(keymap)
+            if "app.palette" in keymap:   # the footer and help find the palette by it
+                self.COMMAND_PALETTE_BINDING = self._keymap["app.palette"].split(",")[0]
+            self.settings_problems += self._key_clashes(bindings)
+        written = {binding_id for binding_id, _ in self.preferences.keys}
+        return {i: k for i, k in keymap.items() if i in written}
+
+    def _key_clashes(self, bindings: list[tuple[type, Binding]]) -> list[str]:
+        """A remapped key that another binding also has where both apply: Textual
+        then runs one of them only (it says nothing of bindings with ids)."""
+        keymap = self._keymap
+
+        def keys(b: Binding) -> set[str]:
+            return set((keymap.get(b.id or "") or self._normalize_keymap({"": b.key})[""])
+                       .split(","))
+
+        said: dict[tuple[str, str], str] = {}
+        for cls, b in bindings:
+            if b.id not in keymap or b.id.endswith(".more"):
+                continue
+            for other_cls, other in bindings:
+                other_id = other.id or other.action
+                if (other.id or "").removesuffix(".more") == b.id or other_id.endswith(".more") \
+                        or (other_id, b.id) in said or not _together(cls, other_cls):
+                    continue
+                both = keys(b) & keys(other)
+                if both:
+                    key = self.get_key_display(b.with_key(sorted(both)[0], key_display=None))
+                    said.setdefault((b.id, other_id), (
+                        f"[keys] {b.id}: {key} is also “{other.description or other.action}” "
+                        f"({other_id}); where both apply, only one of them runs."))
+        return sorted(said.values())
+
+    def handle_bindings_clash(self, clashed_bindings: set[Binding], node) -> None:
+        """A remapped key that another binding had: say once which one lost it. (A VM
+        action's two bindings, moved to the same key together, are no clash.)"""
+        keymap = self._keymap
+
+        def pair(b: Binding) -> bool:
+            i = b.id or ""
+            return i.endswith(".more") or keymap.get(f"{i}.more", None) == keymap.get(i, "")
+
+        lost = tuple(sorted(f"{self.get_key_display(b)} no longer runs "
+                            f"“{b.description or b.action}”"
+                            + (f" ({b.id})" if b.id else "")
+                            for b in clashed_bindings if not pair(b)))
+        if not lost or lost in self._clashes:
+            return
+        self._clashes.add(lost)
+        self.notify("; ".join(lost) + ": [keys] gave the key to another binding.",
+                    title=f"Settings: {self.preferences.path or 'settings file'}",
+                    severity="warning", timeout=15)
 
     def notify(self, message: str, *, title: str = "", severity="information",
                timeout: float | None = None, markup: bool = False) -> None:
@@ -341,6 +530,10 @@ class MvmApp(App):
     def open_task(self, task_id: int) -> None:
         from .screens.task import TaskScreen
         self._open(lambda: self.engine.task(task_id), lambda: TaskScreen(task_id))
+
+    def open_settings(self, cluster: str) -> None:
+        from .screens.settings import SettingsScreen
+        self._open(lambda: self.engine.cluster(cluster), lambda: SettingsScreen(cluster))
 
     # -- global actions -------------------------------------------------------------------
     def running_actions(self) -> list[Worker]:
@@ -598,13 +791,15 @@ class MvmApp(App):
 
 
 def run_console(engine: Engine, start_cluster: str | None = None,
-                lab_demo: str | None = None) -> None:
+                lab_demo: str | None = None, preferences: Preferences | None = None) -> None:
     """Run the console on this terminal. Starts the engine if it is not running
     (start() is idempotent); the caller stops it. `lab_demo`: the lab cluster that
-    quitting takes down (`make demo`), so quitting asks first."""
-    app = MvmApp(engine, start_cluster=start_cluster, lab_demo=lab_demo)
+    quitting takes down (`make demo`), so quitting asks first. `preferences`: theme
+    and keys from the settings file."""
+    app = MvmApp(engine, start_cluster=start_cluster, lab_demo=lab_demo,
+                 preferences=preferences)
     engine.start()
     app.run()
 
 
-__all__ = ["MvmApp", "run_console", "ConsoleCommands"]
+__all__ = ["MvmApp", "run_console", "ConsoleCommands", "Preferences"]

@@ -67,9 +67,28 @@ def _new_engine(args, *, offline: bool, create: bool = False, actor: str = "cli"
     starts its tasks in History (the CLI, or the console)."""
     path = _inventory_path(args)
     _check_inventory(path, create)
-    from .engine import settings
+    s = _settings(args)
+    if actor != "console":   # the console shows them as a notification
+        for problem in s.problems:
+            print(f"mvmtui: {s.path}: {problem}", file=sys.stderr)
     return Engine(path, readonly=getattr(args, "readonly", False), offline=offline,
-                  actor=actor, **settings.load().engine_options())
+                  actor=actor, **s.engine_options())
+
+
+def _settings(args):
+    """The settings file, read once per command (a bad value is a problem it names,
+    with that setting at its default: never an error)."""
+    s = getattr(args, "_settings", None)
+    if s is None:
+        from .engine import settings
+        s = args._settings = settings.load()
+    return s
+
+
+def _preferences(args):
+    """The console's part of the settings: theme, keys, and what the file got wrong."""
+    from .app import Preferences
+    return Preferences(**_settings(args).console_options())
 
 
 def _jsonable(obj):
@@ -467,7 +486,7 @@ def cmd_console(args) -> int:
         eng.inv.close()
         raise
     try:  # run_console starts the engine once the app listens, so no question is lost
-        run_console(eng, start_cluster=args.cluster)
+        run_console(eng, start_cluster=args.cluster, preferences=_preferences(args))
     finally:
         eng.stop()
     return OK

@@ -123,7 +123,7 @@ def cmd_lab_virsh(lab, args) -> int:
 def cmd_demo(args) -> int:
     """Lab up (unless it already runs), the console on it, lab down when it quits."""
     from .app import run_console
-    from .cli import UsageError, _has_terminal, _new_engine
+    from .cli import UsageError, _has_terminal, _new_engine, _preferences
     if not _has_terminal():
         raise UsageError("The demo opens the console, which needs a terminal.")
     lab = _lab(args)
@@ -138,7 +138,8 @@ def cmd_demo(args) -> int:
     try:
         eng = _new_engine(args, offline=False, create=True, actor="console")
         try:   # lab_demo: quitting asks first, since it takes the lab down
-            rc = run_console(eng, start_cluster=lab.name, lab_demo=lab.name)
+            rc = run_console(eng, start_cluster=lab.name, lab_demo=lab.name,
+                             preferences=_preferences(args))
         finally:
             eng.stop()
     finally:

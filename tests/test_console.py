@@ -1028,8 +1028,9 @@ def test_run_console_passes_the_lab_on(monkeypatch):
     seen = {}
 
     class FakeApp:
-        def __init__(self, engine, start_cluster=None, lab_demo=None):
-            seen.update(start_cluster=start_cluster, lab_demo=lab_demo)
+        def __init__(self, engine, start_cluster=None, lab_demo=None, preferences=None):
+            seen.update(start_cluster=start_cluster, lab_demo=lab_demo,
+                        preferences=preferences)
 
         def run(self):
             pass
@@ -1038,8 +1039,10 @@ def test_run_console_passes_the_lab_on(monkeypatch):
         def start(self):
             pass
     monkeypatch.setattr(app_module, "MvmApp", FakeApp)
-    app_module.run_console(FakeEngine(), start_cluster="lab", lab_demo="lab")
-    assert seen == {"start_cluster": "lab", "lab_demo": "lab"}
+    prefs = app_module.Preferences(theme="nord")
+    app_module.run_console(FakeEngine(), start_cluster="lab", lab_demo="lab",
+                           preferences=prefs)
+    assert seen == {"start_cluster": "lab", "lab_demo": "lab", "preferences": prefs}
 
 
 def test_a_confirmed_vm_shows_its_true_age_without_an_announcement(inventory_path):

@@ -101,3 +101,27 @@ def test_quit_asks_when_it_takes_the_lab_down(snap_compare, mixed_engine):
     app = MvmApp(mixed_engine, lab_demo="lab")
     app.animation_level = "none"
     assert snap_compare(app, terminal_size=(80, 24), press=["q"])
+
+
+def _settings_app(engine):
+    from mvmtui.app import MvmApp, Preferences
+    from mvmtui.engine.settings import Settings
+
+    engine.set_policy("prod", ["vcpu-ratio=3", "shared-datastores=ceph,nfs"])
+    app = MvmApp(engine, start_cluster="prod", preferences=Preferences(
+        keys=(("app.help", "f1"),), path="/home/operator/.config/mvmtui/settings.toml",
+        others=Settings(reconcile=600).describe()))
+    app.animation_level = "none"
+    return app
+
+
+def test_settings_screen(snap_compare, mixed_engine):
+    # prod's policy (two values off their defaults), then the preferences in effect:
+    # help moved to f1, a longer reconciliation, and the file they come from.
+    assert snap_compare(_settings_app(mixed_engine), terminal_size=SIZE, press=["S"])
+
+
+def test_settings_refuses_a_value_out_of_range(snap_compare, mixed_engine):
+    # memory-ratio 9: the engine's reason in the dialog; nothing changed.
+    assert snap_compare(_settings_app(mixed_engine), terminal_size=SIZE,
+                        press=["S", "j", "enter", "ctrl+u", "9", "enter"])

@@ -78,3 +78,10 @@ def describe(policy: ClusterPolicy) -> list[tuple[str, str]]:
         out.append((key, ",".join(value) if isinstance(value, tuple) else f"{value:g}"
                     if isinstance(value, float) else str(value)))
     return out
+
+
+def explain(policy: ClusterPolicy) -> list[tuple[str, str, str, str]]:
+    """(key, value as typed, its default, what it means) for every setting, for the
+    console's settings screen."""
+    defaults = dict(describe(ClusterPolicy()))
+    return [(key, value, defaults[key], KEYS[key][3]) for key, value in describe(policy)]

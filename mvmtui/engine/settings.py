@@ -1,6 +1,10 @@
-"""Personal settings: one TOML file, $MVMTUI_CONFIG or
-$XDG_CONFIG_HOME/mvmtui/settings.toml (~/.config/mvmtui/settings.toml).
+"""Personal settings: one TOML file, $MVMTUI_CONFIG or the user's config directory
+(platformdirs: $XDG_CONFIG_HOME/mvmtui/settings.toml, ~/.config/mvmtui/settings.toml).
 
+    theme = "nord"       # the console's Textual theme (default textual-dark)
+    [keys]               # binding id = key(s): the console's keys, remapped
+    "app.help" = "f1"
+    "cluster.settings" = "f2,S"
     [intervals]          # seconds
     stats = 5            # bulk pass: every VM's state, vCPUs, memory and use
     reconcile = 300      # full re-read of every host (what no event reports)
@@ -9,20 +13,30 @@ $XDG_CONFIG_HOME/mvmtui/settings.toml (~/.config/mvmtui/settings.toml).
     shutdown = 90        # a guest's ACPI shutdown
     reboot = 90          # a guest's ACPI reboot
 
-A missing file means the defaults; a bad one is refused with what to fix.
+A missing file means the defaults. A bad value is never fatal: it is named in
+`problems` (the CLI prints them on stderr, the console shows them) and that one
+setting keeps its default. Whether a theme or a key exists is the console's to say
+(Textual's names); here only the file's shape is checked.
 """
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .errors import BadSetting
-
-
-class SettingsError(BadSetting):
-    """The settings file cannot be used; the message says what to fix."""
+# setting -> what it means (for the settings screen); the section it is in
+MEANINGS = {
+    "stats": ("intervals", "bulk pass: every VM's state, vCPUs, memory and use"),
+    "reconcile": ("intervals", "full re-read of every host (what no event reports)"),
+    "reconnect": ("intervals", "first retry of a host that stopped answering"),
+    "shutdown": ("timeouts", "how long a guest's ACPI shutdown may take"),
+    "reboot": ("timeouts", "how long a guest's ACPI reboot may take"),
+}
+_SECTIONS = {"intervals": ("stats", "reconcile", "reconnect"),
+             "timeouts": ("shutdown", "reboot"),
+             "keys": ()}
+_TOP = ("theme",)     # settings outside any [section]
 
 
 @dataclass(frozen=True)
@@ -32,49 +46,109 @@ class Settings:
     reconnect: float = 2.0
     shutdown: float = 90.0
     reboot: float = 90.0
+    theme: str = ""                                # "" = the console's default theme
+    keys: tuple[tuple[str, str], ...] = ()         # (binding id, "key,key"), as written
+    problems: tuple[str, ...] = ()                 # what the file got wrong, in words
+    path: str = field(default="", compare=False)   # the file these come from
 
     def engine_options(self) -> dict:
         return dict(stats_interval=self.stats, reconcile_interval=self.reconcile,
                     reconnect_interval=self.reconnect, shutdown_timeout=self.shutdown,
                     reboot_timeout=self.reboot)
 
+    def console_options(self) -> dict:
+        """What the console applies and shows (the app's Preferences)."""
+        return dict(theme=self.theme, keys=self.keys, path=self.path,
+                    problems=self.problems, others=self.describe())
 
-_SECTIONS = {"intervals": ("stats", "reconcile", "reconnect"),
-             "timeouts": ("shutdown", "reboot")}
+    def describe(self) -> tuple[tuple[str, str, str, str], ...]:
+        """(setting as in the file, value, default, meaning) of the engine's settings."""
+        default = Settings()
+        return tuple((f"[{section}] {name}", f"{getattr(self, name):g} s",
+                      f"{getattr(default, name):g} s", means)
+                     for name, (section, means) in MEANINGS.items())
 
 
 def default_path() -> Path:
     if os.environ.get("MVMTUI_CONFIG"):
         return Path(os.environ["MVMTUI_CONFIG"])
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    return Path(base) / "mvmtui" / "settings.toml"
+    try:
+        import platformdirs
+    except ImportError:     # it comes with Textual; the engine alone may lack it
+        base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+        return Path(base) / "mvmtui" / "settings.toml"
+    return platformdirs.user_config_path("mvmtui", appauthor=False) / "settings.toml"
 
 
 def load(path: Path | None = None) -> Settings:
+    """The settings in the file; never raises for what the file says (see problems)."""
     path = path or default_path()
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        return Settings()
+        return Settings(path=str(path))
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"Cannot read the settings file {path}: {exc}.") from exc
+        return Settings(path=str(path), problems=(
+            f"cannot read it ({exc}); every setting is its default.",))
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"The settings file {path} is not valid TOML ({exc}). "
-                            f"Fix it, or move it aside to use the defaults.") from exc
-    values: dict[str, float] = {}
+        return Settings(path=str(path), problems=(
+            f"not valid TOML ({exc}); every setting is its default until it is "
+            f"fixed or moved aside.",))
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    defaults = Settings()
     for section, table in data.items():
+        if section in _TOP:
+            _top(section, table, values, problems)
+            continue
         known = _SECTIONS.get(section)
         if known is None or not isinstance(table, dict):
-            raise SettingsError(f"{path}: unknown section [{section}]; known: "
-                                f"{', '.join(f'[{s}]' for s in _SECTIONS)}.")
+            problems.append(f"unknown section [{section}] (skipped); known: "
+                            f"{', '.join(_TOP)}, "
+                            f"{', '.join(f'[{s}]' for s in _SECTIONS)}.")
+            continue
+        if section == "keys":
+            values["keys"] = _keys(table, problems)
+            continue
         for key, value in table.items():
             if key not in known:
-                raise SettingsError(f"{path}: [{section}] has no setting {key!r}; "
-                                    f"known: {', '.join(known)}.")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                problems.append(f"[{section}] has no setting {key!r} (skipped); "
+                                f"known: {', '.join(known)}.")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not 0 < value <= 86400:
-                raise SettingsError(f"{path}: [{section}] {key} must be a number of "
-                                    f"seconds between 0 and 86400, not {value!r}.")
-            values[key] = float(value)
+                problems.append(f"[{section}] {key} must be a number of seconds between "
+                                f"0 and 86400, not {value!r}; using the default, "
+                                f"{getattr(defaults, key):g}.")
+            else:
+                values[key] = float(value)
     assert set(values) <= {f.name for f in fields(Settings)}
-    return Settings(**values)
+    return Settings(**values, problems=tuple(problems), path=str(path))  # type: ignore[arg-type]
+
+
+def _top(name: str, value: object, values: dict, problems: list[str]) -> None:
+    if isinstance(value, str) and value.strip():
+        values[name] = value.strip()
+    else:
+        problems.append(f"{name} must be the name of a theme in quotes, e.g. "
+                        f'{name} = "nord", not {value!r}; using the default theme.')
+
+
+def _keys(table: dict, problems: list[str], prefix: str = "") -> tuple[tuple[str, str], ...]:
+    """[keys] as (binding id, "key,key"). Dotted ids written bare (app.help = "f1")
+    arrive as nested tables: joined again with dots."""
+    out: list[tuple[str, str]] = []
+    for name, value in table.items():
+        binding = f"{prefix}{name}"
+        if isinstance(value, dict):
+            out += _keys(value, problems, f"{binding}.")
+            continue
+        keys = [value] if isinstance(value, str) else value
+        if isinstance(keys, list) and keys and all(isinstance(k, str) for k in keys):
+            parts = [p.strip() for k in keys for p in k.split(",")]
+            if all(parts):
+                out.append((binding, ",".join(parts)))
+                continue
+        problems.append(f'[keys] {binding} must be a key or keys in quotes, e.g. '
+                        f'"{binding}" = "f2" or "ctrl+s,S", not {value!r}; it keeps '
+                        f"its usual key.")
+    return tuple(out)

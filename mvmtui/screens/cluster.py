@@ -29,6 +29,7 @@ class ClusterScreen(ConsoleScreen):
     BINDINGS = [
         *[Binding(str(n), f"show_tab('{tab}')", label, show=False, id=f"cluster.tab_{tab}")
           for n, (tab, label) in enumerate(TABS.items(), 1)],
+        Binding("S", "settings", "Settings", show=False, id="cluster.settings"),
         *vm_action_bindings(),
     ]
 
@@ -70,6 +71,9 @@ class ClusterScreen(ConsoleScreen):
 
     def focus_first(self) -> None:
         self._focus_tab(self.active_tab)
+
+    def action_settings(self) -> None:
+        self.mvm.open_settings(self.cluster)
 
     @property
     def active_tab(self) -> str:
