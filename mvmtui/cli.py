@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import sys
 from dataclasses import asdict
@@ -27,7 +28,7 @@ from . import launch
 from .engine import (VM_ACTIONS, Ambiguous, Busy, Engine, EngineError, HostDown,
                      InventoryError, NotFound, ReadOnly)
 from .engine.errors import LabError, Offline
-from .engine.model import Cluster, Host, HostStatus, TaskStatus
+from .engine.model import Cluster, Host, HostStatus, MoveRequest, TaskStatus
 
 OK, FAILED, USAGE, NOT_FOUND, UNREACHABLE, INVENTORY, READONLY, BUSY, LAB = range(9)
 KINDS = {FAILED: "failed", USAGE: "usage", NOT_FOUND: "not-found",
@@ -414,6 +415,116 @@ def cmd_vm_placement(args) -> int:
                              asyncio.run(eng.set_placement(vm.uuid, args.strategy, args.home)))
 
 
+def _follow(args, eng: Engine, task):
+    """Wait for a task; on a terminal, show its progress on one line meanwhile."""
+    live = sys.stdout.isatty() and not args.json
+    while True:
+        t = eng.task(task.id)
+        if t.status.finished:
+            if live:
+                print("\r\033[K", end="")
+            return t
+        if live:
+            line = f"task {t.id}: {t.title}: {t.progress * 100:3.0f}%"
+            prog = eng.migration_progress(t)
+            if prog is not None and prog.total:
+                line += (f"  {prog.processed >> 20}/{prog.total >> 20} MiB"
+                         + (f", {prog.bytes_per_s / (1 << 20):.0f} MiB/s" if prog.bytes_per_s
+                            else "")
+                         + (f", downtime ~{prog.downtime_ms} ms" if prog.downtime_ms else "")
+                         + (f", ETA {prog.eta_s:.0f} s" if prog.eta_s is not None else ""))
+            step = next((s.name for s in t.steps if s.status is TaskStatus.RUNNING), "")
+            line += f"  [{step}]" if step else ""
+            width = shutil.get_terminal_size().columns - 1     # one line, never wrapped
+            print(f"\r\033[K{line[:width]}", end="", flush=True)
+        asyncio.run(asyncio.sleep(0.5))
+
+
+def cmd_vm_migrate(args) -> int:
+    """Move a VM to another host: live if it runs, offline if it is stopped (or after
+    --wait-shutdown). Without --to, the planner's best fit."""
+    with _engine(args, online=True) as eng:
+        vm = eng.find_vm(args.name, args.cluster)
+        target = args.to
+        if target is None:
+            fits = [f for f in eng.placement_options(vm.uuid, args.copy_storage) if f.best]
+            if not fits:
+                why = "; ".join(f"{f.host}: {f.why_not}"
+                                for f in eng.placement_options(vm.uuid, args.copy_storage))
+                raise EngineError(f"No host can take {vm.name} now ({why or 'no other host'}).")
+            target = fits[0].host
+        req = MoveRequest(vm.uuid, target, offline=args.offline_move,
+                          wait_shutdown=args.wait_shutdown, start_after=args.start_after,
+                          copy_storage=args.copy_storage)
+        if args.dry_run:
+            _vm, method = eng.check_move(req)     # EngineError says why not
+            fits = eng.placement_options(vm.uuid, args.copy_storage)
+            if args.json:
+                _dump_one({"vm": vm.name, "from": vm.host, "to": target, "method": method,
+                           "hosts": [asdict(f) for f in fits]})
+            else:
+                print(f"would move {vm.name} {method} from {vm.host} to {target}")
+                for f in fits:
+                    print(f"  {f.host}: " + ("fits" + (" (best: " + f.reason + ")" if f.best
+                                                       else "") if f.fits else f.why_not))
+            return OK
+        task = asyncio.run(eng.migrate_vm(req))
+        return _task_outcome(args, eng, vm, _follow(args, eng, task))
+
+
+def cmd_host_maintenance(args) -> int:
+    with _engine(args, online=True) as eng:
+        clusters = _check_scope(eng, args.cluster, args.name)
+        cluster = clusters[0] if clusters else args.cluster
+        if clusters and len(clusters) > 1:
+            raise Ambiguous(f"{args.name} is a host of {', '.join(clusters)}; name the "
+                            f"cluster with --cluster.")
+        h = eng.host(cluster, args.name)
+        if args.verb2 == "enter":
+            preview = eng.maintenance_preview(cluster, h.name)
+        else:
+            preview = eng.return_preview(cluster, h.name)
+        if args.dry_run or not args.json:
+            _print_preview(args, preview, args.verb2)
+        if args.dry_run:
+            return OK if not preview.blocked else FAILED
+        if args.verb2 == "enter":
+            confirm = args.yes and h.name
+            if not confirm:
+                if not sys.stdin.isatty():
+                    raise UsageError(f"entering maintenance moves every VM off {h.name}: "
+                                     f"add --yes to confirm without a terminal")
+                confirm = input(f"Type the host's name ({h.name}) to confirm: ").strip()
+            task = asyncio.run(eng.enter_maintenance(cluster, h.name, confirm))
+        else:
+            task = asyncio.run(eng.leave_maintenance(cluster, h.name, args.bring_back))
+        t = _follow(args, eng, task)
+        if args.json:
+            _dump([t, *eng.task_children(t.id)])
+        else:
+            for c in eng.task_children(t.id):
+                print(f"  task {c.id}: {c.title}: {c.status.value}"
+                      + (f": {c.error}" if c.error else ""))
+            print(f"task {t.id}: {t.title}: {t.status.value}" + (f": {t.error}" if t.error else ""))
+        return OK if t.status is TaskStatus.SUCCEEDED else FAILED
+
+
+def _print_preview(args, preview, verb: str) -> None:
+    if args.json:
+        _dump_one({"host": preview.host, "blocked": bool(preview.blocked),
+                   "rows": [asdict(r) for r in preview.rows]})
+        return
+    what = "Entering maintenance" if verb == "enter" else "Bringing back"
+    print(f"{what}: {preview.host}" + (" — BLOCKED" if preview.blocked else ""))
+    _table(["vm", "state", "goes to", "how", "why"],
+           [[r.name, r.state.value, r.target or "—",
+             "BLOCKED" if r.blocked else r.method,
+             r.reason + (f" (ways out: {'; '.join(r.ways_out)})" if r.ways_out else "")]
+            for r in preview.rows])
+    if not preview.rows:
+        print("  (nothing to move)")
+
+
 # ---- tasks ---------------------------------------------------------------------------
 def _tasks_in_full(eng: Engine, cluster: str | None, limit: int):
     """Tasks with their steps and logs (the journal lists them without)."""
@@ -501,12 +612,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--debug-log", help="write a debug log to this file")
     sub = p.add_subparsers(dest="cmd")
 
-    def common(sp, online=True):
+    def common(sp, online=True, offline_flag=True):
         sp.add_argument("--json", action="store_true", help="machine-readable output")
         sp.add_argument("--readonly", action="store_true", help="refuse every change")
-        if online:
+        if online and offline_flag:
             sp.add_argument("--offline", action="store_true",
                             help="do not contact hosts; show the inventory's last known state")
+        if online:
             sp.add_argument("--wait", type=_seconds, default=10.0,
                             help="seconds to wait for hosts to answer (default 10)")
             sp.add_argument("--ask-password", action="store_true",
@@ -553,6 +665,23 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--cluster")
     common(x)
     x.set_defaults(func=cmd_host_list)
+    mt = hl.add_parser("maintenance", help="enter or leave maintenance (preview with --dry-run)"
+                       ).add_subparsers(dest="verb2", required=True)
+    for verb, what in (("enter", "move every VM off the host and take it out of the pool"),
+                       ("leave", "return the host to the pool")):
+        x = mt.add_parser(verb, help=what)
+        x.add_argument("name", help="host name")
+        x.add_argument("--cluster")
+        x.add_argument("--dry-run", action="store_true",
+                       help="show the preview, VM by VM; change nothing")
+        if verb == "enter":
+            x.add_argument("--yes", action="store_true",
+                           help="confirm without typing the host's name")
+        else:
+            x.add_argument("--bring-back", action="store_true",
+                           help="move back the VMs that left it for maintenance")
+        common(x, offline_flag=False)
+        x.set_defaults(func=cmd_host_maintenance, bring_back=False)
 
     vm = sub.add_parser("vm", help="virtual machines").add_subparsers(dest="verb", required=True)
     x = vm.add_parser("list", help="list VMs")
@@ -574,9 +703,27 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--strategy", choices=["auto", "failover", "pinned"],
                    help="auto: moved by load; failover: only when its host is lost; "
                         "pinned: never moved")
-    x.add_argument("--home", metavar="HOST", help="the host it belongs on")
+    x.add_argument("--home", "--host", dest="home", metavar="HOST",
+                   help="the host it belongs on")
     common(x)
     x.set_defaults(func=cmd_vm_placement)
+
+    x = vm.add_parser("migrate", help="move a VM to another host: live if it runs, offline "
+                                      "if it is stopped")
+    x.add_argument("name", help="VM name or UUID")
+    x.add_argument("--to", metavar="HOST", help="target host (default: the best fit)")
+    x.add_argument("--cluster")
+    x.add_argument("--offline", dest="offline_move", action="store_true",
+                   help="move it stopped")
+    x.add_argument("--wait-shutdown", action="store_true",
+                   help="shut a running VM down first and wait, then move it offline")
+    x.add_argument("--start-after", action="store_true",
+                   help="start it on the target after an offline move")
+    x.add_argument("--copy-storage", action="store_true",
+                   help="copy disks the target cannot see (live only)")
+    x.add_argument("--dry-run", action="store_true", help="say what would happen, change nothing")
+    common(x, offline_flag=False)
+    x.set_defaults(func=cmd_vm_migrate)
 
     tk = sub.add_parser("task", help="the task journal").add_subparsers(dest="verb", required=True)
     x = tk.add_parser("list", help="recent tasks")

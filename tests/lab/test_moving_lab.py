@@ -1,0 +1,175 @@
+"""Moving workloads (issue 7) on the real lab: live migration through the engine and
+the CLI with the guest's disk counter counting on, an offline move with shut-down
+and start-after, maintenance (blocked by a running pinned VM, cleared, entered,
+left with the VMs brought back), and a CLI killed mid-migration whose task the next
+start decides from what the hosts show. Every test puts back what it moved: the
+session's lab is shared."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from mvmtui.engine.model import IN_MAINTENANCE, MoveRequest, Strategy, TaskStatus, VmState
+
+from .conftest import wait_for
+
+
+def _move(engine, req):
+    task = asyncio.run(engine.migrate_vm(req))
+    return asyncio.run(engine.wait_task(task.id))
+
+
+def _counting(lab, vm: str, timeout: float = 30.0):
+    """The guest's (count, boot id) once it writes, and it keeps writing."""
+    first, _ = wait_for(lambda: lab.disk_counter(vm), timeout, 0.1)
+    later, _ = wait_for(lambda: (c := lab.disk_counter(vm)) and c[0] > first[0] and c, 10, 0.1)
+    return later
+
+
+def test_live_migration_keeps_the_guest_running_and_its_counter_counting(engine, lab_cluster):
+    lab = lab_cluster.lab
+    vm = engine.find_vm("db-02", lab_cluster.name)
+    home = vm.host
+    assert vm.state is VmState.RUNNING and not engine.storage_issue(vm)
+    before = _counting(lab, "db-02")
+    samples = []
+    t = None
+    try:
+        task = asyncio.run(engine.migrate_vm(MoveRequest(vm.uuid, "kvm-03")))
+        while not engine.task(task.id).status.finished:   # sample the disk meanwhile
+            samples.append((time.monotonic(), lab.disk_counter("db-02")))
+            time.sleep(0.05)
+        t = engine.task(task.id)
+        assert t.status is TaskStatus.SUCCEEDED, t.error
+        after = _counting(lab, "db-02")
+        assert after[1] == before[1]                    # the same boot: it never restarted
+        assert after[0] > before[0]
+        counts = [c[0] for _, c in samples if c]
+        assert counts == sorted(counts)                 # no write lost, no second writer
+        assert lab.virsh("kvm-03", "domstate", "db-02").stdout.strip() == "running"
+        assert "db-02" not in lab.virsh(home, "list", "--all", "--name").stdout.split()
+        wait_for(lambda: engine.vm(vm.uuid).host == "kvm-03", 10)
+    finally:
+        if t is not None and t.status is TaskStatus.SUCCEEDED:
+            back = _move(engine, MoveRequest(vm.uuid, home))
+            assert back.status is TaskStatus.SUCCEEDED, back.error
+
+
+def test_the_cli_migrates_and_refuses_local_storage_with_the_reason(lab_cluster):
+    env = {**os.environ, "MVMTUI_INVENTORY": str(lab_cluster.inventory)}
+    cli = [sys.executable, "-m", "mvmtui"]
+    r = subprocess.run(cli + ["vm", "migrate", "staging-01", "--to", "kvm-01", "--dry-run"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "only kvm-03 sees" in r.stderr
+    r = subprocess.run(cli + ["vm", "migrate", "ci-runner-01", "--to", "kvm-02", "--json"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '"status": "succeeded"' in r.stdout
+    r = subprocess.run(cli + ["vm", "migrate", "ci-runner-01", "--to", "kvm-03"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "succeeded" in r.stdout, r.stdout + r.stderr
+
+
+def test_an_offline_move_with_shutdown_and_start_after(engine, lab_cluster):
+    lab = lab_cluster.lab
+    vm = engine.find_vm("cache-01", lab_cluster.name)
+    home = vm.host
+    _counting(lab, "cache-01")
+    t = _move(engine, MoveRequest(vm.uuid, "kvm-01", wait_shutdown=True, start_after=True))
+    try:
+        assert t.status is TaskStatus.SUCCEEDED, t.error
+        assert lab.virsh("kvm-01", "domstate", "cache-01").stdout.strip() == "running"
+        assert "cache-01" not in lab.virsh(home, "list", "--all", "--name").stdout.split()
+        before = lab.disk_counter("cache-01")
+        after = _counting(lab, "cache-01")
+        assert after[1] != before[1] or after[0] > before[0]   # it booted again there
+    finally:
+        if t.status is TaskStatus.SUCCEEDED:
+            back = _move(engine, MoveRequest(vm.uuid, home))   # live, home again
+            assert back.status is TaskStatus.SUCCEEDED, back.error
+
+
+def test_maintenance_blocked_by_a_pinned_vm_then_cleared_entered_and_left(engine,
+                                                                          lab_cluster):
+    lab = lab_cluster.lab
+    c = lab_cluster.name
+    db = engine.find_vm("db-01", c)                  # pinned to kvm-01
+    assert db.strategy is Strategy.PINNED
+    if not db.state.active:
+        assert asyncio.run(engine.vm_action(db.uuid, "start")).status is TaskStatus.SUCCEEDED
+    try:
+        preview = engine.maintenance_preview(c, "kvm-01")
+        assert [r.name for r in preview.blocked] == ["db-01"]
+        assert "pinned" in preview.blocked[0].reason
+        # The way out the preview offers: shut it down (it then stays, stopped).
+        assert asyncio.run(engine.vm_action(db.uuid, "destroy")).status is TaskStatus.SUCCEEDED
+        preview = engine.maintenance_preview(c, "kvm-01")
+        assert not preview.blocked
+        planned = {r.name: r.target for r in preview.moves}
+        assert set(planned) == {"web-01", "web-02"}
+        task = asyncio.run(engine.enter_maintenance(c, "kvm-01", "kvm-01"))
+        t = asyncio.run(engine.wait_task(task.id))
+        assert t.status is TaskStatus.SUCCEEDED, t.error
+        assert engine.host(c, "kvm-01").maintenance == IN_MAINTENANCE
+        running = lab.virsh("kvm-01", "list", "--name").stdout.split()
+        assert running == []
+        for name, target in planned.items():         # the preview is what happened
+            assert lab.virsh(target, "domstate", name).stdout.strip() == "running"
+        with_reason = {f.host: f.why_not for f in engine.placement_options(
+            engine.find_vm("db-02", c).uuid)}
+        assert with_reason["kvm-01"] == "in maintenance"
+    finally:
+        if engine.host(c, "kvm-01").maintenance:
+            t = asyncio.run(engine.wait_task(asyncio.run(
+                engine.leave_maintenance(c, "kvm-01", bring_back=True)).id))
+            assert t.status is TaskStatus.SUCCEEDED, t.error
+    for name in ("web-01", "web-02"):                  # leave brought them back
+        assert lab.virsh("kvm-01", "domstate", name).stdout.strip() == "running"
+
+
+def test_a_cli_killed_mid_migration_is_decided_at_the_next_start(lab_cluster):
+    """The console (here the CLI) dies with a migration running; libvirt aborts the job
+    whose driver went away, and the next start records what the hosts then show."""
+    from mvmtui.engine import Engine
+    env = {**os.environ, "MVMTUI_INVENTORY": str(lab_cluster.inventory)}
+    cli = [sys.executable, "-m", "mvmtui"]
+    subprocess.run(cli + ["cluster", "set", lab_cluster.name, "migration-bandwidth=4"],
+                   env=env, check=True, capture_output=True, timeout=30)
+    p = subprocess.Popen(cli + ["vm", "migrate", "monitor-01", "--to", "kvm-02"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    eng = None
+    try:
+        eng = Engine(lab_cluster.inventory, reconnect_interval=0.5)
+        vm = eng.find_vm("monitor-01", lab_cluster.name)
+        home = vm.host
+        wait_for(lambda: any(t.kind == "vm.migrate" and t.status is TaskStatus.RUNNING
+                             and t.steps[1].status is TaskStatus.RUNNING
+                             for t in eng.tasks(target=vm.uuid, limit=1, details=True)), 60, 0.2)
+        time.sleep(1.0)
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=10)
+        tid = eng.tasks(target=vm.uuid, limit=1)[0].id
+        eng.start()
+        eng.call(eng.wait_ready(timeout=15))
+        t, _ = wait_for(lambda: (x := eng.task(tid)).checkpoint.get("recovered") and x, 60, 0.2)
+        assert t.status in (TaskStatus.SUCCEEDED, TaskStatus.ROLLED_BACK), t.error
+        lab = lab_cluster.lab
+        on = [h for h in ("kvm-01", "kvm-02", "kvm-03")
+              if "monitor-01" in lab.virsh(h, "list", "--all", "--name").stdout.split()]
+        assert len(on) == 1                                 # defined on exactly one host
+        assert lab.virsh(on[0], "domstate", "monitor-01").stdout.strip() == "running"
+        assert any("Recovery:" in log.message for log in t.logs)
+        if on[0] != home:
+            back = _move(eng, MoveRequest(vm.uuid, home))
+            assert back.status is TaskStatus.SUCCEEDED, back.error
+    finally:
+        if p.poll() is None:
+            p.kill()
+        subprocess.run(cli + ["cluster", "set", lab_cluster.name, "migration-bandwidth=0"],
+                       env=env, capture_output=True, timeout=30)
+        if eng is not None:
+            eng.stop()
