@@ -100,6 +100,7 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         # Boots seen per VM (reboot events, starts): how a reboot is confirmed.
         self._boots: dict[str, int] = {}
         self._mover_pool = None     # threads for migration jobs (migration._movers)
+        self._moving: set[str] = set()   # VMs in a live migration now (not re-read)
         # (host, VM) re-reads already queued: one read for a burst of events
         self._refresh_due: set[tuple[tuple[str, str], str]] = set()
         self._subs: list[Callable[[Event], None]] = []

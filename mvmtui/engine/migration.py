@@ -26,7 +26,6 @@ from .tasks import TaskContext, TaskFailed, TaskSpec, TaskStopped
 log = logging.getLogger("mvmtui.migration")
 
 PROGRESS_POLL = 0.5          # seconds between looks at a running migration's job stats
-MAX_DOWNTIME_MS = 500        # the longest pause at switch-over libvirt may choose
 OFFLINE_SHUTDOWN_WAIT = 90.0
 
 
@@ -192,11 +191,14 @@ class Migration:
         job = loop.run_in_executor(self._movers(), lambda: src.migrate(
             vm.uuid, dst, bandwidth_mib=pol.migration_bandwidth_mib, auto_converge=True,
             unsafe=unsafe, copy_storage=req.copy_storage))
+        self._moving.add(vm.uuid)
+        job.add_done_callback(lambda _f: self._moving.discard(vm.uuid))
+        downtime = pol.migration_max_downtime_ms
         ctx.log("Live migration started (auto-converge"
                 + (f", {pol.migration_bandwidth_mib} MiB/s limit" if pol.migration_bandwidth_mib
-                   else "") + f", at most {MAX_DOWNTIME_MS} ms downtime)")
+                   else "") + (f", at most {downtime} ms downtime" if downtime else "") + ")")
         started = time.monotonic()
-        downtime_set = False
+        downtime_set = not downtime
         stopped: TaskStopped | None = None
         with ctx.cancellable():
             while not job.done():
@@ -220,7 +222,7 @@ class Migration:
                         downtime_set = True
                         try:
                             await self._lv(src_link, src.set_max_downtime, vm.uuid,
-                                           MAX_DOWNTIME_MS)
+                                           downtime)
                         except HypervisorError as exc:
                             log.info("max downtime not set: %s", exc)
                     ctx.checkpoint(progress=_progress_dict(prog))

@@ -85,6 +85,7 @@ class ClusterPolicy:
     host_reserve_mib: int = 2048         # memory each host keeps for itself
     migration_concurrency: int = 2       # moves at once in an evacuation
     migration_bandwidth_mib: int = 0     # MiB/s per migration; 0 = no limit
+    migration_max_downtime_ms: int = 0   # switch-over pause allowed; 0 = libvirt's 300 ms
     shared_datastores: tuple[str, ...] = ()   # pools every host sees at the same path
 
 

@@ -23,6 +23,10 @@ KEYS = {
                               "moves at once in an evacuation, 1–16"),
     "migration-bandwidth": ("migration_bandwidth_mib", int, lambda v: 0 <= v <= 1 << 20,
                             "MiB/s per migration, 0 = no limit"),
+    "migration-max-downtime": ("migration_max_downtime_ms", int,
+                               lambda v: v == 0 or 50 <= v <= 60_000,
+                               "longest pause at a live migration's switch-over, ms; "
+                               "0 = libvirt's default (300)"),
     "shared-datastores": ("shared_datastores",
                           lambda t: tuple(sorted({x.strip() for x in t.split(",") if x.strip()})),
                           lambda v: all(x.replace("-", "").replace("_", "").isalnum()

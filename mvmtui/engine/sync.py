@@ -48,8 +48,10 @@ class HostSync:
         self._queue_refresh(link, hv, uuid)
 
     def _queue_refresh(self, link: _Link, hv: Hypervisor, uuid: str) -> None:
-        """Re-read one VM soon; a burst of events about it costs one read."""
-        if (link.key, uuid) in self._refresh_due:
+        """Re-read one VM soon; a burst of events about it costs one read. Not while
+        it migrates: the move reads it on both hosts when it ends, and reads during the
+        job compete with it for the VM's monitor."""
+        if (link.key, uuid) in self._refresh_due or uuid in self._moving:
             return
         self._refresh_due.add((link.key, uuid))
         asyncio.get_running_loop().create_task(self._refresh_vm(link, hv, uuid))
