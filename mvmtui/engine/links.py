@@ -183,7 +183,7 @@ class HostLinks:
             uri = host.address  # libvirt's test driver, for benchmarks without SSH
         else:
             known = cluster.known_hosts or os.path.expanduser("~/.ssh/known_hosts")
-            conn = await sshmod.connect(sshmod.Target(
+            conn = await sshmod.open_connection(sshmod.Target(
                 host.address, host.port, cluster.ssh_user, cluster.ssh_key, known,
                 self._passwords.get(cluster.name)))
             link.ssh = conn
@@ -196,7 +196,7 @@ class HostLinks:
             sock = os.path.join(self._runtime, f"{key[0]}-{key[1]}.sock")
             if os.path.exists(sock):
                 os.unlink(sock)
-            await conn.forward_local_path(sock, LIBVIRT_SOCKET)
+            await sshmod.forward_local_path(conn, sock, LIBVIRT_SOCKET)
             uri = f"qemu+unix:///system?socket={sock}"
         from .hypervisor import LibvirtHypervisor  # libvirt loads on the I/O thread, when needed
         await self._begin(link, LibvirtHypervisor(uri, key[0], key[1], self.clock), lv_lost)
@@ -263,7 +263,8 @@ class HostLinks:
         conn, link.ssh = link.ssh, None
         link.locks = None
         if conn is not None:
-            conn.abort()
+            from . import ssh as sshmod
+            sshmod.abort(conn)
 
     async def wait_ready(self, timeout: float = 15.0, cluster: str | None = None) -> None:
         """Until every host has left 'connecting' (first contact done, either way)."""
@@ -328,8 +329,9 @@ class _LibvirtDown(Exception):
 
 
 async def _when_closed(conn, event: asyncio.Event) -> None:
+    from . import ssh as sshmod
     try:
-        await conn.wait_closed()
+        await sshmod.wait_closed(conn)
     finally:
         event.set()
 

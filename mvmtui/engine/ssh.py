@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,9 +184,60 @@ async def connect(t: Target) -> asyncssh.SSHClientConnection:
         raise SshError(HostStatus.UNREACHABLE, f"SSH to {where} failed: {exc}") from exc
 
 
+# ---- the SSH loop (DESIGN rule 10) ------------------------------------------------------
+# Every SSH connection, its keepalives and the libvirt tunnel run on a loop of their
+# own, in a thread that does nothing else: the engine's loop may wait on a SQLite write
+# (another process holding the inventory) for seconds, and keepalives delayed that long
+# would make a healthy host look lost, which soon means a fence and a failover.
+_ssh_loop: asyncio.AbstractEventLoop | None = None
+_ssh_loop_lock = threading.Lock()
+
+
+def ssh_loop() -> asyncio.AbstractEventLoop:
+    global _ssh_loop
+    with _ssh_loop_lock:
+        if _ssh_loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="mvmtui-ssh", daemon=True).start()
+            _ssh_loop = loop
+        return _ssh_loop
+
+
+async def on_ssh(awaitable):
+    """Await something on the SSH loop from the engine's loop (a cancel here cancels
+    it there). asyncssh returns awaitables that are not all coroutines: wrapped."""
+    async def there():
+        return await awaitable
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(there(), ssh_loop()))
+
+
+def abort(conn: asyncssh.SSHClientConnection) -> None:
+    """Close a connection from any thread."""
+    ssh_loop().call_soon_threadsafe(conn.abort)
+
+
+async def open_connection(t: Target) -> asyncssh.SSHClientConnection:
+    """connect() on the SSH loop."""
+    return await on_ssh(connect(t))
+
+
+async def forward_local_path(conn, local: str, remote: str) -> None:
+    """A local unix socket that the SSH loop forwards to a remote one."""
+    await on_ssh(conn.forward_local_path(local, remote))
+
+
+async def wait_closed(conn) -> None:
+    await on_ssh(conn.wait_closed())
+
+
 async def run(conn: asyncssh.SSHClientConnection, command: str,
               timeout: float = 30.0) -> str:
-    """Run a command on the host; its stdout, or RuntimeError with stderr."""
+    """Run a command on the host (on the SSH loop); its stdout, or RuntimeError with
+    stderr."""
+    return await on_ssh(_run(conn, command, timeout))
+
+
+async def _run(conn: asyncssh.SSHClientConnection, command: str, timeout: float) -> str:
     result = await asyncio.wait_for(conn.run(command, check=False), timeout)
     if result.exit_status != 0:
         raise RuntimeError(f"`{command}` exited {result.exit_status}: "

@@ -173,3 +173,31 @@ def test_a_cli_killed_mid_migration_is_decided_at_the_next_start(lab_cluster):
                        env=env, capture_output=True, timeout=30)
         if eng is not None:
             eng.stop()
+
+
+def test_a_slow_inventory_write_never_makes_a_healthy_host_look_lost(lab_cluster):
+    """Another process holds the inventory's write lock for longer than the SSH
+    keepalive allows (3 s): the engine's writes wait out their busy timeout meanwhile,
+    but SSH runs on a loop of its own, so no host is ever seen lost."""
+    import sqlite3
+    from mvmtui.engine import Engine
+    from mvmtui.engine.model import HostChanged, HostStatus
+    eng = Engine(lab_cluster.inventory, reconnect_interval=0.5, stats_interval=0.5)
+    seen = []
+    eng.subscribe(lambda ev: seen.append(ev.host.status) if isinstance(ev, HostChanged)
+                  else None)
+    eng.start()
+    try:
+        eng.call(eng.wait_ready(timeout=15))
+        assert all(h.status is HostStatus.UP for h in eng.hosts(lab_cluster.name))
+        seen.clear()
+        other = sqlite3.connect(lab_cluster.inventory, timeout=0)
+        other.execute("BEGIN EXCLUSIVE")
+        time.sleep(9.0)
+        other.rollback()
+        other.close()
+        time.sleep(2.0)
+        assert set(seen) <= {HostStatus.UP}, seen
+        assert all(h.status is HostStatus.UP for h in eng.hosts(lab_cluster.name))
+    finally:
+        eng.stop()
