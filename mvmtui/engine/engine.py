@@ -101,6 +101,8 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         self._boots: dict[str, int] = {}
         self._mover_pool = None     # threads for migration jobs (migration._movers)
         self._moving: set[str] = set()   # VMs in a live migration now (not re-read)
+        # Lock files on hosts that were away when their task ended (locks.py).
+        self._leftover_locks: dict[tuple[str, str], set[str]] = {}
         # (host, VM) re-reads already queued: one read for a burst of events
         self._refresh_due: set[tuple[tuple[str, str], str]] = set()
         self._subs: list[Callable[[Event], None]] = []

@@ -455,6 +455,11 @@ class LibvirtHypervisor:
         cannot be created: libvirt's words say so."""
         made = []
         c = self._c()
+        for p in c.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+            try:   # a file left by an earlier move is then found, not created again
+                p.refresh(0)
+            except libvirt.libvirtError:
+                pass
         for path, size, fmt in disks:
             try:
                 c.storageVolLookupByPath(path)

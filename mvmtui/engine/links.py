@@ -229,6 +229,7 @@ class HostLinks:
             raise _LibvirtDown(f"libvirt failed during refresh: {exc}") from exc
         # Maintenance is what the host says (another console may have set it).
         state = await self._read_host_state(link)
+        await self._release_leftovers(key)
         if state is not None:
             facts["maintenance"] = state if state in (ENTERING, IN_MAINTENANCE) else ""
         self._apply_contents(key, *contents)

@@ -155,7 +155,7 @@ class ClusterLocks:
         Returns what to release."""
         record = {"holder": self.journal.started_by, "owner": owner_id(),
                   "title": spec.title, "taken_at": int(self.clock())}
-        taken: list[tuple[object, str]] = []
+        taken: list[tuple[str, str, str]] = []     # (cluster, host, resource)
         try:
             for host in dict.fromkeys(hosts):
                 store = self._lock_store(spec.cluster, host)
@@ -173,27 +173,47 @@ class ClusterLocks:
                                    f"lock renewed {holder.get('age', 0):.0f} s ago); wait for "
                                    f"it to finish. A lock not renewed for {STALE:.0f} s is "
                                    f"taken over.")
-                    taken.append((store, resource))
+                    taken.append((spec.cluster, host, resource))
         except Busy:
             await self._release_cluster_locks(taken)
             raise
         return taken
 
     async def _release_cluster_locks(self, taken: list) -> None:
+        """Release; a host that cannot be reached now is released when it answers
+        again (and until then the lock goes stale and may be taken over)."""
         owner = owner_id()
-        for store, resource in taken:
+        for cluster, host, resource in taken:
+            store = self._lock_store(cluster, host)
             try:
+                if store is None:
+                    raise ConnectionError(f"{host} is not connected")
                 await store.release([resource], owner)
-            except Exception as exc:    # it goes stale, and is taken over then
-                log.warning("releasing %s failed: %s", resource, exc)
+            except Exception as exc:
+                log.warning("releasing %s on %s failed (%s): released when it answers",
+                            resource, host, exc)
+                self._leftover_locks.setdefault((cluster, host), set()).add(resource)
+
+    async def _release_leftovers(self, key: tuple[str, str]) -> None:
+        """A host answers again: release the locks we could not release while it was
+        away."""
+        left = self._leftover_locks.pop(key, set())
+        store = self._lock_store(*key)
+        if left and store is not None:
+            try:
+                await store.release(sorted(left), owner_id())
+            except Exception as exc:
+                log.warning("%s: releasing leftover locks failed: %s", key, exc)
 
     async def _heartbeat(self, taken: list) -> None:
         owner = owner_id()
         while True:
             await asyncio.sleep(HEARTBEAT)
-            for store, resource in taken:
+            for cluster, host, resource in taken:
+                store = self._lock_store(cluster, host)
                 try:
-                    await store.touch([resource], owner)
+                    if store is not None:
+                        await store.touch([resource], owner)
                 except Exception as exc:
                     log.warning("renewing %s failed: %s", resource, exc)
 

@@ -31,8 +31,9 @@ def test_every_host_is_up_with_its_facts(engine, lab_cluster):
         assert h.libvirt_version.startswith("9.") and h.qemu_version
         assert "Debian" in h.os_release
         assert h.fingerprint.startswith("SHA256:")   # the key it proved it holds
-        (pool,) = engine.datastores(lab_cluster.name, h.name)
-        assert pool.name == "images" and pool.active and pool.capacity_bytes > 0
+        pools = engine.datastores(lab_cluster.name, h.name)
+        assert [p.name for p in pools] == ["images", "shared"]   # its own, and the lab's
+        assert all(p.active and p.capacity_bytes > 0 for p in pools)
 
 
 def test_each_host_sees_only_its_own_vms(engine, lab_cluster):
@@ -46,7 +47,8 @@ def test_each_host_sees_only_its_own_vms(engine, lab_cluster):
         seen |= uuids
     web = engine.find_vm("web-01", lab_cluster.name)
     assert web.host == "kvm-01" and web.disks[0].target == "vda"
-    assert web.disks[0].capacity_bytes == 2 * 1024 ** 3
+    assert web.disks[0].source == "/var/lib/libvirt/shared/web-01.raw"
+    assert web.disks[0].capacity_bytes == 16 * 1024 ** 2
     assert web.nics[0].mac.startswith("52:54:00:")
 
 

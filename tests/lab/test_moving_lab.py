@@ -13,9 +13,19 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from mvmtui.engine.model import IN_MAINTENANCE, MoveRequest, Strategy, TaskStatus, VmState
 
 from .conftest import wait_for
+
+
+def _running(engine, name: str, cluster: str):
+    """The VM, started if an earlier test (a host's power cut) left it stopped."""
+    vm = engine.find_vm(name, cluster)
+    if not vm.state.active:
+        assert asyncio.run(engine.vm_action(vm.uuid, "start")).status is TaskStatus.SUCCEEDED
+    return engine.vm(vm.uuid)
 
 
 def _move(engine, req):
@@ -32,7 +42,7 @@ def _counting(lab, vm: str, timeout: float = 30.0):
 
 def test_live_migration_keeps_the_guest_running_and_its_counter_counting(engine, lab_cluster):
     lab = lab_cluster.lab
-    vm = engine.find_vm("db-02", lab_cluster.name)
+    vm = _running(engine, "db-02", lab_cluster.name)
     home = vm.host
     assert vm.state is VmState.RUNNING and not engine.storage_issue(vm)
     before = _counting(lab, "db-02")
@@ -59,7 +69,8 @@ def test_live_migration_keeps_the_guest_running_and_its_counter_counting(engine,
             assert back.status is TaskStatus.SUCCEEDED, back.error
 
 
-def test_the_cli_migrates_and_refuses_local_storage_with_the_reason(lab_cluster):
+def test_the_cli_migrates_and_refuses_local_storage_with_the_reason(engine, lab_cluster):
+    _running(engine, "ci-runner-01", lab_cluster.name)
     env = {**os.environ, "MVMTUI_INVENTORY": str(lab_cluster.inventory)}
     cli = [sys.executable, "-m", "mvmtui"]
     r = subprocess.run(cli + ["vm", "migrate", "staging-01", "--to", "kvm-01", "--dry-run"],
@@ -76,7 +87,7 @@ def test_the_cli_migrates_and_refuses_local_storage_with_the_reason(lab_cluster)
 
 def test_an_offline_move_with_shutdown_and_start_after(engine, lab_cluster):
     lab = lab_cluster.lab
-    vm = engine.find_vm("cache-01", lab_cluster.name)
+    vm = _running(engine, "cache-01", lab_cluster.name)
     home = vm.host
     _counting(lab, "cache-01")
     t = _move(engine, MoveRequest(vm.uuid, "kvm-01", wait_shutdown=True, start_after=True))
@@ -201,3 +212,110 @@ def test_a_slow_inventory_write_never_makes_a_healthy_host_look_lost(lab_cluster
         assert all(h.status is HostStatus.UP for h in eng.hosts(lab_cluster.name))
     finally:
         eng.stop()
+
+
+def _slow(lab_cluster, mib_s: int):
+    """Set the cluster's migration bandwidth in the test inventory (0 = no limit)."""
+    from mvmtui.engine import Inventory
+    inv = Inventory(lab_cluster.inventory)
+    try:
+        pol = inv.cluster_policy(lab_cluster.name)
+        pol["migration_bandwidth_mib"] = mib_s
+        inv.save_cluster_policy(lab_cluster.name, pol)
+    finally:
+        inv.close()
+
+
+def test_a_destination_lost_mid_migration_leaves_the_vm_running_on_its_source(lab_cluster):
+    from mvmtui.engine import Engine
+    lab = lab_cluster.lab
+    _slow(lab_cluster, 4)
+    eng = Engine(lab_cluster.inventory, reconnect_interval=0.5)
+    eng.start()
+    try:
+        eng.call(eng.wait_ready(timeout=15))
+        vm = _running(eng, "ci-runner-01", lab_cluster.name)
+        assert vm.host == "kvm-03"
+        task = asyncio.run(eng.migrate_vm(MoveRequest(vm.uuid, "kvm-02")))
+        wait_for(lambda: (x := eng.task(task.id)).checkpoint.get("progress")
+                 or x.status.finished, 30, 0.1)
+        assert not eng.task(task.id).status.finished, eng.task(task.id).error
+        lab.crash("kvm-02")
+        t = asyncio.run(eng.wait_task(task.id))
+        assert t.status is TaskStatus.FAILED
+        assert "ci-runner-01 is on kvm-03 (running)" in t.error, t.error
+        assert lab.virsh("kvm-03", "domstate", "ci-runner-01").stdout.strip() == "running"
+        lab.revive("kvm-02")
+        assert "ci-runner-01" not in lab.virsh("kvm-02", "list", "--all", "--name").stdout.split()
+        _counting(lab, "ci-runner-01")
+    finally:
+        _slow(lab_cluster, 0)
+        if not lab.init_pid(lab.host("kvm-02")):
+            lab.revive("kvm-02")
+        eng.stop()
+
+
+def test_a_second_console_on_another_inventory_is_refused_naming_the_holder(engine,
+                                                                             lab_cluster,
+                                                                             tmp_path):
+    """Two admin boxes: two processes, two inventory files, one cluster. The lock on the
+    hosts refuses the second, naming the first. (A dead holder's lock taken over once
+    stale: tests/test_moving.py.)"""
+    from mvmtui.engine import Engine, Inventory
+    from mvmtui.engine.tasks import Busy
+    _running(engine, "ci-runner-01", lab_cluster.name)
+    second = tmp_path / "second.db"
+    inv = Inventory(second)
+    lab_cluster.lab.register(inv)
+    inv.close()
+    _slow(lab_cluster, 4)
+    env = {**os.environ, "MVMTUI_INVENTORY": str(lab_cluster.inventory)}
+    p = subprocess.Popen([sys.executable, "-m", "mvmtui", "vm", "migrate", "ci-runner-01",
+                          "--to", "kvm-01"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    eng = Engine(second, actor="console", reconnect_interval=0.5)
+    eng.start()
+    try:
+        eng.call(eng.wait_ready(timeout=15))
+        vm = eng.find_vm("ci-runner-01", lab_cluster.name)
+        first = Inventory(lab_cluster.inventory)   # the other box's journal, to see it run
+        try:
+            wait_for(lambda: any(t.kind == "vm.migrate" and t.steps[1].status is
+                                 TaskStatus.RUNNING for t in first.tasks(
+                                     target=vm.uuid, limit=1, details=True)), 60, 0.2)
+        finally:
+            first.close()
+        with pytest.raises(Busy) as refused:
+            asyncio.run(eng.migrate_vm(MoveRequest(vm.uuid, "kvm-02")))
+        assert "Migrate ci-runner-01 to kvm-01 (cli" in str(refused.value), refused.value
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, out + err
+    finally:
+        if p.poll() is None:
+            p.kill()
+        _slow(lab_cluster, 0)
+        eng.stop()
+    back = subprocess.run([sys.executable, "-m", "mvmtui", "vm", "migrate", "ci-runner-01",
+                           "--to", "kvm-03"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert back.returncode == 0, back.stdout + back.stderr
+
+
+def test_copy_storage_moves_a_vm_whose_disk_only_its_host_sees(engine, lab_cluster):
+    lab = lab_cluster.lab
+    vm = engine.find_vm("staging-01", lab_cluster.name)
+    assert engine.storage_issue(vm)
+    if not vm.state.active:
+        assert asyncio.run(engine.vm_action(vm.uuid, "start")).status is TaskStatus.SUCCEEDED
+    try:
+        refused = {f.host: f.why_not for f in engine.placement_options(vm.uuid)}
+        assert "only kvm-03 sees" in refused["kvm-01"]
+        t = _move(engine, MoveRequest(vm.uuid, "kvm-01", copy_storage=True))
+        assert t.status is TaskStatus.SUCCEEDED, t.error
+        assert lab.virsh("kvm-01", "domstate", "staging-01").stdout.strip() == "running"
+        disk = lab.host("kvm-01").dir / "var-lib-libvirt/images/staging-01.qcow2"
+        assert disk.exists()
+        back = _move(engine, MoveRequest(vm.uuid, "kvm-03", copy_storage=True))
+        assert back.status is TaskStatus.SUCCEEDED, back.error
+    finally:
+        asyncio.run(engine.vm_action(vm.uuid, "destroy"))
