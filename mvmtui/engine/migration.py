@@ -238,6 +238,9 @@ class Migration:
             if not any(where.values()) and len(where) == 2:
                 where = await self._redefine(vm, where)
             words = self._where_words(vm, where, asked)
+            if len(where) < 2:    # decided once both answer (recovery.py), and logged
+                ctx.checkpoint(unsettled=True)
+                self._settle_later(ctx.id)
             if stopped is not None:
                 raise TaskStopped(f"{stopped.reason}; {words}") from None
             raise TaskFailed(f"the migration failed: {exc}. {words}") from None

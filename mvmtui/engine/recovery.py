@@ -1,4 +1,5 @@
-"""Finishing or undoing what a console's death interrupted (journal v2).
+"""Finishing or undoing what a console's death interrupted (journal v2), and settling
+a move that failed while a host did not answer.
 
 At start the journal marks the tasks of a process that died as interrupted. For the
 kinds that move VMs, a handler then decides from what the hosts really show, once
@@ -33,11 +34,22 @@ class Recovery:
 
     def _start_recovery(self) -> None:
         """Called on the I/O loop once the links are connecting."""
-        pending = [t for t in self.inv.tasks(statuses=(TaskStatus.INTERRUPTED,), limit=200)
-                   if t.kind in RECOVERABLE and not t.checkpoint.get("recovered")]
+        pending = [t for t in self.inv.tasks(statuses=(TaskStatus.INTERRUPTED,
+                                                       TaskStatus.FAILED), limit=200)
+                   if t.kind in RECOVERABLE and not t.checkpoint.get("recovered")
+                   and (t.status is TaskStatus.INTERRUPTED or t.checkpoint.get("unsettled"))]
         for t in sorted(pending, key=lambda t: t.id):
             if self._only is None or t.cluster in self._only:
                 asyncio.get_running_loop().create_task(self._recover(t.id))
+
+    def _settle_later(self, tid: int) -> None:
+        """A move failed while a host did not answer: once the task is closed and both
+        hosts answer, say where the VM ended up (and settle a copy on both/neither)."""
+        async def later():
+            while not self.inv.task(tid).status.finished:
+                await asyncio.sleep(0.2)
+            await self._recover(tid)
+        asyncio.get_running_loop().create_task(later())
 
     async def _hosts_up(self, cluster: str, names: list[str]) -> bool:
         end = time.monotonic() + HOSTS_WAIT
@@ -51,7 +63,8 @@ class Recovery:
                         level: str = "info") -> None:
         t = self.inv.task(tid)
         self.inv.add_log(tid, self.clock(), level, f"Recovery: {message}")
-        self.inv.update_task(tid, status=status, checkpoint={**t.checkpoint, "recovered": True},
+        self.inv.update_task(tid, status=status, checkpoint={**t.checkpoint, "recovered": True,
+                                                             "unsettled": False},
                              error="" if status is TaskStatus.SUCCEEDED else
                              f"{t.error}; recovery: {message}")
         self.journal.emit_task(tid)

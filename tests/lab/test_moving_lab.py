@@ -319,3 +319,35 @@ def test_copy_storage_moves_a_vm_whose_disk_only_its_host_sees(engine, lab_clust
         assert back.status is TaskStatus.SUCCEEDED, back.error
     finally:
         asyncio.run(engine.vm_action(vm.uuid, "destroy"))
+
+
+def test_a_source_lost_mid_migration_is_settled_when_it_answers_again(lab_cluster):
+    """The source dies with the guest: the task fails without guessing, and once the
+    source answers again History says where the VM is (defined on exactly one host)."""
+    from mvmtui.engine import Engine
+    lab = lab_cluster.lab
+    _slow(lab_cluster, 4)
+    eng = Engine(lab_cluster.inventory, reconnect_interval=0.5)
+    eng.start()
+    try:
+        eng.call(eng.wait_ready(timeout=15))
+        vm = _running(eng, "ci-runner-01", lab_cluster.name)
+        task = asyncio.run(eng.migrate_vm(MoveRequest(vm.uuid, "kvm-01")))
+        wait_for(lambda: (x := eng.task(task.id)).checkpoint.get("progress")
+                 or x.status.finished, 30, 0.1)
+        lab.crash("kvm-03")
+        t = asyncio.run(eng.wait_task(task.id))
+        assert t.status is TaskStatus.FAILED and "kvm-03 did not answer" in t.error, t.error
+        lab.revive("kvm-03")
+        t, _ = wait_for(lambda: (x := eng.task(task.id)).checkpoint.get("recovered") and x,
+                        90, 0.2)
+        assert t.status is TaskStatus.ROLLED_BACK, t.error
+        assert "still on kvm-03" in t.error
+        on = [h for h in ("kvm-01", "kvm-02", "kvm-03")
+              if "ci-runner-01" in lab.virsh(h, "list", "--all", "--name").stdout.split()]
+        assert on == ["kvm-03"]
+    finally:
+        _slow(lab_cluster, 0)
+        if not lab.init_pid(lab.host("kvm-03")):
+            lab.revive("kvm-03")
+        eng.stop()
