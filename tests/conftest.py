@@ -17,6 +17,9 @@ import pytest
 
 os.environ["TZ"] = "UTC"
 time.tzset()
+# The developer's own settings file must not change what tests see (a test that wants
+# one sets its own).
+os.environ["MVMTUI_CONFIG"] = "/nonexistent/mvmtui-tests/settings.toml"
 
 from mvmtui.engine import Engine  # noqa: E402
 from mvmtui.engine.inventory import Inventory  # noqa: E402
