@@ -20,7 +20,7 @@ from ..widgets.footer import KeysBar
 from ..widgets.listing import Listing, plural
 from ..widgets.title_bar import TitleBar
 from .rows import Palette, task_rows
-from .vm_actions import FOOTER_VM_KEYS
+from .vm_actions import FOOTER_VM_KEYS, PLACEMENT
 
 if TYPE_CHECKING:
     from ..app import MvmApp
@@ -168,6 +168,8 @@ class ConsoleScreen(Screen):
                 Binding("c", "cancel_task", "Cancel task", id="screen.cancel_task")]
     #: the screen's name for help and the palette
     TITLE_TEXT = ""
+    #: how many VM keys the footer shows (the rest: help and the palette)
+    footer_vm_keys = FOOTER_VM_KEYS
 
     def __init__(self) -> None:
         super().__init__()
@@ -357,11 +359,12 @@ class ConsoleScreen(Screen):
 
     def vm_keys(self) -> tuple[str, ...]:
         """The VM actions that make sense here now: none read-only or offline (no change
-        is possible), else those the current VM's last known state allows."""
+        is possible), else those the current VM's last known state allows, then Manage
+        Placement."""
         if self.engine.readonly or self.engine.offline:
             return ()
         vm = self.selected_vm()
-        return () if vm is None else self.engine.vm_actions(vm)
+        return () if vm is None else (*self.engine.vm_actions(vm), PLACEMENT)
 
     def sync_vm_bindings(self, force: bool = False) -> None:
         """Show or hide the VM action keys when the current VM, or what it allows, changes."""
@@ -384,8 +387,8 @@ class ConsoleScreen(Screen):
         if action in ("vm_action", "vm_action_more"):
             # Hidden and refused unless it makes sense for the VM under the cursor; the
             # footer shows the first few, the rest are keys without a footer entry.
-            shown = self._vm_keys[:FOOTER_VM_KEYS]
-            keys = shown if action == "vm_action" else self._vm_keys[FOOTER_VM_KEYS:]
+            n = self.footer_vm_keys
+            keys = self._vm_keys[:n] if action == "vm_action" else self._vm_keys[n:]
             return bool(parameters) and parameters[0] in keys
         if action == "filter":
             return self.current_listing() is not None
@@ -394,6 +397,10 @@ class ConsoleScreen(Screen):
         return True
 
     def action_vm_action(self, action: str) -> None:
+        if action == PLACEMENT:
+            from .placement import manage_placement
+            manage_placement(self.app, self.selected_vm())
+            return
         self.mvm.ask_vm_action(self.selected_vm(), action)
 
     action_vm_action_more = action_vm_action

@@ -18,6 +18,7 @@ from ..widgets.fast_table import FastTable
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen, capacity_note, show_capacity
+from .maintenance import host_maintenance, maintenance_binding, moved_counts
 from .rows import HOST_COLUMNS, TASK_COLUMNS, VM_COLUMNS, host_cells, vm_cells
 from .vm_actions import vm_action_bindings
 
@@ -31,6 +32,7 @@ class ClusterScreen(ConsoleScreen):
           for n, (tab, label) in enumerate(TABS.items(), 1)],
         Binding("S", "settings", "Settings", show=False, id="cluster.settings"),
         *vm_action_bindings(),
+        maintenance_binding(),
     ]
 
     def __init__(self, cluster: str, tab: str = "summary") -> None:
@@ -172,7 +174,8 @@ class ClusterScreen(ConsoleScreen):
             c[0] += v.state.active
             c[1] += 1
         self.query_one("#hosts", Listing).set_rows(
-            [(h.name, host_cells(h, now, pal, *counts.get(h.name, (0, 0))))
+            [(h.name, host_cells(h, now, pal, *counts.get(h.name, (0, 0)),
+                                 moved=moved_counts(self.engine, h)))
              for h in hosts])
 
     def _load_summary(self, s: ClusterSummary, hosts: list[Host], vms: list[Vm]) -> None:
@@ -253,7 +256,9 @@ class ClusterScreen(ConsoleScreen):
                 [(u, vm_cells(v, now, pal, pending.get(u), seen)) for u, v in changed.items()],
                 removed)
             self.sync_vm_bindings()
-        if changed or removed or any(k[0] == c for k in ch.hosts):
+        # A host entering maintenance counts its moves in its row ("2/3").
+        if (changed or removed or any(k[0] == c for k in ch.hosts)
+                or any(t.kind.startswith("host.maintenance") for t in tasks)):
             self.throttle("aggregates", lambda: self._refresh(vm_rows="none"))
         self.update_history(tasks)
 
@@ -266,3 +271,22 @@ class ClusterScreen(ConsoleScreen):
         if not self.is_mounted or self.active_tab != "vms":
             return None
         return self.vm_at_cursor()
+
+    # -- maintenance (Hosts tab) -----------------------------------------------------
+    def selected_host(self) -> Host | None:
+        if not self.is_mounted or self.active_tab != "hosts":
+            return None
+        key = self.query_one("#hosts", Listing).table.cursor_key
+        try:
+            return self.engine.host(self.cluster, key) if key else None
+        except NotFound:
+            return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "maintenance":
+            return (not (self.engine.readonly or self.engine.offline)
+                    and self.selected_host() is not None)
+        return super().check_action(action, parameters)
+
+    def action_maintenance(self) -> None:
+        host_maintenance(self.app, self.selected_host())

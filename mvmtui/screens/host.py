@@ -17,6 +17,7 @@ from ..widgets.fast_table import FastTable
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import STALE_FIGURES, Changes, ConsoleScreen, show_capacity
+from .maintenance import host_maintenance, maintenance_binding, moved_counts
 from .rows import (STORAGE_COLUMNS, TASK_COLUMNS, VM_COLUMNS, datastore_cells, facts_table,
                    host_state_text, network_cells, vm_cells)
 from .vm_actions import vm_action_bindings
@@ -28,7 +29,8 @@ HOST_VM_COLUMNS = [replace(c, priority=9) if c.key == "host" else c for c in VM_
 
 class HostScreen(ConsoleScreen):
     CSS_PATH = Path(__file__).with_name("host.tcss")
-    BINDINGS = [*vm_action_bindings()]
+    BINDINGS = [*vm_action_bindings(), maintenance_binding()]
+    footer_vm_keys = 3      # the footer keeps room for m Maintenance at 80 columns
 
     def __init__(self, cluster: str, name: str) -> None:
         super().__init__()
@@ -73,7 +75,7 @@ class HostScreen(ConsoleScreen):
         vms = sorted(self.engine.vms(self.cluster, host=h.name), key=lambda v: v.name)
         address = h.address if h.port == 22 else f"{h.address}:{h.port}"
         self.query_one("#facts", Static).update(facts_table([
-            ("Status", host_state_text(h, now, pal)),
+            ("Status", host_state_text(h, now, pal, moved_counts(self.engine, h))),
             ("Hostname", fmt.or_dash(h.hostname)),
             ("Address", address),
             ("CPU", f"{h.cpus or fmt.DASH} × {h.cpu_model or 'unknown model'}"),
@@ -116,6 +118,9 @@ class HostScreen(ConsoleScreen):
         if any(t.target in shown for t in tasks):   # a VM's row says what it goes through
             self.reload()
             return
+        if any(t.kind.startswith("host.maintenance") for t in tasks):   # "entering 2/3"
+            self.throttle("maintenance", self.reload)
+            return
         self.update_history(tasks)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
@@ -129,3 +134,16 @@ class HostScreen(ConsoleScreen):
         if not self.is_mounted or not self._vms_table_current:
             return None
         return self.vm_at_cursor()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "maintenance":
+            return not (self.engine.readonly or self.engine.offline) and self.host is not None
+        return super().check_action(action, parameters)
+
+    def action_maintenance(self) -> None:
+        try:
+            host = self.engine.host(self.cluster, self.host_name)
+        except NotFound as exc:
+            self.notify(str(exc), severity="error")
+            return
+        host_maintenance(self.app, host)

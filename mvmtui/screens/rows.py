@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from ..engine.model import (Capacity, ClusterSummary, Datastore, Disk, Host, HostStatus,
-                            Network, Nic, Task, TaskStatus, TaskStep, Vm, VmState)
+from ..engine.model import (ENTERING, IN_MAINTENANCE, Capacity, ClusterSummary, Datastore,
+                            Disk, Host, HostStatus, MigrationProgress, Network, Nic, Task,
+                            TaskStatus, TaskStep, Vm, VmState)
 from ..widgets import format as fmt
 from ..widgets.fast_table import Column
 from ..widgets.format import DASH, Age, Num
@@ -44,7 +45,22 @@ class Palette:
 
 
 # ---- shared cells ------------------------------------------------------------------
-def host_status_text(host: Host, pal: Palette) -> Text:
+def maintenance_words(host: Host, moved: tuple[int, int] | None = None,
+                      short: bool = False) -> str:
+    """"entering maintenance 2/3" (VMs moved of those to move; `short`: "entering 2/3",
+    for a table's Status column at 80 columns), "maintenance", or ""."""
+    if host.maintenance == IN_MAINTENANCE:
+        return "maintenance"
+    if host.maintenance == ENTERING:
+        return ("entering" if short else "entering maintenance") + (
+            f" {moved[0]}/{moved[1]}" if moved and moved[1] else "")
+    return ""
+
+
+def host_status_text(host: Host, pal: Palette, moved: tuple[int, int] | None = None,
+                     short: bool = False) -> Text:
+    """"up", "unreachable", … and, for a host out of the placement pool,
+    " · maintenance" or " · entering maintenance 2/3" (`moved`: VMs moved, of all)."""
     s = host.status
     if s is HostStatus.UP:
         style = pal.ok
@@ -52,7 +68,11 @@ def host_status_text(host: Host, pal: Palette) -> Text:
         style = pal.warn
     else:  # unreachable, auth-failed, host-key-*, libvirt-down
         style = pal.alarm
-    return Text(s.value, style=style)
+    text = Text(s.value, style=style)
+    words = maintenance_words(host, moved, short)
+    if words:
+        text.append(f" · {words}", style=pal.busy if host.maintenance == ENTERING else pal.warn)
+    return text
 
 
 def vm_state_text(vm: Vm, pal: Palette) -> Text:
@@ -165,7 +185,7 @@ def capacity_cells(cap: Capacity) -> tuple:
 # ---- hosts -------------------------------------------------------------------------
 HOST_COLUMNS = [
     Column("name", "Name", 12, min_width=10),
-    Column("status", "Status", 16, priority=1, min_width=11),
+    Column("status", "Status", 17, priority=1, min_width=11),   # "up · entering 2/3"
     Column("address", "Address", 15, priority=6, min_width=11),
     Column("cpus", "CPUs", 4, align="right", priority=5),
     Column("memory", "Memory used", 17, align="right", priority=4),
@@ -177,10 +197,11 @@ HOST_COLUMNS = [
 ]
 
 
-def host_cells(h: Host, now: float, pal: Palette, vms_running: int, vms_total: int) -> tuple:
+def host_cells(h: Host, now: float, pal: Palette, vms_running: int, vms_total: int,
+               moved: tuple[int, int] | None = None) -> tuple:
     live = h.status.live
     used = h.mem_used_mib if live else None
-    return (h.name, host_status_text(h, pal), h.address, h.cpus or DASH,
+    return (h.name, host_status_text(h, pal, moved, short=True), h.address, h.cpus or DASH,
             mib_of_cell(used, h.memory_mib), pct_cell(h.cpu_pct if live else None),
             Num(vms_total, fmt.ratio(vms_running, vms_total)),
             data_age(h.seen_at, now, live), host_problem(h))
@@ -202,7 +223,9 @@ VM_COLUMNS = [
 # Short enough that "running · stopping…" fits the State column at 80 columns.
 PENDING_WORDS = {"vm.start": "starting…", "vm.shutdown": "stopping…",
                  "vm.destroy": "powering off…", "vm.reboot": "rebooting…",
-                 "vm.suspend": "pausing…", "vm.resume": "resuming…"}
+                 "vm.suspend": "pausing…", "vm.resume": "resuming…",
+                 "vm.migrate": "migrating…", "vm.move": "moving…",
+                 "vm.placement": "placing…"}
 
 
 def pending_words(task: Task | None) -> str:
@@ -372,9 +395,10 @@ def facts_table(rows: list[tuple[str, str | Text]], pal: Palette):
     return table
 
 
-def host_state_text(h: Host, now: float, pal: Palette) -> Text:
+def host_state_text(h: Host, now: float, pal: Palette,
+                    moved: tuple[int, int] | None = None) -> Text:
     """"up · data 4s old" or "unreachable — lost contact … · stale · 2m 5s ago"."""
-    text = host_status_text(h, pal)
+    text = host_status_text(h, pal, moved)
     problem = host_problem(h)
     if problem:
         text.append(f" — {problem}")
@@ -382,6 +406,22 @@ def host_state_text(h: Host, now: float, pal: Palette) -> Text:
     text.append(f"  ·  {fmt.ago(age)}" if h.status.live else f"  ·  {fmt.stale(age)}",
                 style="" if h.status.live else pal.warn)
     return text
+
+
+def migration_words(p: MigrationProgress) -> str:
+    """"1.2 / 4.0 GiB · 120.0 MiB/s · downtime ≈ 30 ms · ETA 23s": a live migration's
+    figures as libvirt's job stats give them (what is unknown is left out)."""
+    mib = 1024 * 1024
+    parts = [fmt.mib_of(p.processed / mib, p.total / mib) if p.total
+             else fmt.size_bytes(p.processed)]
+    if p.bytes_per_s:
+        parts.append(f"{fmt.size_bytes(p.bytes_per_s)}/s")
+    if p.downtime_ms is not None:
+        parts.append(f"downtime ≈ {p.downtime_ms} ms")
+    eta = p.eta_s
+    if eta is not None and p.remaining:
+        parts.append(f"ETA {fmt.duration(eta)}")
+    return " · ".join(parts)
 
 
 def placement_text(vm: Vm) -> str:

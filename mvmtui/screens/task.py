@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -13,12 +14,14 @@ from textual.widgets import Static
 from ..engine.errors import NotFound
 from ..engine.model import Task, TaskStatus
 from ..widgets import format as fmt
+from ..widgets.fast_table import FastTable
 from ..widgets.format import DASH, Num
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen
-from .rows import (LOG_COLUMNS, STEP_COLUMNS, facts_table, log_level_text, step_cells,
-                   task_refused, task_status_style, task_status_text)
+from .rows import (LOG_COLUMNS, STEP_COLUMNS, TASK_COLUMNS, facts_table, log_level_text,
+                   migration_words, step_cells, task_refused, task_rows, task_status_style,
+                   task_status_text)
 
 
 class TaskScreen(ConsoleScreen):
@@ -55,7 +58,12 @@ class TaskScreen(ConsoleScreen):
             top.border_title = f"Task {self.task_id}"
             yield Static(id="task-facts")
             yield Gauge("Progress", label_width=14, warn=None, bad=None, id="g-progress")
+            # A live migration: libvirt's figures (memory or disks copied, speed,
+            # expected downtime, time left); shown only for such a task.
+            yield Gauge("Copied", label_width=14, warn=None, bad=None, id="g-migration")
         yield Listing(STEP_COLUMNS, "step", id="steps")
+        # A parent task's parts (an evacuation's moves, one task per VM).
+        yield Listing(TASK_COLUMNS, "part", sort="id", id="children")
         yield Listing(LOG_COLUMNS, "log line", id="log")
 
     def focus_first(self) -> None:
@@ -96,6 +104,8 @@ class TaskScreen(ConsoleScreen):
         ended_badly = t.status.finished and t.status is not TaskStatus.SUCCEEDED
         # A task that ended short of its goal shows where it stopped, not a percentage.
         gauge.show(None if ended_badly else t.progress, 1.0, self.progress_words(t))
+        self._show_migration(t)
+        self._show_children(t)
         self.query_one("#steps", Listing).set_rows(
             [(str(s.index), step_cells(s, now, pal, t.status.finished)) for s in t.steps])
         log = self.query_one("#log", Listing)
@@ -106,6 +116,26 @@ class TaskScreen(ConsoleScreen):
         if at_end and len(t.logs) > self._log_lines:   # follow the log while at its end
             log.table.action_last()
         self._log_lines = len(t.logs)
+
+    def _show_migration(self, t: Task) -> None:
+        gauge = self.query_one("#g-migration", Gauge)
+        progress = self.engine.migration_progress(t) if t.kind == "vm.migrate" else None
+        gauge.display = progress is not None
+        if progress is None:
+            return
+        gauge.label = "Disks copied" if progress.phase == "disk" else "Memory copied"
+        gauge.show(progress.processed, progress.total, migration_words(progress))
+
+    def _show_children(self, t: Task) -> None:
+        children = self.engine.task_children(t.id)
+        listing = self.query_one("#children", Listing)
+        listing.display = bool(children)
+        if children:
+            listing.set_rows(task_rows(children, self.now(), self.palette))
+
+    @on(FastTable.RowSelected, "#children-table")
+    def _open_child(self, message: FastTable.RowSelected) -> None:
+        self.mvm.open_task(int(message.key))
 
     @staticmethod
     def _current_step(t: Task) -> int:
@@ -136,7 +166,8 @@ class TaskScreen(ConsoleScreen):
         return t.id if t is not None and t.cancellable and not t.status.finished else None
 
     def apply_changes(self, changes: Changes) -> None:
-        if self.task_id in changes.tasks:
+        if self.task_id in changes.tasks or any(
+                t.parent == self.task_id for t in changes.tasks.values()):
             self.reload()
 
     def tick(self) -> None:

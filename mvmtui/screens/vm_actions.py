@@ -56,6 +56,13 @@ VM_ACTION_KEYS: tuple[VmActionKey, ...] = (
 BY_ACTION = {k.action: k for k in VM_ACTION_KEYS}
 assert set(BY_ACTION) == set(VM_ACTIONS), "every engine VM action needs a key"
 
+# Manage Placement (strategy, move to another host): a VM key like the power actions,
+# offered after them (the footer shows it when the VM's state leaves room), opening a
+# dialog rather than running an engine action (screens/placement.py).
+PLACEMENT = "placement"
+PLACEMENT_KEY = "P"
+PLACEMENT_LABEL = "Placement"
+
 
 def vm_action_bindings() -> list[Binding]:
     """Bindings for a screen's BINDINGS. ConsoleScreen.check_action hides and refuses
@@ -64,11 +71,13 @@ def vm_action_bindings() -> list[Binding]:
     Each key has two bindings: shown in the footer (`vm_action`) or not
     (`vm_action_more`, past FOOTER_VM_KEYS); check_action lets one of them through,
     and both run the same action."""
-    shown = [Binding(k.key, f"vm_action('{k.action}')", k.verb, id=f"vm.{k.action}")
-             for k in VM_ACTION_KEYS]
-    more = [Binding(k.key, f"vm_action_more('{k.action}')", k.verb, show=False,
-                    id=f"vm.{k.action}.more")
-            for k in VM_ACTION_KEYS]
+    keys = [(k.key, k.action, k.verb) for k in VM_ACTION_KEYS]
+    keys.append((PLACEMENT_KEY, PLACEMENT, PLACEMENT_LABEL))
+    shown = [Binding(key, f"vm_action('{action}')", verb, id=f"vm.{action}")
+             for key, action, verb in keys]
+    more = [Binding(key, f"vm_action_more('{action}')", verb, show=False,
+                    id=f"vm.{action}.more")
+            for key, action, verb in keys]
     return shown + more
 
 
