@@ -17,6 +17,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.css.query import NoMatches
 from textual.keys import Keys, key_to_character
 from textual.worker import Worker
 
@@ -285,7 +286,7 @@ class MvmApp(App):
             self.notify("\n".join(f"• {p}" for p in self.settings_problems),
                         title=f"Settings: {self.preferences.path or 'settings file'}",
                         severity="warning", timeout=30)
-        self.set_interval(FLUSH_INTERVAL, self._flush)
+        self.set_interval(FLUSH_INTERVAL, self._flush_engine_events)
         self.set_interval(TICK_INTERVAL, self._tick)
         # Questions asked before we subscribed: the host still waits with its fingerprint.
         for question in self.engine.pending_host_keys():
@@ -426,7 +427,7 @@ class MvmApp(App):
         with self._pending_lock:
             self._pending[key] = event
 
-    def _flush(self) -> None:
+    def _flush_engine_events(self) -> None:
         with self._pending_lock:
             if not self._pending:
                 return
@@ -453,8 +454,11 @@ class MvmApp(App):
 
     def _tick(self) -> None:
         screen = self.top_console_screen()
-        if screen is not None:
-            screen.tick()
+        if screen is not None and screen.is_attached:
+            try:
+                screen.tick()
+            except NoMatches:    # torn down between the check and the query (load)
+                pass
 
     def top_console_screen(self) -> ConsoleScreen | None:
         for screen in reversed(self.screen_stack):

@@ -89,7 +89,8 @@ def journal_entering(eng: Engine) -> int:
         host="kvm-01", status=TaskStatus.QUEUED, created_at=start,
         started_by="console · root@admin-1",
         steps=tuple(TaskStep(i, s) for i, s in enumerate(steps))))
-    inv.update_task(tid, status=TaskStatus.RUNNING, started_at=start, progress=4 / 9)
+    inv.update_task(tid, status=TaskStatus.RUNNING, started_at=start, progress=4 / 9,
+                    checkpoint={"moved": [], "total": 3, "ended": 1})
     inv.update_step(tid, 0, status=TaskStatus.SUCCEEDED, started_at=start,
                     finished_at=start + 0.1)
     inv.update_step(tid, 1, status=TaskStatus.RUNNING, started_at=start + 0.1)

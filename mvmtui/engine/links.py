@@ -39,6 +39,7 @@ class _Link:
     offered_type: str = ""
     lv_lost: asyncio.Event | None = None   # set when libvirt is lost or stops answering
     locks: Any = None              # the host's lock files (locks.SshLocks / MemoryLocks)
+    closer: asyncio.Task | None = None   # waits for the SSH connection to close
 
 
 class HostLinks:
@@ -192,7 +193,7 @@ class HostLinks:
             server_key = conn.get_server_host_key()
             if server_key is not None:
                 self._set_host(key, fingerprint=sshmod.fingerprint(server_key))
-            loop.create_task(_when_closed(conn, ssh_lost))
+            link.closer = loop.create_task(_when_closed(conn, ssh_lost))
             sock = os.path.join(self._runtime, f"{key[0]}-{key[1]}.sock")
             if os.path.exists(sock):
                 os.unlink(sock)
@@ -263,6 +264,9 @@ class HostLinks:
                 log.warning("%s: libvirt close did not finish", link.key)
         conn, link.ssh = link.ssh, None
         link.locks = None
+        if link.closer is not None:
+            link.closer.cancel()
+            link.closer = None
         if conn is not None:
             from . import ssh as sshmod
             sshmod.abort(conn)

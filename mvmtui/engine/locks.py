@@ -151,39 +151,45 @@ class ClusterLocks:
         return None if link is None else getattr(link, "locks", None)
 
     async def _take_cluster_locks(self, spec: TaskSpec, hosts: list[str]) -> list:
-        """Take each of the spec's locks on each host, or none: Busy names the holder.
-        Returns what to release."""
+        """Take each of the spec's locks on each host (the hosts at once), or none:
+        Busy names the holder. Returns what to release."""
         record = {"holder": self.journal.started_by, "owner": owner_id(),
                   "title": spec.title, "taken_at": int(self.clock())}
-        taken: list[tuple[str, str, str]] = []     # (cluster, host, resource)
-        try:
-            for host in dict.fromkeys(hosts):
-                store = self._lock_store(spec.cluster, host)
-                if store is None:
-                    continue
-                for resource in spec.locks:
+
+        async def on(host: str) -> tuple[list, str]:
+            store = self._lock_store(spec.cluster, host)
+            got: list[tuple[str, str, str]] = []     # (cluster, host, resource)
+            if store is None:
+                return got, ""
+            for resource in spec.locks:
+                holder = await store.take(resource, record)
+                if holder is not None and holder.get("age", 0) > STALE:
+                    log.warning("breaking a stale lock on %s: %s", host, holder)
+                    await store.break_stale(resource, holder["raw"])
                     holder = await store.take(resource, record)
-                    if holder is not None and holder.get("age", 0) > STALE:
-                        log.warning("breaking a stale lock on %s: %s", host, holder)
-                        await store.break_stale(resource, holder["raw"])
-                        holder = await store.take(resource, record)
-                    if holder is not None:
-                        raise Busy(f"refused: {spec.target_name} is busy on {host} with "
-                                   f"{holder.get('title', '?')} ({holder.get('holder', '?')}, "
-                                   f"lock renewed {holder.get('age', 0):.0f} s ago); wait for "
-                                   f"it to finish. A lock not renewed for {STALE:.0f} s is "
-                                   f"taken over.")
-                    taken.append((spec.cluster, host, resource))
-        except Busy:
+                if holder is not None:
+                    return got, (f"refused: {spec.target_name} is busy on {host} with "
+                                 f"{holder.get('title', '?')} ({holder.get('holder', '?')}, "
+                                 f"lock renewed {holder.get('age', 0):.0f} s ago); wait for "
+                                 f"it to finish. A lock not renewed for {STALE:.0f} s is "
+                                 f"taken over.")
+                got.append((spec.cluster, host, resource))
+            return got, ""
+        results = await asyncio.gather(*(on(h) for h in dict.fromkeys(hosts)))
+        taken = [x for got, _ in results for x in got]
+        refusals = [why for _, why in results if why]
+        if refusals:
             await self._release_cluster_locks(taken)
-            raise
+            raise Busy(refusals[0])
         return taken
 
     async def _release_cluster_locks(self, taken: list) -> None:
-        """Release; a host that cannot be reached now is released when it answers
-        again (and until then the lock goes stale and may be taken over)."""
+        """Release (the hosts at once); a host that cannot be reached now is released
+        when it answers again (and until then the lock goes stale and may be taken
+        over)."""
         owner = owner_id()
-        for cluster, host, resource in taken:
+
+        async def one(cluster: str, host: str, resource: str) -> None:
             store = self._lock_store(cluster, host)
             try:
                 if store is None:
@@ -193,6 +199,7 @@ class ClusterLocks:
                 log.warning("releasing %s on %s failed (%s): released when it answers",
                             resource, host, exc)
                 self._leftover_locks.setdefault((cluster, host), set()).add(resource)
+        await asyncio.gather(*(one(*t) for t in taken))
 
     async def _release_leftovers(self, key: tuple[str, str]) -> None:
         """A host answers again: release the locks we could not release while it was

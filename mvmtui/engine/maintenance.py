@@ -59,6 +59,23 @@ class Maintenance:
             rows.append(MoveRow(vm.uuid, vm.name, vm.state, method="stays", reason=why))
         return MaintenancePreview(cluster, host, tuple(sorted(rows, key=lambda r: r.name)))
 
+    def maintenance_task(self, cluster: str, host: str) -> Task | None:
+        """The unfinished task putting this host into maintenance, with its steps."""
+        for t in self.tasks(cluster, target=host, unfinished=True, limit=5):
+            if t.kind == "host.maintenance.enter":
+                return self.inv.task(t.id)
+        return None
+
+    def maintenance_progress(self, cluster: str, host: str) -> tuple[int, int] | None:
+        """(moves ended, moves in all) of a host entering maintenance now."""
+        h = self._hosts.get((cluster, host))
+        if h is None or h.maintenance != ENTERING:
+            return None
+        task = self.maintenance_task(cluster, host)
+        if task is None:
+            return None
+        return int(task.checkpoint.get("ended", 0)), int(task.checkpoint.get("total", 0))
+
     # ---- entering ---------------------------------------------------------------------
     async def enter_maintenance(self, cluster: str, host: str, confirm: str) -> Task:
         """Empty the host and mark it in maintenance; returns the parent task running.
@@ -120,6 +137,7 @@ class Maintenance:
                 except (EngineError, Busy) as exc:
                     failed.append(f"{row.name}: {exc}")
                     ctx.log(f"{row.name} not moved: {exc}", "error")
+                    ctx.checkpoint(ended=len(done) + len(failed))
                     return
                 ctx.log(f"{row.name} → {row.target} ({row.method}): task {child.id}")
                 end = await self.journal.wait(child.id)
@@ -129,8 +147,9 @@ class Maintenance:
                     ctx.checkpoint(moved=list(done))
                 else:
                     failed.append(f"{row.name}: {end.error or end.status.value}")
+                ctx.checkpoint(ended=len(done) + len(failed))
                 ctx.progress(1 / 3 + (len(done) + len(failed)) / max(1, len(moves)) / 3)
-        ctx.checkpoint(moved=[])
+        ctx.checkpoint(moved=[], total=len(moves), ended=0)
         await asyncio.gather(*(one(r) for r in moves))
         if failed:
             raise TaskFailed(f"{len(done)} of {len(moves)} VMs moved; not moved: "

@@ -21,6 +21,7 @@ import time
 from .errors import EngineError, HostDown, HypervisorError
 from .model import (HostFit, HostStatus, MigrationProgress, MoveRequest, Strategy, Task,
                     Vm, VmState)
+from .store import _with_usage
 from .tasks import TaskContext, TaskFailed, TaskSpec, TaskStopped
 
 log = logging.getLogger("mvmtui.migration")
@@ -151,18 +152,27 @@ class Migration:
         return src, (link, link.hv)
 
     async def _where(self, vm: Vm, hosts: list[str]) -> dict[str, VmState | None]:
-        """What each host says of the VM now: its state there, or None if not defined
-        there; a host that cannot say is left out."""
-        out = {}
-        for name in hosts:
+        """What each host says of the VM now (asked at once): its state there, or None
+        if not defined there; a host that cannot say is left out. What they say is
+        what the console then shows."""
+        async def ask(name: str):
             link = self._links.get((vm.cluster, name))
             if link is None or link.hv is None:
-                continue
+                return name, link, None, False
             try:
-                found = await self._lv(link, link.hv.vm, vm.uuid)
+                return name, link, await self._lv(link, link.hv.vm, vm.uuid), True
             except HypervisorError:
+                return name, link, None, False
+        out = {}
+        for name, link, found, answered in await asyncio.gather(*(ask(h) for h in hosts)):
+            if not answered:
                 continue
             out[name] = None if found is None else found.state
+            known = self._vms.get(vm.uuid)
+            if found is not None:
+                self._put_vm(_with_usage(found, known))
+            elif known is not None and known.host == name:
+                self._drop_vm(vm.uuid)     # only the host that had it can say it is gone
         return out
 
     async def _live_move(self, ctx: TaskContext, vm: Vm, req: MoveRequest) -> None:
@@ -234,7 +244,6 @@ class Migration:
         except HypervisorError as exc:
             asked = (vm.host, req.target)
             where = await self._where(vm, list(asked))
-            await self._refresh_both(vm, req.target)
             if not any(where.values()) and len(where) == 2:
                 where = await self._redefine(vm, where)
             words = self._where_words(vm, where, asked)
@@ -268,18 +277,11 @@ class Migration:
             words += " It is re-defined from its saved definition."
         return words
 
-    async def _refresh_both(self, vm: Vm, target: str) -> None:
-        for name in (vm.host, target):
-            link = self._links.get((vm.cluster, name))
-            if link is not None and link.hv is not None:
-                await self._refresh_vm(link, link.hv, vm.uuid)
-
     async def _confirm_on(self, ctx: TaskContext, vm: Vm, target: str,
                           want_active: bool) -> None:
         """Success is what the hosts show: the VM on the target (running if it should
         be), and gone from the source."""
         where = await self._where(vm, [vm.host, target])
-        await self._refresh_both(vm, target)
         there = where.get(target)
         if there is None or (want_active and not there.active):
             raise TaskFailed(f"{target} does not show {vm.name} "

@@ -10,7 +10,6 @@ entering by a move that failed offers both: m enters again, M leaves instead.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from rich.text import Text
@@ -33,7 +32,6 @@ from .rows import Palette, vm_state_text
 from .vm_actions import PLACEMENT, PLACEMENT_KEY, vm_action_bindings
 
 _HERE = Path(__file__).parent
-ENTER_KIND = "host.maintenance.enter"
 
 MOVE_COLUMNS = [
     Column("name", "VM", 14, min_width=10, max_width=24, flex=True),
@@ -47,30 +45,12 @@ MOVE_COLUMNS = [
 # ---- the host's row while it enters ------------------------------------------------
 def entering_task(engine, cluster: str, host: str) -> Task | None:
     """The unfinished task that puts this host into maintenance, with its steps."""
-    for t in engine.tasks(cluster, target=host, unfinished=True, limit=5):
-        if t.kind == ENTER_KIND:
-            try:
-                return engine.task(t.id)
-            except NotFound:
-                return None
-    return None
+    return engine.maintenance_task(cluster, host)
 
 
 def moved_counts(engine, host: Host) -> tuple[int, int] | None:
-    """(VMs moved or tried, VMs to move) of a host entering maintenance now, from its
-    task: its children that ended, of the moves its second step names."""
-    if host.maintenance != ENTERING:
-        return None
-    task = entering_task(engine, host.cluster, host.name)
-    if task is None:
-        return None
-    children = engine.task_children(task.id)
-    total = 0
-    if len(task.steps) > 1:
-        found = re.match(r"Move (\d+) VM", task.steps[1].name)
-        total = int(found.group(1)) if found else 0
-    total = max(total, len(children))
-    return sum(c.status.finished for c in children), total
+    """(VMs moved or tried, VMs to move) of a host entering maintenance now."""
+    return engine.maintenance_progress(host.cluster, host.name)
 
 
 def host_maintenance(app: App, host: Host | None) -> None:
@@ -356,7 +336,7 @@ class MaintenanceScreen(ConsoleScreen):
             body += (f" {plural(len(back), 'VM')} come back to it, each a task of its own: "
                      + ", ".join(f"{r.name} ({r.method})" for r in back) + ".")
         elif p.moves:
-            body += f" The VMs that left it stay where they are (b brings them back)."
+            body += " The VMs that left it stay where they are (b brings them back)."
 
         def decided(yes: bool | None) -> None:
             if yes:
