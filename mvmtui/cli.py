@@ -355,13 +355,18 @@ def cmd_host_list(args) -> int:
             _dump(hosts)
         else:
             _table(["cluster", "name", "status", "address", "cpus", "memory", "problem"],
-                   [[h.cluster, h.name, h.status.value, h.address, h.cpus,
+                   [[h.cluster, h.name, h.status.value + _maintenance(h), h.address, h.cpus,
                      f"{h.memory_mib // 1024} GiB", h.problem or (
                          "" if h.status is HostStatus.UP else _age(h.age(now)))]
                     for h in hosts])
         if eng.offline:
             return OK   # nothing was asked of the hosts
         return OK if all(h.status is HostStatus.UP for h in hosts) else UNREACHABLE
+
+
+def _maintenance(h: Host) -> str:
+    return {"": "", "entering": " · entering maintenance"}.get(h.maintenance,
+                                                             " · maintenance")
 
 
 def _age(a) -> str:
