@@ -20,6 +20,7 @@ bench: setup
 	$(VENV)/python bench/bench_vms_view.py
 	$(VENV)/python bench/bench_refresh.py
 	$(VENV)/python bench/bench_planner.py
+	$(VENV)/python bench/bench_migration.py
 
 lab-down:
 	$(VENV)/mvmtui lab down
