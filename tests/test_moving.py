@@ -276,3 +276,34 @@ def test_a_dead_consoles_lock_is_taken_over_once_it_is_stale(eng, world):
         asyncio.run(eng.migrate_vm(MoveRequest(A, "hv-2")))
     files[_file(f"vm:{A}")] = (dead, time.time() - STALE - 1)
     assert _move(eng, MoveRequest(A, "hv-2")).status is TaskStatus.SUCCEEDED
+
+
+def test_placement_rules_in_the_policy_reach_the_planner(eng, world):
+    """anti-affinity, must-run-on and prefer, set by name as an operator types them."""
+    from mvmtui.engine.errors import BadSetting
+    eng.set_policy("sim", ["anti-affinity=web-01+cache-01", "prefer=db-01:hv-3"])
+    fits = {f.host: f.why_not for f in eng.placement_options(A)}
+    assert "cache-01 is there (kept apart from web-01)" in fits["hv-2"]
+    preview = {r.name: r.target for r in eng.maintenance_preview("sim", "hv-1").moves}
+    assert preview == {"web-01": "hv-3", "db-01": "hv-3"}
+    eng.set_policy("sim", ["must-run-on=web-01:hv-1"])
+    blocked = {r.name: r.reason for r in eng.maintenance_preview("sim", "hv-1").blocked}
+    assert "web-01" in blocked
+    with pytest.raises(BadSetting, match="not a group"):
+        eng.set_policy("sim", ["affinity=web-01"])
+
+
+def test_a_vm_on_its_hosts_own_cpu_goes_only_to_hosts_with_that_cpu(tmp_path, world):
+    world.hosts[("sim", "hv-3")].facts["cpu_model"] = "EPYC-Milan"
+    eng = _engine(_inventory(tmp_path / "inv.db", hosts=("hv-1", "hv-2", "hv-3")), world)
+    try:
+        world.change_vm("sim", "hv-1", A, event="tunable", cpu_mode="host-passthrough")
+        _wait(lambda: eng.vm(A).cpu_mode == "host-passthrough")
+        fits = {f.host: f.why_not for f in eng.placement_options(A)}
+        assert fits["hv-2"] == ""                     # the same CPU model as hv-1
+        assert fits["hv-3"] == "CPU EPYC-Milan; web-01 needs scripted"
+        world.change_vm("sim", "hv-1", A, event="tunable", cpu_mode="custom")
+        _wait(lambda: eng.vm(A).cpu_mode == "custom")  # a generic model runs anywhere
+        assert all(f.fits for f in eng.placement_options(A))
+    finally:
+        eng.stop()

@@ -269,7 +269,9 @@ class LibvirtHypervisor:
                   vcpus=vcpus, memory_mib=mem_kib // 1024, max_memory_mib=max_kib // 1024,
                   autostart=autostart, persistent=bool(dom.isPersistent()),
                   disks=tuple(disks), nics=tuple(nics), seen_at=now, config_at=now,
-                  strategy=strategy, home=home, definition=xml)
+                  strategy=strategy, home=home, definition=xml,
+                  cpu_mode=root.find("cpu").get("mode", "") if root.find("cpu") is not None
+                  else "")
 
     def vms(self) -> list[Vm]:
         now = self.clock()

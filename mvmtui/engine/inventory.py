@@ -128,9 +128,14 @@ def _v7(db: "sqlite_utils.Database") -> None:
                                  "digest": str, "saved_at": float}, pk="uuid")
 
 
+def _v8(db: "sqlite_utils.Database") -> None:
+    # A VM's CPU mode: host-passthrough / host-model tie it to hosts with its CPU.
+    db["vms"].add_column("cpu_mode", str)
+
+
 # Index i migrates schema version i to i+1. Append, never edit.
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2, _v3, _v4, _v5, _v6,
-                                                               _v7]
+                                                               _v7, _v8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -408,6 +413,7 @@ class Inventory:
             r["state"] = VmState(r["state"])
             r["strategy"] = Strategy(r["strategy"] or "auto")
             r["home"] = r["home"] or ""
+            r["cpu_mode"] = r.get("cpu_mode") or ""
             r["autostart"] = bool(r["autostart"])
             r["persistent"] = bool(r["persistent"])
             out.append(Vm(disks=tuple(disks.get(r["uuid"], ())),

@@ -87,6 +87,11 @@ class ClusterPolicy:
     migration_bandwidth_mib: int = 0     # MiB/s per migration; 0 = no limit
     migration_max_downtime_ms: int = 0   # switch-over pause allowed; 0 = libvirt's 300 ms
     shared_datastores: tuple[str, ...] = ()   # pools every host sees at the same path
+    # Placement rules, as typed (policy.py reads them): VM names, host names.
+    affinity: str = ""                   # "a+b, c+d": kept together
+    anti_affinity: str = ""              # "a+b": kept apart
+    must_run_on: str = ""                # "vm:host+host": never elsewhere
+    prefer: str = ""                     # "vm:host": preferred
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,7 @@ class Vm:
     config_at: float | None = None   # when its whole definition was last read
     strategy: Strategy = Strategy.AUTO   # kept in the domain's own <metadata> too
     home: str = ""                   # the host it belongs on ("" = none)
+    cpu_mode: str = ""               # <cpu mode=…>: host-passthrough ties it to its CPU
     # The domain's XML as last read (live for a running VM, its config otherwise): a
     # VM is later re-defined from it. Carried only from the host to the inventory.
     definition: str = field(default="", repr=False, compare=False)

@@ -10,6 +10,10 @@ from .errors import ReadOnly
 from .model import Capacity, ClusterPolicy, ClusterSummary, HostStatus, VmState
 
 
+# CPU modes that tie a VM to its host's CPU model (a generic model runs anywhere).
+HOST_CPU_MODES = ("host-passthrough", "host-model")
+
+
 class ClusterOverview:
     """Mixin of Engine: views over the store's hosts and VMs."""
 
@@ -49,22 +53,46 @@ class ClusterOverview:
     def planner(self, cluster: str, returning: str = ""):
         """The placement planner's view of a cluster as it is now: hosts that are up
         and fresh, and not in maintenance, are candidates; the cluster's policy gives
-        the overcommit and the host reserve. `returning`: a host leaving maintenance,
-        counted in the pool. (Affinity rules come later.)"""
-        from . import placement
+        the overcommit, the host reserve and the placement rules (names are matched to
+        the VMs and hosts of the cluster; a name that matches nothing binds nothing).
+        A VM that runs on its host's own CPU model (host-passthrough, host-model) may
+        go only to hosts with that model. `returning`: a host leaving maintenance,
+        counted in the pool."""
+        from . import placement, policy as policies
         pol = self.policy(cluster)
+        all_hosts = self.hosts(cluster)
+        model_of = {h.name: h.cpu_model for h in all_hosts}
         hosts = [placement.HostSpec(
             name=h.name, cpus=h.cpus, memory_mib=h.memory_mib,
             reserve_mib=pol.host_reserve_mib, cpu_model=h.cpu_model,
-            available=h.status is HostStatus.UP, maintenance=not h.in_pool and h.name != returning,
+            available=h.status is HostStatus.UP,
+            maintenance=not h.in_pool and h.name != returning,
             why_unavailable=h.status.value if h.status is not HostStatus.UP else "")
-            for h in self.hosts(cluster)]
-        vms = [placement.VmSpec(uuid=v.uuid, name=v.name, host=v.host, vcpus=v.vcpus,
-                                memory_mib=v.memory_mib, active=v.state.active,
-                                strategy=v.strategy, home=v.home)
-               for v in self.vms(cluster)]
-        return placement.Cluster(hosts, vms, placement.Rules(
-            vcpu_ratio=pol.vcpu_ratio, memory_ratio=pol.memory_ratio))
+            for h in all_hosts]
+        vms = self.vms(cluster)
+        specs = [placement.VmSpec(
+            uuid=v.uuid, name=v.name, host=v.host, vcpus=v.vcpus, memory_mib=v.memory_mib,
+            active=v.state.active, strategy=v.strategy, home=v.home,
+            cpu_model=model_of.get(v.host, "") if v.cpu_mode in HOST_CPU_MODES else "")
+            for v in vms]
+        by_name = {v.name: v.uuid for v in vms}
+        names = set(model_of)
+
+        def groups(text: str) -> tuple[frozenset[str], ...]:
+            out = []
+            for g in policies.groups(text):
+                members = frozenset(by_name[n] for n in g if n in by_name)
+                if len(members) > 1:
+                    out.append(members)
+            return tuple(out)
+
+        def host_rules(text: str) -> dict[str, frozenset[str]]:
+            return {by_name[vm]: frozenset(h for h in hs if h in names)
+                    for vm, hs in policies.host_rules(text).items() if vm in by_name}
+        return placement.Cluster(hosts, specs, placement.Rules(
+            vcpu_ratio=pol.vcpu_ratio, memory_ratio=pol.memory_ratio,
+            affinity=groups(pol.affinity), anti_affinity=groups(pol.anti_affinity),
+            must=host_rules(pol.must_run_on), should=host_rules(pol.prefer)))
 
     def host_capacity(self, cluster: str, host: str) -> Capacity:
         """One host's capacity, by the same rules as the cluster's."""

@@ -1,11 +1,19 @@
 """Per-cluster policy: what may be set, in an operator's words, and its checks.
 
+Placement rules are kept as typed, names and all (a VM's name is what an operator
+knows; uuids are found when the planner's view is built):
+    affinity=app-01+app-02          kept together (groups separated by commas)
+    anti-affinity=web-01+web-02     kept apart
+    must-run-on=db-01:kvm-01+kvm-02 never anywhere else
+    prefer=web-01:kvm-03            preferred, broken when it must be
+
     mvmtui cluster set prod vcpu-ratio=3 host-reserve=4096 shared-datastores=ceph,nfs
 
 Kept in the inventory (one JSON object per cluster); a value never set is the default.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, fields, replace
 
 from .errors import BadSetting
@@ -27,12 +35,63 @@ KEYS = {
                                lambda v: v == 0 or 50 <= v <= 60_000,
                                "longest pause at a live migration's switch-over, ms; "
                                "0 = libvirt's default (300)"),
+    "affinity": ("affinity", lambda t: _groups(t, "affinity"), lambda v: True,
+                 "groups of VMs kept on one host: a+b, c+d+e"),
+    "anti-affinity": ("anti_affinity", lambda t: _groups(t, "anti-affinity"),
+                      lambda v: True, "groups of VMs kept on different hosts: a+b, c+d"),
+    "must-run-on": ("must_run_on", lambda t: _host_rules(t, "must-run-on"), lambda v: True,
+                    "VMs that run only on these hosts: vm:host+host, vm2:host"),
+    "prefer": ("prefer", lambda t: _host_rules(t, "prefer"), lambda v: True,
+               "hosts a VM goes to when it can: vm:host+host"),
     "shared-datastores": ("shared_datastores",
                           lambda t: tuple(sorted({x.strip() for x in t.split(",") if x.strip()})),
                           lambda v: all(x.replace("-", "").replace("_", "").isalnum()
                                         for x in v),
                           "storage pools every host sees at the same path, comma-separated"),
 }
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _groups(text: str, key: str) -> str:
+    """a+b, c+d: each group two or more names; kept as typed, tidied."""
+    out = []
+    for group in (g.strip() for g in text.split(",") if g.strip()):
+        names = [n.strip() for n in group.split("+") if n.strip()]
+        if len(names) < 2 or not all(_NAME.fullmatch(n) for n in names):
+            raise BadSetting(f"{key}={text}: {group!r} is not a group; write VM names "
+                             f"joined by +, groups separated by commas (a+b, c+d).")
+        out.append("+".join(names))
+    return ", ".join(out)
+
+
+def _host_rules(text: str, key: str) -> str:
+    """vm:host+host, vm2:host"""
+    out = []
+    for rule in (r.strip() for r in text.split(",") if r.strip()):
+        vm, colon, hosts = rule.partition(":")
+        names = [h.strip() for h in hosts.split("+") if h.strip()]
+        if not colon or not _NAME.fullmatch(vm.strip()) or not names \
+                or not all(_NAME.fullmatch(h) for h in names):
+            raise BadSetting(f"{key}={text}: {rule!r} is not a rule; write vm:host+host, "
+                             f"rules separated by commas.")
+        out.append(f"{vm.strip()}:{'+'.join(names)}")
+    return ", ".join(out)
+
+
+def groups(text: str) -> list[list[str]]:
+    """The groups of an affinity setting, as lists of VM names."""
+    return [g.split("+") for g in (x.strip() for x in text.split(",")) if g]
+
+
+def host_rules(text: str) -> dict[str, list[str]]:
+    """VM name -> host names, of a must-run-on or prefer setting."""
+    out = {}
+    for rule in (x.strip() for x in text.split(",") if x.strip()):
+        vm, _, hosts = rule.partition(":")
+        out[vm] = hosts.split("+")
+    return out
 
 
 def from_stored(data: dict) -> ClusterPolicy:
@@ -68,6 +127,8 @@ def apply(policy: ClusterPolicy, assignments: list[str]) -> ClusterPolicy:
             value = parse(text.strip())
         except ValueError:
             raise BadSetting(f"{key}={text}: not a number; {key} is {means}.") from None
+        except BadSetting:
+            raise
         if not ok(value):
             raise BadSetting(f"{key}={text}: out of range; {key} is {means}.")
         changes[name] = value
