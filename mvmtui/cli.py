@@ -21,6 +21,7 @@ import re
 import shutil
 import sqlite3
 import sys
+import time
 from dataclasses import asdict
 from enum import Enum
 
@@ -72,8 +73,10 @@ def _new_engine(args, *, offline: bool, create: bool = False, actor: str = "cli"
     if actor != "console":   # the console shows them as a notification
         for problem in s.problems:
             print(f"mvmtui: {s.path}: {problem}", file=sys.stderr)
+    # Only the console recovers interrupted moves: a CLI verb would start them and cut
+    # them off when it exits.
     return Engine(path, readonly=getattr(args, "readonly", False), offline=offline,
-                  actor=actor, **s.engine_options())
+                  actor=actor, recover=actor == "console", **s.engine_options())
 
 
 def _settings(args):
@@ -442,7 +445,7 @@ def _follow(args, eng: Engine, task):
             line += f"  [{step}]" if step else ""
             width = shutil.get_terminal_size().columns - 1     # one line, never wrapped
             print(f"\r\033[K{line[:width]}", end="", flush=True)
-        asyncio.run(asyncio.sleep(0.5))
+        time.sleep(0.5)
 
 
 def cmd_vm_migrate(args) -> int:
@@ -489,10 +492,16 @@ def cmd_host_maintenance(args) -> int:
             preview = eng.maintenance_preview(cluster, h.name)
         else:
             preview = eng.return_preview(cluster, h.name)
+        counts = args.verb2 == "enter" or args.bring_back   # a plan that would run
         if args.dry_run or not args.json:
-            _print_preview(args, preview, args.verb2)
+            if counts:
+                _print_preview(args, preview, args.verb2)
+            elif not args.json:
+                print(f"Leaving maintenance: {h.name} returns to the placement pool; the "
+                      f"{len(preview.moves)} VMs that left it stay where they are "
+                      f"(--bring-back moves them back)")
         if args.dry_run:
-            return OK if not preview.blocked else FAILED
+            return OK if not (counts and preview.blocked) else FAILED
         if args.verb2 == "enter":
             confirm = args.yes and h.name
             if not confirm:
@@ -500,7 +509,7 @@ def cmd_host_maintenance(args) -> int:
                     raise UsageError(f"entering maintenance moves every VM off {h.name}: "
                                      f"add --yes to confirm without a terminal")
                 confirm = input(f"Type the host's name ({h.name}) to confirm: ").strip()
-            task = asyncio.run(eng.enter_maintenance(cluster, h.name, confirm))
+            task = asyncio.run(eng.enter_maintenance(cluster, h.name, confirm, expect=preview))
         else:
             task = asyncio.run(eng.leave_maintenance(cluster, h.name, args.bring_back))
         t = _follow(args, eng, task)

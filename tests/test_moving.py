@@ -307,3 +307,106 @@ def test_a_vm_on_its_hosts_own_cpu_goes_only_to_hosts_with_that_cpu(tmp_path, wo
         assert all(f.fits for f in eng.placement_options(A))
     finally:
         eng.stop()
+
+
+# ---- what the review found (each failed before its fix) --------------------------------
+def test_a_short_cli_engine_does_not_resume_an_interrupted_evacuation(tmp_path, world):
+    from mvmtui.engine.inventory import Inventory
+    from mvmtui.engine.model import Task, TaskStep
+    path = _inventory(tmp_path / "inv.db", hosts=("hv-1", "hv-2", "hv-3"))
+    world.hosts[("sim", "hv-1")].files["maintenance"] = (ENTERING, time.time())
+    inv = Inventory(path)
+    tid = inv.create_task(Task(id=0, kind="host.maintenance.enter",
+                               title="Enter maintenance: hv-1", cluster="sim",
+                               target_kind="host", target="hv-1", target_name="hv-1",
+                               host="hv-1", status=TaskStatus.RUNNING,
+                               steps=(TaskStep(0, "Take out of the placement pool"),)),
+                          {}, owner="999999:0")
+    inv.close()
+    cli = _engine(path, world, actor="cli", recover=False)
+    cli.stop()
+    inv = Inventory(path)
+    assert not inv.task(tid).checkpoint.get("recovered")       # left for the console
+    assert len(inv.tasks(limit=10)) == 1                        # and nothing started
+    inv.close()
+    console = _engine(path, world)
+    try:
+        t = _wait(lambda: (x := console.task(tid)).checkpoint.get("recovered") and x)
+        assert "resumed as task" in t.logs[-1].message
+    finally:
+        console.stop()
+
+
+def test_a_second_console_cannot_power_a_vm_that_is_being_moved(tmp_path, world):
+    world.migration_seconds = 3.0
+    one = _engine(_inventory(tmp_path / "one.db", hosts=("hv-1", "hv-2", "hv-3")), world)
+    two = _engine(_inventory(tmp_path / "two.db", hosts=("hv-1", "hv-2", "hv-3")), world)
+    try:
+        first = asyncio.run(one.migrate_vm(MoveRequest(A, "hv-2")))
+        refused = asyncio.run(two.vm_action(A, "suspend"))    # journaled as refused
+        assert refused.status is TaskStatus.FAILED
+        assert "busy on hv-1 with Migrate web-01 to hv-2" in refused.error
+        assert world.hosts[("sim", "hv-1")].vms[A].state is VmState.RUNNING
+        assert asyncio.run(one.wait_task(first.id)).status is TaskStatus.SUCCEEDED
+    finally:
+        one.stop()
+        two.stop()
+
+
+def test_a_move_whose_source_still_runs_the_vm_fails_loudly(eng, world, monkeypatch):
+    from mvmtui.engine import scripted
+    real = scripted.ScriptedHypervisor.migrate
+
+    def copies(self, uuid, dest, **kw):     # a broken migration: a copy, not a move
+        vm = self.h.vms[uuid]
+        real(self, uuid, dest, **kw)
+        self.h.vms[uuid] = vm
+    monkeypatch.setattr(scripted.ScriptedHypervisor, "migrate", copies)
+    t = _move(eng, MoveRequest(A, "hv-2"))
+    assert t.status is TaskStatus.FAILED and "RUNS ON BOTH hv-1 and hv-2" in t.error
+
+
+def test_a_vm_lost_without_a_saved_definition_is_said_to_be_lost(tmp_path, world):
+    path = _inventory(tmp_path / "inv.db", hosts=("hv-1", "hv-2", "hv-3"))
+    world.hosts[("sim", "hv-1")].vms.pop(A)
+    tid = _dead_move(path, A, "web-01", "hv-1", "hv-2")
+    eng = _engine(path, world)
+    try:
+        t = _wait(lambda: (x := eng.task(tid)).checkpoint.get("recovered") and x)
+        assert t.status is TaskStatus.FAILED and "it is lost" in t.error
+    finally:
+        eng.stop()
+
+
+def test_bring_back_remembers_the_moves_of_a_failed_entry_and_its_retry(eng, world):
+    world.hosts[("sim", "hv-2")].refuses_incoming = "no space left on device"
+    world.hosts[("sim", "hv-3")].refuses_incoming = ""
+    eng.set_policy("sim", ["must-run-on=web-01:hv-1+hv-2", "prefer=db-01:hv-3"])
+    t = asyncio.run(eng.wait_task(asyncio.run(eng.enter_maintenance("sim", "hv-1",
+                                                                    "hv-1")).id))
+    assert t.status is TaskStatus.FAILED            # web-01 could only go to hv-2
+    world.hosts[("sim", "hv-2")].refuses_incoming = ""
+    t = asyncio.run(eng.wait_task(asyncio.run(eng.enter_maintenance("sim", "hv-1",
+                                                                    "hv-1")).id))
+    assert t.status is TaskStatus.SUCCEEDED, t.error
+    assert sorted(r.name for r in eng.return_preview("sim", "hv-1").moves) == [
+        "db-01", "web-01"]
+
+
+def test_the_confirmed_plan_is_the_plan_that_runs(eng, world):
+    seen = eng.maintenance_preview("sim", "hv-1")
+    eng.set_policy("sim", ["prefer=web-01:hv-3"])     # the plan changes meanwhile
+    with pytest.raises(EngineError, match="changed since you looked"):
+        asyncio.run(eng.enter_maintenance("sim", "hv-1", "hv-1", expect=seen))
+    assert not eng.host("sim", "hv-1").maintenance
+
+
+def test_leaving_maintenance_needs_the_host_to_answer(eng, world):
+    from mvmtui.engine.errors import HostDown
+    t = asyncio.run(eng.wait_task(asyncio.run(eng.enter_maintenance("sim", "hv-3",
+                                                                    "hv-3")).id))
+    assert t.status is TaskStatus.SUCCEEDED
+    world.power_cut("sim", "hv-3")
+    _wait(lambda: eng.host("sim", "hv-3").status.value != "up")
+    with pytest.raises(HostDown, match="nothing was changed"):
+        asyncio.run(eng.leave_maintenance("sim", "hv-3"))

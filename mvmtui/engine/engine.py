@@ -75,7 +75,7 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
                  offline: bool = False, reconnect_interval: float = 2.0,
                  stats_interval: float = 5.0, shutdown_timeout: float = 90.0,
                  reboot_timeout: float | None = None, reconcile_interval: float = 300.0,
-                 actor: str = "console",
+                 actor: str = "console", recover: bool = True,
                  connect: Callable[[Host], Hypervisor] | None = None):
         """`connect` replaces SSH + libvirt with another way to reach a host's
         hypervisor (tests script hosts with scripted.ScriptedHypervisor); it raises
@@ -101,6 +101,11 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         self._boots: dict[str, int] = {}
         self._mover_pool = None     # threads for migration jobs (migration._movers)
         self._moving: set[str] = set()   # VMs in a live migration now (not re-read)
+        self._jobs: dict[int, int] = {}  # id(hypervisor) -> migration jobs using it
+        # Finish or undo what a dead console left half done (recovery.py): engines
+        # that stay up do; a short CLI verb must not start work it then cuts off.
+        self.recover = recover
+        self._recoveries: set[asyncio.Task] = set()
         # Lock files on hosts that were away when their task ended (locks.py).
         self._leftover_locks: dict[tuple[str, str], set[str]] = {}
         # (host, VM) re-reads already queued: one read for a burst of events
@@ -159,7 +164,7 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
             self._follow_journal()
         if not self.offline:
             self._submit(self._connect_all()).result()
-            if not self.readonly:   # finish or undo what a dead console left half done
+            if not self.readonly and self.recover:
                 self._loop.call_soon_threadsafe(self._start_recovery)
 
     def stop(self) -> None:
@@ -167,7 +172,9 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
             return
         if self._follower:
             self._follower.stop()
-        try:   # our running tasks end recorded as interrupted, never left "running"
+        try:   # recoveries first (they start tasks), then our running tasks: they end
+            # recorded as interrupted, never left "running"
+            self._submit(self._cancel_recoveries()).result(timeout=5)
             self._submit(self.journal.cancel_all()).result(timeout=5)
         except concurrent.futures.TimeoutError:
             log.warning("tasks did not stop within 5 s")
@@ -182,6 +189,12 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         self._thread = None
         shutil.rmtree(self._runtime, ignore_errors=True)
         self.inv.close()
+
+    async def _cancel_recoveries(self) -> None:
+        for fut in list(self._recoveries):
+            fut.cancel()
+        if self._recoveries:
+            await asyncio.wait(list(self._recoveries), timeout=3)
 
     def __enter__(self) -> "Engine":
         self.start()

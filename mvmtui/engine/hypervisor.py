@@ -391,7 +391,7 @@ class LibvirtHypervisor:
     # ---- moving VMs ---------------------------------------------------------------
     def migrate(self, uuid: str, dest: "LibvirtHypervisor", *, bandwidth_mib: int = 0,
                 auto_converge: bool = True, unsafe: bool = False,
-                copy_storage: bool = False) -> None:
+                copy_storage: bool = False, disks: list[str] = ()) -> None:
         """Live-migrate to `dest`, driven from here over both connections (libvirt's
         managed, client-driven migration: no host-to-host trust needed). Persistent on
         the destination, undefined on the source. Blocks for the whole job: call it on
@@ -410,7 +410,20 @@ class LibvirtHypervisor:
         params = {}
         if bandwidth_mib:
             params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = int(bandwidth_mib)
+        if copy_storage and disks:   # only these are copied; the rest are shared
+            params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = list(disks)
         dom.migrate3(dest._c(), params, flags)
+
+    def disk_formats(self, uuid: str) -> dict[str, str]:
+        """Each disk's image format (target -> raw, qcow2…), from its <driver>."""
+        root = ET.fromstring(self._c().lookupByUUIDString(uuid).XMLDesc(0))
+        out = {}
+        for d in root.findall("devices/disk"):
+            target, driver = d.find("target"), d.find("driver")
+            if target is not None:
+                out[target.get("dev", "")] = (driver.get("type") if driver is not None
+                                              else None) or "raw"
+        return out
 
     def migration_progress(self, uuid: str) -> MigrationProgress | None:
         """The running job's figures, or None when no job runs."""
@@ -444,10 +457,13 @@ class LibvirtHypervisor:
         self._c().defineXML(xml)
 
     def undefine(self, uuid: str) -> None:
-        """Forget the domain (its disks stay where they are)."""
+        """Forget a stopped domain; its disks and NVRAM stay where they are. A running
+        one is refused (libvirt would leave it running, transient)."""
         dom = self._c().lookupByUUIDString(uuid)
+        if dom.isActive():
+            raise HypervisorError(f"{dom.name()} is running on {self.host}; not undefined")
         try:
-            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM)
         except libvirt.libvirtError:
             dom.undefine()
 

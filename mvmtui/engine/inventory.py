@@ -526,6 +526,42 @@ class Inventory:
         except ValueError:
             return {}
 
+    def claim_recovery(self, tid: int, owner: str) -> bool:
+        """Atomically mark a task as being recovered by `owner` (pid:start@machine):
+        False if it is recovered already, or another process that still runs claims
+        it. A claim by a process that died is taken over."""
+        from .tasks import owner_alive
+        import socket
+        with self.transaction():
+            rows = self._rows("SELECT checkpoint FROM tasks WHERE id=?", [tid])
+            if not rows:
+                return False
+            try:
+                cp = json.loads(rows[0]["checkpoint"] or "{}")
+            except ValueError:
+                cp = {}
+            if cp.get("recovered"):
+                return False
+            held = cp.get("recovering") or ""
+            if held and held != owner:
+                pid_start, _, machine = held.rpartition("@")
+                if machine != socket.gethostname() or owner_alive(pid_start):
+                    return False
+            cp["recovering"] = owner
+            self.conn.execute("UPDATE tasks SET checkpoint=? WHERE id=?",
+                              [json.dumps(cp), tid])
+        return True
+
+    def release_recovery(self, tid: int) -> None:
+        """Give a claim up (the hosts did not answer): the next start tries again."""
+        with self.transaction():
+            rows = self._rows("SELECT checkpoint FROM tasks WHERE id=?", [tid])
+            if rows:
+                cp = json.loads(rows[0]["checkpoint"] or "{}")
+                cp["recovering"] = ""
+                self.conn.execute("UPDATE tasks SET checkpoint=? WHERE id=?",
+                                  [json.dumps(cp), tid])
+
     def children(self, tid: int) -> list[Task]:
         """A parent task's children, oldest first, with their steps and logs."""
         return self._with_details(self._rows(

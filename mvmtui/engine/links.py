@@ -258,6 +258,13 @@ class HostLinks:
     async def _close(self, link: _Link) -> None:
         hv, link.hv = link.hv, None
         if hv is not None:
+            # A migration job still inside libvirt on this connection (as source or
+            # destination) must end before the connection goes: it ends soon once the
+            # host is gone or the job is aborted.
+            for _ in range(100):
+                if not self._jobs.get(id(hv)):
+                    break
+                await asyncio.sleep(0.1)
             try:
                 await asyncio.wait_for(self._lv(link, hv.close), 5)
             except (asyncio.TimeoutError, Exception):

@@ -20,19 +20,27 @@ memory; libvirt test-driver hosts (benchmarks, no SSH) have local locks only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import shlex
 import socket
 import time
 
-from .tasks import Busy, TaskSpec, this_process
+from .model import ENTERING, IN_MAINTENANCE
+from .tasks import Busy, TaskFailed, TaskSpec, this_process
 
 log = logging.getLogger("mvmtui.locks")
 
 LOCK_DIR = "/var/lib/libvirt/mvmtui"
 HEARTBEAT = 5.0
 STALE = 30.0
+
+
+def _owner_field(owner: str) -> str:
+    """The owner as the record holds it (json.dumps, sorted keys): matched whole, so
+    owner …@admin never matches …@admin-1."""
+    return json.dumps({"owner": owner})[1:-1]
 
 
 def _file(resource: str) -> str:
@@ -74,13 +82,13 @@ class SshLocks:
 
     async def touch(self, resources: list[str], owner: str) -> None:
         files = " ".join(f"{LOCK_DIR}/locks/{_file(r)}" for r in resources)
-        await self._sh(f"for f in {files}; do grep -qF {shlex.quote(owner)} $f 2>/dev/null "
-                       f"&& touch $f; done; true")
+        await self._sh(f"for f in {files}; do grep -qF {shlex.quote(_owner_field(owner))} $f "
+                       f"2>/dev/null && touch $f; done; true")
 
     async def release(self, resources: list[str], owner: str) -> None:
         files = " ".join(f"{LOCK_DIR}/locks/{_file(r)}" for r in resources)
-        await self._sh(f"for f in {files}; do grep -qF {shlex.quote(owner)} $f 2>/dev/null "
-                       f"&& rm -f $f; done; true")
+        await self._sh(f"for f in {files}; do grep -qF {shlex.quote(_owner_field(owner))} $f "
+                       f"2>/dev/null && rm -f $f; done; true")
 
     async def read_state(self, name: str) -> str:
         return (await self._sh(f"cat {LOCK_DIR}/{name} 2>/dev/null; true")).strip()
@@ -119,13 +127,13 @@ class MemoryLocks:
     async def touch(self, resources: list[str], owner: str) -> None:
         for r in resources:
             held = self.files.get(_file(r))
-            if held and owner in held[0]:
+            if held and _owner_field(owner) in held[0]:
                 self.files[_file(r)] = (held[0], self.clock())
 
     async def release(self, resources: list[str], owner: str) -> None:
         for r in resources:
             held = self.files.get(_file(r))
-            if held and owner in held[0]:
+            if held and _owner_field(owner) in held[0]:
                 del self.files[_file(r)]
 
     async def read_state(self, name: str) -> str:
@@ -150,21 +158,39 @@ class ClusterLocks:
         link = self._links.get((cluster, host))
         return None if link is None else getattr(link, "locks", None)
 
-    async def _take_cluster_locks(self, spec: TaskSpec, hosts: list[str]) -> list:
+    def _has_no_lock_store(self, cluster: str, host: str) -> bool:
+        """Hosts reached without SSH (libvirt's test driver, for benchmarks) have none."""
+        h = self._hosts.get((cluster, host))
+        return h is not None and h.address.startswith("test:")
+
+    async def _take_cluster_locks(self, spec: TaskSpec, hosts: list[str],
+                                  owner: str | None = None,
+                                  takeover: frozenset[str] = frozenset()) -> list:
         """Take each of the spec's locks on each host (the hosts at once), or none:
-        Busy names the holder. Returns what to release."""
-        record = {"holder": self.journal.started_by, "owner": owner_id(),
+        Busy names the holder. `takeover`: owners whose locks this task may take (the
+        waiting tasks it supersedes). Returns what to release."""
+        owner = owner or owner_id()
+        record = {"holder": self.journal.started_by, "owner": owner,
                   "title": spec.title, "taken_at": int(self.clock())}
 
         async def on(host: str) -> tuple[list, str]:
             store = self._lock_store(spec.cluster, host)
             got: list[tuple[str, str, str]] = []     # (cluster, host, resource)
             if store is None:
-                return got, ""
+                if self._has_no_lock_store(spec.cluster, host):
+                    return got, ""               # libvirt's test driver: local locks only
+                return got, (f"refused: {host} is not connected, so its lock cannot be "
+                             f"taken; nothing was changed")
             for resource in spec.locks:
-                holder = await store.take(resource, record)
-                if holder is not None and holder.get("age", 0) > STALE:
-                    log.warning("breaking a stale lock on %s: %s", host, holder)
+                try:
+                    holder = await store.take(resource, record)
+                except Exception as exc:     # SSH gone, directory not writable…
+                    return got, (f"refused: could not take the lock on {host} ({exc}); "
+                                 f"the SSH user must be able to write {LOCK_DIR}. Nothing "
+                                 f"was changed")
+                if holder is not None and (holder.get("age", 0) > STALE
+                                           or holder.get("owner") in takeover):
+                    log.info("taking over a lock on %s: %s", host, holder)
                     await store.break_stale(resource, holder["raw"])
                     holder = await store.take(resource, record)
                 if holder is not None:
@@ -173,7 +199,7 @@ class ClusterLocks:
                                  f"lock renewed {holder.get('age', 0):.0f} s ago); wait for "
                                  f"it to finish. A lock not renewed for {STALE:.0f} s is "
                                  f"taken over.")
-                got.append((spec.cluster, host, resource))
+                got.append((spec.cluster, host, resource, owner))
             return got, ""
         results = await asyncio.gather(*(on(h) for h in dict.fromkeys(hosts)))
         taken = [x for got, _ in results for x in got]
@@ -187,9 +213,7 @@ class ClusterLocks:
         """Release (the hosts at once); a host that cannot be reached now is released
         when it answers again (and until then the lock goes stale and may be taken
         over)."""
-        owner = owner_id()
-
-        async def one(cluster: str, host: str, resource: str) -> None:
+        async def one(cluster: str, host: str, resource: str, owner: str) -> None:
             store = self._lock_store(cluster, host)
             try:
                 if store is None:
@@ -198,7 +222,8 @@ class ClusterLocks:
             except Exception as exc:
                 log.warning("releasing %s on %s failed (%s): released when it answers",
                             resource, host, exc)
-                self._leftover_locks.setdefault((cluster, host), set()).add(resource)
+                self._leftover_locks.setdefault((cluster, host), set()).add(
+                    (resource, owner))
         await asyncio.gather(*(one(*t) for t in taken))
 
     async def _release_leftovers(self, key: tuple[str, str]) -> None:
@@ -206,17 +231,16 @@ class ClusterLocks:
         away."""
         left = self._leftover_locks.pop(key, set())
         store = self._lock_store(*key)
-        if left and store is not None:
+        for resource, owner in sorted(left) if store is not None else ():
             try:
-                await store.release(sorted(left), owner_id())
+                await store.release([resource], owner)
             except Exception as exc:
                 log.warning("%s: releasing leftover locks failed: %s", key, exc)
 
     async def _heartbeat(self, taken: list) -> None:
-        owner = owner_id()
         while True:
             await asyncio.sleep(HEARTBEAT)
-            for cluster, host, resource in taken:
+            for cluster, host, resource, owner in taken:
                 store = self._lock_store(cluster, host)
                 try:
                     if store is not None:
@@ -241,11 +265,41 @@ class ClusterLocks:
             await self._release_cluster_locks(taken)
             raise
 
+    @contextlib.asynccontextmanager
+    async def _locked_on_hosts(self, ctx, spec: TaskSpec, hosts: list[str]):
+        """Inside a task body: the spec's locks on the hosts, owned by this very task
+        (so a task that supersedes it here may take them over), renewed while inside.
+        A conflict fails the task, naming the holder."""
+        owner = f"{owner_id()}#{ctx.id}"
+        takeover = frozenset(f"{self.inv.task_owner(t)}@{socket.gethostname()}#{t}"
+                             for t in ctx.took_over)
+        try:
+            taken = await self._take_cluster_locks(spec, hosts, owner, takeover)
+        except Busy as exc:
+            raise TaskFailed(str(exc)) from None
+        beat = asyncio.get_running_loop().create_task(self._heartbeat(taken))
+        try:
+            yield
+        finally:
+            beat.cancel()
+            await self._release_cluster_locks(taken)
+
     # ---- a host's maintenance state, kept on the host -----------------------------------
     async def _write_host_state(self, cluster: str, host: str, value: str) -> None:
         store = self._lock_store(cluster, host)
-        if store is not None:
-            await store.write_state("maintenance", value)
+        if store is None:
+            if self._has_no_lock_store(cluster, host):
+                return
+            raise ConnectionError(f"{host} is not connected")
+        await store.write_state("maintenance", value)
+
+    def _apply_host_state(self, key: tuple[str, str], state: str | None) -> None:
+        """What the host's own file says of its maintenance (set by any console)."""
+        if state is None:
+            return
+        state = state if state in (ENTERING, IN_MAINTENANCE) else ""
+        if state != self._hosts[key].maintenance:
+            self._set_host(key, maintenance=state)
 
     async def _read_host_state(self, link) -> str | None:
         store = getattr(link, "locks", None)

@@ -17,7 +17,7 @@ import logging
 from .errors import EngineError, HostDown
 from .model import (ENTERING, IN_MAINTENANCE, HostStatus, MaintenancePreview, MoveRequest,
                     MoveRow, Strategy, Task, TaskStatus)
-from .tasks import Busy, TaskContext, TaskFailed, TaskSpec
+from .tasks import TaskContext, TaskFailed, TaskSpec, TaskStopped
 
 log = logging.getLogger("mvmtui.maintenance")
 
@@ -77,9 +77,11 @@ class Maintenance:
         return int(task.checkpoint.get("ended", 0)), int(task.checkpoint.get("total", 0))
 
     # ---- entering ---------------------------------------------------------------------
-    async def enter_maintenance(self, cluster: str, host: str, confirm: str) -> Task:
+    async def enter_maintenance(self, cluster: str, host: str, confirm: str,
+                                expect: MaintenancePreview | None = None) -> Task:
         """Empty the host and mark it in maintenance; returns the parent task running.
-        `confirm` must be the host's name (the blast radius is a whole host)."""
+        `confirm` must be the host's name (the blast radius is a whole host);
+        `expect`, the preview the operator confirmed: refused if the plan changed."""
         self._refuse_changes("entering maintenance")
         h = self.host(cluster, host)
         if confirm != host:
@@ -95,6 +97,7 @@ class Maintenance:
             raise EngineError(f"{host} cannot enter maintenance: "
                               + "; ".join(f"{r.name}: {r.reason}" for r in preview.blocked)
                               + ". Nothing was changed.")
+        _same_plan(preview, expect)
         moves = preview.moves
         pol = self.policy(cluster)
         spec = TaskSpec(kind="host.maintenance.enter", title=f"Enter maintenance: {host}",
@@ -111,7 +114,9 @@ class Maintenance:
             await self._set_maintenance(cluster, host, ENTERING)
             ctx.log(f"{host} is out of the placement pool")
             ctx.step(1)
-            await self._run_moves(ctx, cluster, host, moves, pol.migration_concurrency)
+            await self._run_moves(ctx, cluster, host, moves, pol.migration_concurrency,
+                                  f"{host} stays out of the pool (entering maintenance): "
+                                  f"enter again, or leave maintenance")
             ctx.step(2)
             await self._confirm_empty(ctx, cluster, host)
             await self._set_maintenance(cluster, host, IN_MAINTENANCE)
@@ -119,42 +124,52 @@ class Maintenance:
         return await self._on_io(self._submit_locked(spec, body, [host]))
 
     async def _run_moves(self, ctx: TaskContext, cluster: str, host: str, moves,
-                         concurrency: int) -> None:
+                         concurrency: int, if_failed: str) -> None:
         """One child task per VM, at most `concurrency` at once; all are tried, and the
-        parent fails if any did, saying which."""
+        parent fails if any did, saying which. A cancel of the parent starts no more
+        moves (those running finish)."""
         gate = asyncio.Semaphore(max(1, concurrency))
         done: list[dict] = []
         failed: list[str] = []
+        skipped: list[str] = []
+
+        def ended() -> None:
+            ctx.checkpoint(moved=list(done), ended=len(done) + len(failed) + len(skipped))
+            ctx.progress(1 / 3 + (len(done) + len(failed)) / max(1, len(moves)) / 3)
 
         async def one(row) -> None:
             async with gate:
-                ctx.check_stop()
+                if self.inv.cancel_request(ctx.id):
+                    skipped.append(row.name)
+                    return ended()
                 req = MoveRequest(vm=row.vm, target=row.target,
                                   offline=row.method == "offline")
                 source = self._vms[row.vm].host if row.vm in self._vms else host
                 try:
                     child = await self.migrate_vm(req, parent=ctx.id)
-                except (EngineError, Busy) as exc:
+                    ctx.log(f"{row.name} → {row.target} ({row.method}): task {child.id}")
+                    end = await self.journal.wait(child.id)
+                except Exception as exc:    # refused, or the journal failed: say which
                     failed.append(f"{row.name}: {exc}")
                     ctx.log(f"{row.name} not moved: {exc}", "error")
-                    ctx.checkpoint(ended=len(done) + len(failed))
-                    return
-                ctx.log(f"{row.name} → {row.target} ({row.method}): task {child.id}")
-                end = await self.journal.wait(child.id)
+                    return ended()
                 if end.status is TaskStatus.SUCCEEDED:
                     done.append({"vm": row.vm, "name": row.name, "from": source,
                                  "to": row.target})
-                    ctx.checkpoint(moved=list(done))
                 else:
                     failed.append(f"{row.name}: {end.error or end.status.value}")
-                ctx.checkpoint(ended=len(done) + len(failed))
-                ctx.progress(1 / 3 + (len(done) + len(failed)) / max(1, len(moves)) / 3)
+                ended()
         ctx.checkpoint(moved=[], total=len(moves), ended=0)
-        await asyncio.gather(*(one(r) for r in moves))
+        with ctx.cancellable():
+            await asyncio.gather(*(one(r) for r in moves))
+        if skipped:
+            raise TaskStopped(f"{self.inv.cancel_request(ctx.id)}; {len(done)} of "
+                              f"{len(moves)} VMs moved, not started: {', '.join(skipped)}"
+                              + (f"; failed: {'; '.join(failed)}" if failed else "")
+                              + f". {if_failed}.")
         if failed:
             raise TaskFailed(f"{len(done)} of {len(moves)} VMs moved; not moved: "
-                             + "; ".join(failed) + f". {host} stays out of the pool "
-                             f"(entering maintenance): enter again, or leave maintenance.")
+                             + "; ".join(failed) + f". {if_failed}.")
 
     async def _confirm_empty(self, ctx: TaskContext, cluster: str, host: str) -> None:
         """What the host itself lists now: nothing running, nothing that should have
@@ -162,7 +177,9 @@ class Maintenance:
         link = self._links.get((cluster, host))
         if link is None or link.hv is None:
             raise TaskFailed(f"{host} stopped answering: whether it is empty is unknown")
-        await self._reread(link, "maintenance check")
+        if not await self._reread(link, "maintenance check"):
+            raise TaskFailed(f"{host} did not answer: whether it is empty is unknown; it "
+                             f"stays entering maintenance")
         running = [v.name for v in self._vms_on((cluster, host)) if v.state.active]
         if running:
             raise TaskFailed(f"{host} still runs {', '.join(sorted(running))}; it stays "
@@ -212,11 +229,19 @@ class Maintenance:
         return MaintenancePreview(cluster, host, tuple(sorted(rows, key=lambda r: r.name)))
 
     def _last_evacuation(self, cluster: str, host: str) -> list[dict]:
-        for t in self.inv.tasks(cluster=cluster, target=host, limit=20):
+        """The VMs moved off the host by every enter-maintenance task since it last
+        left maintenance (a failed entry and its retry, a resumed one), newest last."""
+        moved: list[dict] = []
+        for t in self.inv.tasks(cluster=cluster, target=host, limit=100):
+            if t.kind == "host.maintenance.leave" and t.status is TaskStatus.SUCCEEDED:
+                break
             if t.kind == "host.maintenance.enter":
                 full = self.inv.task(t.id)
-                return list(full.checkpoint.get("moved", [])) if full else []
-        return []
+                moved = list(full.checkpoint.get("moved", [])) + moved if full else moved
+        seen: dict[str, dict] = {}
+        for item in moved:
+            seen[item["vm"]] = item          # a VM moved twice: its last move counts
+        return list(seen.values())
 
     async def leave_maintenance(self, cluster: str, host: str,
                                 bring_back: bool = False) -> Task:
@@ -226,6 +251,9 @@ class Maintenance:
         h = self.host(cluster, host)
         if not h.maintenance:
             raise EngineError(f"{host} is not in maintenance.")
+        if h.status is not HostStatus.UP:   # its own state file must say it too
+            raise HostDown(f"{host} is {h.status.value}: it cannot be told it left "
+                           f"maintenance; nothing was changed.")
         back = self.return_preview(cluster, host).moves if bring_back else ()
         steps = ("Return to the placement pool",) + (
             (f"Bring back {len(back)} VM{'s' if len(back) != 1 else ''}",) if back else ())
@@ -241,5 +269,19 @@ class Maintenance:
             ctx.log(f"{host} is back in the placement pool")
             if back:
                 ctx.step(1)
-                await self._run_moves(ctx, cluster, host, back, pol.migration_concurrency)
+                await self._run_moves(ctx, cluster, host, back, pol.migration_concurrency,
+                                      f"{host} is back in the pool; move the others by "
+                                      f"hand (Manage Placement)")
         return await self._on_io(self._submit_locked(spec, body, [host]))
+
+
+def _same_plan(now: MaintenancePreview, confirmed: MaintenancePreview | None) -> None:
+    """The moves about to run are the ones the operator confirmed."""
+    if confirmed is None:
+        return
+    def plan(p):
+        return sorted((r.vm, r.target, r.method) for r in p.moves)
+    if plan(now) != plan(confirmed):
+        raise EngineError(f"The plan for {now.host} changed since you looked (VMs or room "
+                          f"moved meanwhile); look at the preview again. Nothing was "
+                          f"changed.")

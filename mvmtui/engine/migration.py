@@ -34,16 +34,21 @@ class Migration:
     """Mixin for Engine: placement options, live and offline moves."""
 
     # ---- where a VM may go ------------------------------------------------------------
+    def _disk_not_shared(self, vm: Vm, d) -> bool:
+        """A writable disk on a pool only the VM's host sees (network disks such as
+        RBD are shared; cdroms and read-only images stay behind)."""
+        if d.device != "disk" or not d.source or d.kind == "network" or d.readonly:
+            return False
+        pol = self.policy(vm.cluster)
+        shared = [p.path.rstrip("/") + "/" for p in self.datastores(vm.cluster, vm.host)
+                  if p.name in pol.shared_datastores and p.path]
+        return not any(d.source.startswith(p) for p in shared)
+
     def storage_issue(self, vm: Vm) -> str:
         """"" if every disk of the VM is on storage every host sees, else which is not."""
-        pol = self.policy(vm.cluster)
-        shared = [d.path.rstrip("/") + "/" for d in self.datastores(vm.cluster, vm.host)
-                  if d.name in pol.shared_datastores and d.path]
         for d in vm.disks:
-            if d.device != "disk" or not d.source or d.kind == "network" or d.readonly:
-                continue        # network disks (RBD) are shared; cdroms and RO images stay
-            if not any(d.source.startswith(p) for p in shared):
-                return (f"disk {d.target} ({d.source}) is on storage only {vm.host} sees")
+            if self._disk_not_shared(vm, d):
+                return f"disk {d.target} ({d.source}) is on storage only {vm.host} sees"
         return ""
 
     def placement_options(self, uuid: str, copy_storage: bool = False) -> list[HostFit]:
@@ -135,8 +140,8 @@ class Migration:
         """The target's own word on maintenance: another console may have just put it
         there (its lock is on the host, not on this VM)."""
         state = await self._read_host_state(link)
-        if state:
-            self._set_host((vm.cluster, target), maintenance=state)
+        self._apply_host_state((vm.cluster, target), state)
+        if self._hosts[(vm.cluster, target)].maintenance:
             raise TaskFailed(f"{target} is in maintenance (set on the host, perhaps by "
                              f"another console); {vm.name} stays on {vm.host}")
 
@@ -185,14 +190,24 @@ class Migration:
                              f"move it offline instead")
         pol = self.policy(vm.cluster)
         unsafe = not self.storage_issue(vm)        # on storage the cluster declares shared
-        ctx.checkpoint(source=vm.host, target=req.target, phase="checked")
+        ctx.checkpoint(source=vm.host, target=req.target, phase="checked",
+                       state_before=state.value)
         ctx.log(f"{vm.name} runs on {vm.host}; {req.target} is up and has room"
                 + ("; its disks are copied" if req.copy_storage else
                    "; its disks are on shared storage"))
+        copy: list[str] = []
         if req.copy_storage:
-            disks = [(d.source, d.capacity_bytes or 0, "qcow2" if d.source.endswith(".qcow2")
-                      else "raw") for d in vm.disks if d.device == "disk" and d.source]
+            # Only the disks the target cannot see are copied (a disk on shared storage
+            # is the same file there); each gets an empty volume of its size and format.
+            local = [d for d in vm.disks if self._disk_not_shared(vm, d)]
+            formats = await self._lv(src_link, src.disk_formats, vm.uuid)
+            disks = [(d.source, d.capacity_bytes or 0, formats.get(d.target, "raw"))
+                     for d in local]
+            if any(size <= 0 for _p, size, _f in disks):
+                raise TaskFailed(f"the size of a disk of {vm.name} is not known; refresh "
+                                 f"and try again")
             made = await self._lv(dst_link, dst.prepare_disks, disks)
+            copy = [d.target for d in local]
             if made:
                 ctx.log(f"Created empty disks on {req.target}: {', '.join(made)}")
         ctx.step(1)
@@ -200,16 +215,62 @@ class Migration:
         loop = asyncio.get_running_loop()
         job = loop.run_in_executor(self._movers(), lambda: src.migrate(
             vm.uuid, dst, bandwidth_mib=pol.migration_bandwidth_mib, auto_converge=True,
-            unsafe=unsafe, copy_storage=req.copy_storage))
+            unsafe=unsafe, copy_storage=bool(copy), disks=copy))
         self._moving.add(vm.uuid)
-        job.add_done_callback(lambda _f: self._moving.discard(vm.uuid))
+        for hv in (src, dst):   # their connections stay open until the job ends
+            self._jobs[id(hv)] = self._jobs.get(id(hv), 0) + 1
+
+        def ended(_f) -> None:
+            self._moving.discard(vm.uuid)
+            for hv in (src, dst):
+                self._jobs[id(hv)] -= 1
+        job.add_done_callback(ended)
         downtime = pol.migration_max_downtime_ms
         ctx.log("Live migration started (auto-converge"
                 + (f", {pol.migration_bandwidth_mib} MiB/s limit" if pol.migration_bandwidth_mib
                    else "") + (f", at most {downtime} ms downtime" if downtime else "") + ")")
         started = time.monotonic()
-        downtime_set = not downtime
+        try:
+            stopped = await self._follow_job(ctx, job, vm, src_link, src, downtime)
+        except asyncio.CancelledError:
+            # The engine stops (console closing): abort the job rather than leave it
+            # to libvirt's cleanup, which can leave the guest paused on its source.
+            try:
+                await asyncio.wait_for(self._lv(src_link, src.abort_job, vm.uuid), 3)
+            except Exception:
+                pass
+            raise
+        try:
+            job.result()
+        except HypervisorError as exc:
+            asked = (vm.host, req.target)
+            where = await self._where(vm, list(asked))
+            redefined = ""
+            if not any(where.values()) and len(where) == 2:
+                redefined = await self._redefine_if_lost(vm)
+                where = await self._where(vm, list(asked))
+            words = self._where_words(vm, where, asked) + redefined
+            if len(where) < 2:    # decided once both answer (recovery.py), and logged
+                ctx.checkpoint(unsettled=True)
+                self._settle_later(ctx.id)
+            if stopped is not None:
+                raise TaskStopped(f"{stopped.reason}; {words}") from None
+            raise TaskFailed(f"the migration failed: {exc}. {words}") from None
+        took = time.monotonic() - started
+        ctx.step(2)
+        last = ctx.data.get("progress") or {}
+        if last.get("total"):
+            last = {**last, "processed": last["total"], "remaining": 0}
+        ctx.checkpoint(phase="confirming", seconds=round(took, 2), progress=last)
+        await self._confirm_on(ctx, vm, req.target, want_active=True)
+        ctx.log(f"Migrated in {took:.1f} s")
+
+    async def _follow_job(self, ctx: TaskContext, job, vm: Vm, src_link, src,
+                          downtime: int) -> TaskStopped | None:
+        """Until the job ends: its progress into the task, a cancel into abortJob.
+        Returns the stop request that aborted it, if any."""
         stopped: TaskStopped | None = None
+        downtime_set = not downtime
         with ctx.cancellable():
             while not job.done():
                 try:
@@ -239,28 +300,7 @@ class Migration:
                     if prog.fraction is not None:
                         ctx.progress(1 / 3 + prog.fraction / 3)
                 await asyncio.wait([job], timeout=PROGRESS_POLL)
-        try:
-            job.result()
-        except HypervisorError as exc:
-            asked = (vm.host, req.target)
-            where = await self._where(vm, list(asked))
-            if not any(where.values()) and len(where) == 2:
-                where = await self._redefine(vm, where)
-            words = self._where_words(vm, where, asked)
-            if len(where) < 2:    # decided once both answer (recovery.py), and logged
-                ctx.checkpoint(unsettled=True)
-                self._settle_later(ctx.id)
-            if stopped is not None:
-                raise TaskStopped(f"{stopped.reason}; {words}") from None
-            raise TaskFailed(f"the migration failed: {exc}. {words}") from None
-        took = time.monotonic() - started
-        ctx.step(2)
-        last = self.journal.inv.task(ctx.id).checkpoint.get("progress") or {}
-        if last.get("total"):
-            last = {**last, "processed": last["total"], "remaining": 0}
-        ctx.checkpoint(phase="confirming", seconds=round(took, 2), progress=last)
-        await self._confirm_on(ctx, vm, req.target, want_active=True)
-        ctx.log(f"Migrated in {took:.1f} s")
+        return stopped
 
     def _where_words(self, vm: Vm, where: dict[str, VmState | None],
                      asked: tuple[str, ...] = ()) -> str:
@@ -273,24 +313,38 @@ class Migration:
         if silent:
             words += (f" {' and '.join(silent)} did not answer: whether it runs there is "
                       f"unknown until it does.")
-        elif not on:
-            words += " It is re-defined from its saved definition."
         return words
 
     async def _confirm_on(self, ctx: TaskContext, vm: Vm, target: str,
                           want_active: bool) -> None:
         """Success is what the hosts show: the VM on the target (running if it should
-        be), and gone from the source."""
-        where = await self._where(vm, [vm.host, target])
-        there = where.get(target)
+        be), and gone from the source. Still running on the source is said loudly and
+        fails the move; a stopped copy left there is undefined."""
+        asked = (vm.host, target)
+        where = await self._where(vm, list(asked))
+        if len(where) < 2:       # decided once both answer (recovery.py), and logged
+            ctx.checkpoint(unsettled=True)
+            self._settle_later(ctx.id)
+            raise TaskFailed(f"the move ended, but {self._where_words(vm, where, asked)}")
+        there, left = where.get(target), where.get(vm.host)
         if there is None or (want_active and not there.active):
             raise TaskFailed(f"{target} does not show {vm.name} "
                              + ("running" if want_active else "defined")
-                             + f" after the move. "
-                               f"{self._where_words(vm, where, (vm.host, target))}")
-        if where.get(vm.host) is not None:
-            ctx.log(f"{vm.host} still lists {vm.name} ({where[vm.host].value}) after the "
-                    f"move", "warning")
+                             + f" after the move. {self._where_words(vm, where, asked)}")
+        if left is not None and left.active:
+            msg = (f"{vm.name} RUNS ON BOTH {vm.host} and {target} after the move: stop "
+                   f"one by hand (Force off) at once")
+            self._event(vm.cluster, vm.host, vm.uuid, "vm.split", msg)
+            raise TaskFailed(msg)
+        if left is not None:
+            link = self._links.get((vm.cluster, vm.host))
+            try:
+                await self._lv(link, link.hv.undefine, vm.uuid)
+            except (HypervisorError, AttributeError) as exc:
+                raise TaskFailed(f"{vm.host} still lists {vm.name} ({left.value}) and did "
+                                 f"not undefine it: {exc}") from None
+            await self._where(vm, [vm.host])
+            ctx.log(f"{vm.host} still listed {vm.name} ({left.value}): undefined there")
         ctx.log(f"{target} shows {vm.name} {there.value}; {vm.host} no longer lists it")
         ctx.checkpoint(phase="done")
 
@@ -299,7 +353,10 @@ class Migration:
         if req.wait_shutdown and vm.state.active:
             ctx.step(i)
             i += 1
-            src_link, src = self._live_link(vm)
+            # The target first: a VM is never shut down for a move that cannot happen.
+            (src_link, src), (dst_link, _dst) = self._both_links(vm, req.target)
+            await self._target_in_pool(vm, req.target, dst_link)
+            ctx.checkpoint(state_before=vm.state.value)
             try:
                 await self._lv(src_link, src.act, vm.uuid, "shutdown")
             except HypervisorError as exc:
@@ -345,22 +402,36 @@ class Migration:
             await self._wait_state(dst_link, dst, vm.uuid, VmState.RUNNING, 30.0, ctx)
             await self._refresh_vm(dst_link, dst, vm.uuid)
 
-    async def _redefine(self, vm: Vm, where: dict) -> dict:
-        """Both hosts answer and neither lists the VM (lost in a failed move): define
-        it again, stopped, on its source from its saved definition."""
+    async def _redefine(self, vm: Vm) -> bool:
+        """Define the VM again, stopped, on `vm.host` from its saved definition; False
+        (and nothing changed) if there is none or the host refuses it."""
         saved = self.saved_definition(vm.uuid)
         link = self._links.get((vm.cluster, vm.host))
         if saved is None or link is None or link.hv is None:
-            return where
+            return False
         try:
             await self._lv(link, link.hv.define, saved[1])
         except HypervisorError as exc:
             log.warning("re-defining %s on %s failed: %s", vm.name, vm.host, exc)
-            return where
+            return False
         self._event(vm.cluster, vm.host, vm.uuid, "vm.redefined",
                     f"{vm.name}: re-defined on {vm.host} from its saved definition")
-        await self._refresh_vm(link, link.hv, vm.uuid)
-        return await self._where(vm, list(where))
+        await self._where(vm, [vm.host])
+        return True
+
+    async def _redefine_if_lost(self, vm: Vm) -> str:
+        """Neither host of a failed move lists the VM: if every other host answers and
+        none lists it either, re-define it on its source. Says what was done."""
+        others = [h.name for h in self.hosts(vm.cluster) if h.name not in (vm.host,)]
+        where = await self._where(vm, others)
+        if len(where) < len(others):
+            return " A host did not answer: nothing is re-defined until every host does."
+        on = [h for h, st in where.items() if st is not None]
+        if on:
+            return f" It is on {', '.join(on)}."
+        if await self._redefine(vm):
+            return f" It is re-defined, stopped, on {vm.host} from its saved definition."
+        return " It could not be re-defined (no saved definition, or the host refused it)."
 
     def _movers(self) -> concurrent.futures.ThreadPoolExecutor:
         """Threads that carry migration jobs: a job blocks its thread for its whole

@@ -85,24 +85,27 @@ class VmPower:
         async def body(ctx: TaskContext) -> None:
             ctx.step(0)
             link, hv = self._live_link(vm)
-            ctx.log(f"{vm.name} is on {vm.host}")
-            ctx.step(1)
-            boots = self._boots.get(vm.uuid, 0)
-            try:
-                await self._lv(link, hv.act, vm.uuid, action)
-            except HypervisorError as exc:
-                raise TaskFailed(f"libvirt refused: {exc}") from exc
-            ctx.log(f"libvirt accepted {verb.lower()}")
-            if wait_for is not None:
-                ctx.step(2)
-                limit = self.shutdown_timeout if action == "shutdown" else 30.0
-                if action == "shutdown":
-                    ctx.log(f"Asked the guest to power off (ACPI); waiting up to {limit:.0f} s")
-                await self._wait_state(link, hv, vm.uuid, wait_for, limit, ctx)
-            elif action == "reboot":
-                ctx.step(2)
-                await self._wait_reboot(vm, boots, ctx)
-            await self._refresh_vm(link, hv, vm.uuid)
+            # The VM's lock on its host too: another console must not act on it
+            # meanwhile (a Force off may take it from the shutdown it supersedes).
+            async with self._locked_on_hosts(ctx, spec, [vm.host]):
+                ctx.log(f"{vm.name} is on {vm.host}")
+                ctx.step(1)
+                boots = self._boots.get(vm.uuid, 0)
+                try:
+                    await self._lv(link, hv.act, vm.uuid, action)
+                except HypervisorError as exc:
+                    raise TaskFailed(f"libvirt refused: {exc}") from exc
+                ctx.log(f"libvirt accepted {verb.lower()}")
+                if wait_for is not None:
+                    ctx.step(2)
+                    limit = self.shutdown_timeout if action == "shutdown" else 30.0
+                    if action == "shutdown":
+                        ctx.log(f"Asked the guest to power off (ACPI); waiting up to {limit:.0f} s")
+                    await self._wait_state(link, hv, vm.uuid, wait_for, limit, ctx)
+                elif action == "reboot":
+                    ctx.step(2)
+                    await self._wait_reboot(vm, boots, ctx)
+                await self._refresh_vm(link, hv, vm.uuid)
 
         return await self._on_io(self.journal.submit(spec, body))
 
@@ -134,19 +137,22 @@ class VmPower:
         async def body(ctx: TaskContext) -> None:
             ctx.step(0)
             link, hv = self._live_link(vm)
-            ctx.log(f"{vm.name} is on {vm.host}; was {vm.strategy.value}"
-                    + (f", home {vm.home}" if vm.home else ""))
-            ctx.step(1)
-            try:
-                await self._lv(link, hv.set_placement, vm.uuid, new_strategy, new_home)
-            except HypervisorError as exc:
-                raise TaskFailed(f"libvirt refused: {exc}") from exc
-            ctx.step(2)
-            await self._refresh_vm(link, hv, vm.uuid)
-            now = self._vms.get(vm.uuid)
-            if now is None or (now.strategy, now.home) != (new_strategy, new_home):
-                raise TaskFailed(f"{vm.host} does not show the new placement of {vm.name}")
-            ctx.log(f"{vm.host} shows {what}")
+            # The VM's lock on its host too: another console must not act on it
+            # meanwhile (a Force off may take it from the shutdown it supersedes).
+            async with self._locked_on_hosts(ctx, spec, [vm.host]):
+                ctx.log(f"{vm.name} is on {vm.host}; was {vm.strategy.value}"
+                        + (f", home {vm.home}" if vm.home else ""))
+                ctx.step(1)
+                try:
+                    await self._lv(link, hv.set_placement, vm.uuid, new_strategy, new_home)
+                except HypervisorError as exc:
+                    raise TaskFailed(f"libvirt refused: {exc}") from exc
+                ctx.step(2)
+                await self._refresh_vm(link, hv, vm.uuid)
+                now = self._vms.get(vm.uuid)
+                if now is None or (now.strategy, now.home) != (new_strategy, new_home):
+                    raise TaskFailed(f"{vm.host} does not show the new placement of {vm.name}")
+                ctx.log(f"{vm.host} shows {what}")
 
         async def run() -> Task:
             task = await self.journal.submit(spec, body)

@@ -250,7 +250,7 @@ class ScriptedHypervisor:
 
     def migrate(self, uuid: str, dest: "ScriptedHypervisor", *, bandwidth_mib: int = 0,
                 auto_converge: bool = True, unsafe: bool = False,
-                copy_storage: bool = False) -> None:
+                copy_storage: bool = False, disks: list[str] = ()) -> None:
         self._alive()
         with self.world.lock:
             vm = self._dom(uuid)
@@ -322,10 +322,17 @@ class ScriptedHypervisor:
             self.h.vms[vm.uuid] = vm
         self.world._fire(self.h, vm.uuid, LIFECYCLE, 0)           # defined
 
+    def disk_formats(self, uuid: str) -> dict[str, str]:
+        self._alive()
+        return {d.target: "qcow2" if d.source.endswith(".qcow2") else "raw"
+                for d in self._dom(uuid).disks}
+
     def undefine(self, uuid: str) -> None:
         self._alive()
         with self.world.lock:
-            self._dom(uuid)
+            if self._dom(uuid).state.active:    # as the engine's adapter refuses it
+                raise HypervisorError(f"{self.h.vms[uuid].name} is running on "
+                                      f"{self.h.name}; not undefined")
             self.h.vms.pop(uuid)
         self.world._fire(self.h, uuid, LIFECYCLE, 1)
 

@@ -165,7 +165,8 @@ class VmStore:
                      vm.host, self._vms[vm.uuid].host)
             return
         old = self._vms.get(vm.uuid)
-        self._save_definitions([vm])
+        if save:            # (a full re-read saved them all at once already)
+            self._save_definitions([vm])
         vm = replace(vm, stale=not self._live(vm.cluster, vm.host), definition="")
         if old is not None and (old.cluster, old.host) != (vm.cluster, vm.host):
             self._unindex(old)

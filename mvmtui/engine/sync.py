@@ -153,8 +153,7 @@ class HostSync:
         if link.hv is not hv:
             return False
         self._apply_contents(link.key, *contents)
-        if state is not None and state != self._hosts[link.key].maintenance:
-            self._set_host(link.key, maintenance=state)
+        self._apply_host_state(link.key, state)
         return True
 
     async def refresh(self, cluster: str | None = None) -> None:

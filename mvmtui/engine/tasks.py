@@ -84,6 +84,12 @@ class TaskContext:
         self._step: int | None = None
         self._cancellable = False
         self._checkpoint: dict = {}
+        self.took_over: list[int] = []      # waiting tasks this one superseded
+
+    @property
+    def data(self) -> dict:
+        """The checkpoint as this task wrote it so far."""
+        return dict(self._checkpoint)
 
     def checkpoint(self, **data) -> None:
         """Record what a resume or rollback would need to know (and live figures),
@@ -233,7 +239,8 @@ class Journal:
                 names.append(f"{t.title} (task {tid}{by})")
         return "; ".join(dict.fromkeys(names))
 
-    def _take_over(self, spec: TaskSpec, tid: int, held: list[tuple[str, int]]) -> bool:
+    def _take_over(self, spec: TaskSpec, tid: int, held: list[tuple[str, int]],
+                   ctx: "TaskContext") -> bool:
         """Supersede the waiting tasks that hold our locks, if this kind may."""
         holders = {task_id for _, task_id in held}
         tasks = [self.inv.task(h) for h in holders]
@@ -247,6 +254,7 @@ class Journal:
                 return False
             self.inv.add_log(tid, now, "info", f"Took over from {t.title} (task {t.id}), "
                                                f"which was waiting")
+            ctx.took_over.append(t.id)
             self.emit_task(t.id)
         return not self.inv.take_locks(tid, [r for r in spec.locks
                                              if r not in {x for x, _ in held}], now)
@@ -267,7 +275,7 @@ class Journal:
             # A holder whose process died (a killed CLI) is closed, then we try again.
             if held and any([self._recover_if_dead(h) for h in {h for _, h in held}]):
                 held = self.inv.take_locks(tid, spec.locks, now)
-            if held and not self._take_over(spec, tid, held):
+            if held and not self._take_over(spec, tid, held, ctx):
                 holders = self._holders(held)
                 msg = (f"refused: {spec.target_name} is busy with {holders}; wait for it "
                        f"to finish, or cancel it (History, or `mvmtui task cancel ID`)")

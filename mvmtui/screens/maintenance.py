@@ -420,7 +420,9 @@ class TypeNameScreen(ModalScreen[Task | None]):
     async def _enter(self, typed: str) -> None:
         engine = self.app.engine  # type: ignore[attr-defined]
         try:
-            task = await engine.enter_maintenance(self.cluster, self.host, confirm=typed)
+            # What was shown is what runs: the engine refuses if the plan changed since.
+            task = await engine.enter_maintenance(self.cluster, self.host, confirm=typed,
+                                                  expect=self.preview)
         except (EngineError, Busy, InventoryError) as exc:
             self.refuse(str(exc))
             return

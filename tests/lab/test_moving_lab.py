@@ -339,8 +339,13 @@ def test_a_source_lost_mid_migration_is_settled_when_it_answers_again(lab_cluste
         t = asyncio.run(eng.wait_task(task.id))
         assert t.status is TaskStatus.FAILED and "kvm-03 did not answer" in t.error, t.error
         lab.revive("kvm-03")
-        t, _ = wait_for(lambda: (x := eng.task(task.id)).checkpoint.get("recovered") and x,
-                        90, 0.2)
+        try:
+            t, _ = wait_for(lambda: (x := eng.task(task.id)).checkpoint.get("recovered")
+                            and x, 90, 0.2)
+        except AssertionError:
+            raise AssertionError([(x.id, x.kind, x.status.value, x.error, x.checkpoint,
+                                   [g.message for g in eng.task(x.id).logs])
+                                  for x in eng.tasks(limit=3)]) from None
         assert t.status is TaskStatus.ROLLED_BACK, t.error
         assert "still on kvm-03" in t.error
         on = [h for h in ("kvm-01", "kvm-02", "kvm-03")
