@@ -562,9 +562,17 @@ def cmd_task_show(args) -> int:
         if args.json:
             _dump([t])
             return OK
-        print(f"task {t.id}: {t.title} [{t.status.value}] on {t.cluster}/{t.host}")
+        print(f"task {t.id}: {t.title} [{t.status.value}] on {t.cluster}/{t.host}"
+              + (f" (part of task {t.parent})" if t.parent else ""))
         if t.error:
             print(f"error: {t.error}")
+        if t.params:
+            print("asked: " + ", ".join(f"{k}={v}" for k, v in t.params.items()))
+        shown = {k: v for k, v in t.checkpoint.items() if k not in ("progress", "moved")}
+        if shown:
+            print("checkpoint: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+        for c in eng.task_children(t.id):
+            print(f"  task {c.id}: {c.title}: {c.status.value}")
         for s in t.steps:
             print(f"  step {s.index + 1}: {s.name}: {s.status.value}")
         for line in t.logs:

@@ -444,7 +444,7 @@ class Inventory:
     # ---- tasks (the journal) ----------------------------------------------
     def create_task(self, t: Task, params: dict | None = None, owner: str = "") -> int:
         row = {k: getattr(t, k) for k in Task.__dataclass_fields__
-               if k not in ("id", "steps", "logs")}
+               if k not in ("id", "steps", "logs", "params")}
         row["status"] = t.status.value
         row["checkpoint"] = json.dumps(t.checkpoint)
         row["owner"] = owner
@@ -505,7 +505,10 @@ class Inventory:
     @staticmethod
     def _task(r: dict, steps=(), logs=()) -> Task:
         r = dict(r)
-        r.pop("params", None)
+        try:
+            r["params"] = json.loads(r.get("params") or "{}")
+        except ValueError:
+            r["params"] = {}
         r.pop("owner", None)
         r["status"] = TaskStatus(r["status"])
         r["error"] = r["error"] or ""

@@ -244,6 +244,7 @@ class Task:
     cancellable: bool = False        # running, and stopping it now is safe (a wait)
     cancel_requested: str = ""       # why someone asked it to stop (it stops soon)
     parent: int | None = None        # the task it is part of (an evacuation's move)
+    params: dict = field(default_factory=dict)   # what was asked (source, target, …)
     # Per-step data a resume or rollback needs (source, target, what was done), and
     # live figures (a migration's progress); JSON in the inventory.
     checkpoint: dict = field(default_factory=dict, compare=True)

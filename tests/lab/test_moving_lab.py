@@ -356,3 +356,64 @@ def test_a_source_lost_mid_migration_is_settled_when_it_answers_again(lab_cluste
         if not lab.init_pid(lab.host("kvm-03")):
             lab.revive("kvm-03")
         eng.stop()
+
+
+def test_a_cli_killed_mid_evacuation_is_resumed_by_the_next_console(lab_cluster):
+    """`host maintenance enter --yes` dies with its moves running; the next console
+    settles the interrupted moves and resumes the evacuation until the host is empty."""
+    from mvmtui.engine import Engine
+    from mvmtui.engine.model import ENTERING
+    lab = lab_cluster.lab
+    _slow(lab_cluster, 4)
+    env = {**os.environ, "MVMTUI_INVENTORY": str(lab_cluster.inventory)}
+    cli = [sys.executable, "-m", "mvmtui"]
+    eng = Engine(lab_cluster.inventory, reconnect_interval=0.5)
+    eng.start()
+    try:
+        eng.call(eng.wait_ready(timeout=15))
+        for name in ("db-02", "cache-01"):
+            _running(eng, name, lab_cluster.name)
+        eng.stop()
+        eng = None
+        p = subprocess.Popen(cli + ["host", "maintenance", "enter", "kvm-02", "--yes"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        from mvmtui.engine import Inventory
+        inv = Inventory(lab_cluster.inventory)
+        try:
+            wait_for(lambda: any(t.kind == "vm.migrate" and t.status is TaskStatus.RUNNING
+                                 for t in inv.tasks(limit=5)), 60, 0.2)
+        finally:
+            inv.close()
+        time.sleep(1.0)
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=10)
+        _slow(lab_cluster, 0)
+        eng = Engine(lab_cluster.inventory, reconnect_interval=0.5)
+        eng.start()
+        eng.call(eng.wait_ready(timeout=15))
+        assert eng.host(lab_cluster.name, "kvm-02").maintenance == ENTERING   # from the host
+        parent = next(t for t in eng.tasks(limit=20) if t.kind == "host.maintenance.enter")
+        t, _ = wait_for(lambda: (x := eng.task(parent.id)).checkpoint.get("recovered")
+                        and x, 90, 0.2)
+        assert "resumed as task" in t.logs[-1].message, t.logs[-1].message
+        resumed = int(t.logs[-1].message.rsplit(" ", 1)[1])
+        done = asyncio.run(eng.wait_task(resumed))
+        assert done.status is TaskStatus.SUCCEEDED, done.error
+        assert eng.host(lab_cluster.name, "kvm-02").maintenance == IN_MAINTENANCE
+        assert lab.virsh("kvm-02", "list", "--name").stdout.split() == []
+        for name in ("db-02", "cache-01"):                 # each on exactly one host
+            on = [h for h in ("kvm-01", "kvm-02", "kvm-03")
+                  if name in lab.virsh(h, "list", "--all", "--name").stdout.split()]
+            assert len(on) == 1 and on[0] != "kvm-02", (name, on)
+    finally:
+        _slow(lab_cluster, 0)
+        if eng is None:
+            eng = Engine(lab_cluster.inventory, reconnect_interval=0.5)
+            eng.start()
+            eng.call(eng.wait_ready(timeout=15))
+        if eng.host(lab_cluster.name, "kvm-02").maintenance:
+            back = asyncio.run(eng.wait_task(asyncio.run(
+                eng.leave_maintenance(lab_cluster.name, "kvm-02", bring_back=True)).id))
+            assert back.status is TaskStatus.SUCCEEDED, back.error
+        eng.stop()
