@@ -6,7 +6,7 @@ client-driven migration; QEMU streams memory straight from host to host). Chosen
 because it needs no host-to-host trust: the admin box already reaches every host,
 while peer-to-peer would need each libvirtd to log into the others. If the console
 dies mid-way, libvirt aborts the job and the VM keeps running on its source, which
-is what the next start's recovery then finds and records (see recover_moves).
+is what the next console's recovery then finds and records (recovery.py).
 
 Every move is a task ("vm.migrate", "vm.move") holding the VM's lock, and its
 success is what the destination then shows, not libvirt accepting the call.
@@ -27,7 +27,6 @@ from .tasks import TaskContext, TaskFailed, TaskSpec, TaskStopped
 log = logging.getLogger("mvmtui.migration")
 
 PROGRESS_POLL = 0.5          # seconds between looks at a running migration's job stats
-OFFLINE_SHUTDOWN_WAIT = 90.0
 
 
 class Migration:

@@ -7,7 +7,6 @@ their index by host, stale flags, inventory writes (_persist) and the event log.
 from __future__ import annotations
 
 import hashlib
-
 import logging
 import sqlite3
 from dataclasses import replace

@@ -3,7 +3,10 @@ starts, with its steps, log lines, progress, outcome and who started it, holding
 locks on what it touches.
 
 - A task the console was running when it died is found at the next start and marked
-  interrupted (its locks released), so nothing half-done goes unrecorded.
+  interrupted (its locks released), so nothing half-done goes unrecorded; for the
+  kinds that move VMs, recovery.py then finishes or undoes it from what hosts show.
+- A task may be part of another (`parent`: an evacuation's moves) and keeps its
+  parameters and checkpoints (what a resume or rollback needs) in the inventory.
 - A task runs detached from whoever asked for it (`submit`, then `wait`); it can be
   cancelled while it only waits (`cancel`, from any process on the same inventory:
   the owner polls the request), and a newer task may supersede a waiting one on the
