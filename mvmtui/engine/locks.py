@@ -58,16 +58,24 @@ class SshLocks:
         return await sshmod.run(self.conn, script, timeout=10)
 
     async def take(self, resource: str, record: dict) -> dict | None:
-        """None if taken now; else the holder's record (with its "age" in seconds)."""
+        """None if taken now; else the holder's record (with its "age" in seconds).
+        A file that its holder removes just as we look is tried again."""
         f = f"{LOCK_DIR}/locks/{_file(resource)}"
         rec = shlex.quote(json.dumps(record, sort_keys=True))
-        out = await self._sh(
-            f"mkdir -p {LOCK_DIR}/locks && if (set -C; printf %s {rec} > {f}) 2>/dev/null; "
-            f"then echo TAKEN; else echo HELD $(( $(date +%s) - $(stat -c %Y {f} "
-            f"2>/dev/null || date +%s) )); cat {f} 2>/dev/null; fi")
-        head, _, body = out.partition("\n")
-        if head.strip() == "TAKEN":
-            return None
+        for _ in range(3):
+            out = await self._sh(
+                f"mkdir -p {LOCK_DIR}/locks && if (set -C; printf %s {rec} > {f}) "
+                f"2>/dev/null; then echo TAKEN; else echo HELD $(( $(date +%s) - "
+                f"$(stat -c %Y {f} 2>/dev/null || date +%s) )); cat {f} 2>/dev/null; "
+                f"fi; true")
+            head, _, body = out.partition("\n")
+            if head.strip() == "TAKEN":
+                return None
+            if body.strip():
+                break
+        else:
+            return {"holder": "unknown", "title": "a lock that keeps changing", "age": 0.0,
+                    "raw": ""}
         try:
             holder = json.loads(body or "{}")
         except ValueError:
