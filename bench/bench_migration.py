@@ -1,7 +1,7 @@
 """Live migration on the real lab: through the engine vs a raw libvirt managed
 migration of the same VM, interleaved in one run (issue 7's goal: ≤ 1.1×), and the
 evacuation of a 3-VM host (wall time, and each VM's longest pause as its disk counter
-shows it: the guest writes every 0.2 s, so that is the resolution).
+shows it: the guest writes every 0.5 s, so that is the resolution).
 
     .venv/bin/python bench/bench_migration.py [ROUNDS]
 

@@ -230,7 +230,8 @@ class Migration:
                    else "") + (f", at most {downtime} ms downtime" if downtime else "") + ")")
         started = time.monotonic()
         try:
-            stopped = await self._follow_job(ctx, job, vm, src_link, src, downtime)
+            stopped = await self._follow_job(ctx, job, vm, src_link, src, downtime,
+                                             dst_link, dst)
         except asyncio.CancelledError:
             # The engine stops (console closing): abort the job rather than leave it
             # to libvirt's cleanup, which can leave the guest paused on its source.
@@ -265,13 +266,23 @@ class Migration:
         ctx.log(f"Migrated in {took:.1f} s")
 
     async def _follow_job(self, ctx: TaskContext, job, vm: Vm, src_link, src,
-                          downtime: int) -> TaskStopped | None:
-        """Until the job ends: its progress into the task, a cancel into abortJob.
-        Returns the stop request that aborted it, if any."""
+                          downtime: int, dst_link, dst) -> TaskStopped | None:
+        """Until the job ends: its progress into the task, a cancel into abortJob, and
+        a destination that is lost meanwhile too (its stream would otherwise stall in
+        TCP retries for many minutes). Returns the stop request that aborted it."""
         stopped: TaskStopped | None = None
         downtime_set = not downtime
+        dest_lost = False
         with ctx.cancellable():
             while not job.done():
+                if not dest_lost and dst_link.hv is not dst:
+                    dest_lost = True
+                    ctx.log(f"{dst_link.key[1]} stopped answering: aborting the migration",
+                            "warning")
+                    try:
+                        await self._lv(src_link, src.abort_job, vm.uuid)
+                    except HypervisorError as exc:
+                        ctx.log(f"libvirt did not abort: {exc}", "warning")
                 try:
                     ctx.check_stop()
                 except TaskStopped as stop:
