@@ -657,13 +657,21 @@ class MvmApp(App):
         self.notify(f"Refreshed {where}{note}.")
 
     # -- VM actions -----------------------------------------------------------------------
+    def changes_refused(self, what: str) -> str:
+        """Why no change can be made in this session ("" when it can): read-only or
+        offline, in the engine's words."""
+        if self.engine.readonly:
+            return str(ReadOnly(what))
+        if self.engine.offline:
+            return str(Offline(what))
+        return ""
+
     def refusal(self, vm: Vm | None, action: str) -> str:
         """Why this action cannot be offered now ("" when it can)."""
         verb = VM_ACTIONS[action][0]
-        if self.engine.readonly:
-            return str(ReadOnly(f"{verb.lower()} of a VM"))
-        if self.engine.offline:
-            return str(Offline(f"{verb.lower()} of a VM"))
+        why = self.changes_refused(f"{verb.lower()} of a VM")
+        if why:
+            return why
         if vm is None:
             return ""
         if action not in self.engine.vm_actions(vm):

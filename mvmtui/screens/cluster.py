@@ -18,7 +18,7 @@ from ..widgets.fast_table import FastTable
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen, capacity_note, show_capacity
-from .maintenance import host_maintenance, maintenance_binding, moved_counts
+from .maintenance import host_maintenance, maintenance_binding
 from .rows import HOST_COLUMNS, TASK_COLUMNS, VM_COLUMNS, host_cells, vm_cells
 from .vm_actions import vm_action_bindings
 
@@ -175,7 +175,7 @@ class ClusterScreen(ConsoleScreen):
             c[1] += 1
         self.query_one("#hosts", Listing).set_rows(
             [(h.name, host_cells(h, now, pal, *counts.get(h.name, (0, 0)),
-                                 moved=moved_counts(self.engine, h)))
+                                 moved=self.engine.maintenance_progress(h.cluster, h.name)))
              for h in hosts])
 
     def _load_summary(self, s: ClusterSummary, hosts: list[Host], vms: list[Vm]) -> None:

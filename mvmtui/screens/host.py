@@ -17,7 +17,7 @@ from ..widgets.fast_table import FastTable
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import STALE_FIGURES, Changes, ConsoleScreen, show_capacity
-from .maintenance import host_maintenance, maintenance_binding, moved_counts
+from .maintenance import host_maintenance, maintenance_binding
 from .rows import (STORAGE_COLUMNS, TASK_COLUMNS, VM_COLUMNS, datastore_cells, facts_table,
                    host_state_text, network_cells, vm_cells)
 from .vm_actions import vm_action_bindings
@@ -75,7 +75,7 @@ class HostScreen(ConsoleScreen):
         vms = sorted(self.engine.vms(self.cluster, host=h.name), key=lambda v: v.name)
         address = h.address if h.port == 22 else f"{h.address}:{h.port}"
         self.query_one("#facts", Static).update(facts_table([
-            ("Status", host_state_text(h, now, pal, moved_counts(self.engine, h))),
+            ("Status", host_state_text(h, now, pal, self.engine.maintenance_progress(h.cluster, h.name))),
             ("Hostname", fmt.or_dash(h.hostname)),
             ("Address", address),
             ("CPU", f"{h.cpus or fmt.DASH} × {h.cpu_model or 'unknown model'}"),

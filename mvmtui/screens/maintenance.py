@@ -20,7 +20,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from ..engine.errors import Busy, EngineError, InventoryError, NotFound, Offline, ReadOnly
+from ..engine.errors import Busy, EngineError, InventoryError, NotFound
 from ..engine.model import (ENTERING, IN_MAINTENANCE, Host, HostStatus, MaintenancePreview,
                             MoveRow, Task, Vm)
 from ..widgets.fast_table import Column, FastTable
@@ -43,30 +43,18 @@ MOVE_COLUMNS = [
 
 
 # ---- the host's row while it enters ------------------------------------------------
-def entering_task(engine, cluster: str, host: str) -> Task | None:
-    """The unfinished task that puts this host into maintenance, with its steps."""
-    return engine.maintenance_task(cluster, host)
-
-
-def moved_counts(engine, host: Host) -> tuple[int, int] | None:
-    """(VMs moved or tried, VMs to move) of a host entering maintenance now."""
-    return engine.maintenance_progress(host.cluster, host.name)
-
-
 def host_maintenance(app: App, host: Host | None) -> None:
     """m on a host: the preview of entering or leaving maintenance; while the host is
     entering, the task that does it."""
     engine = app.engine  # type: ignore[attr-defined]
     if host is None:
         return
-    if engine.readonly:
-        app.notify(str(ReadOnly("maintenance")), severity="error")
-        return
-    if engine.offline:
-        app.notify(str(Offline("maintenance")), severity="error")
+    why = app.changes_refused("maintenance")  # type: ignore[attr-defined]
+    if why:
+        app.notify(why, severity="error")
         return
     if host.maintenance == ENTERING:
-        task = entering_task(engine, host.cluster, host.name)
+        task = engine.maintenance_task(host.cluster, host.name)
         if task is not None:
             app.open_task(task.id)  # type: ignore[attr-defined]
             return

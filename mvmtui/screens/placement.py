@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Checkbox, OptionList, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
-from ..engine.errors import Busy, EngineError, InventoryError, NotFound, Offline, ReadOnly
+from ..engine.errors import Busy, EngineError, InventoryError, NotFound
 from ..engine.model import HostFit, MoveRequest, Strategy, TaskStatus, Vm, VmState
 from ..widgets import format as fmt
 from ..widgets.footer import KeysBar
@@ -37,12 +37,9 @@ STRATEGY_WORDS = {
 
 def manage_placement(app: App, vm: Vm | None) -> None:
     """P (or the palette) on a VM: the dialog, unless no change can be made here."""
-    engine = app.engine  # type: ignore[attr-defined]
-    if engine.readonly:
-        app.notify(str(ReadOnly("changing a VM's placement")), severity="error")
-        return
-    if engine.offline:
-        app.notify(str(Offline("changing a VM's placement")), severity="error")
+    why = app.changes_refused("changing a VM's placement")  # type: ignore[attr-defined]
+    if why:
+        app.notify(why, severity="error")
         return
     if vm is None:
         return
