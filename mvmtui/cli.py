@@ -196,7 +196,7 @@ def _engine(args, *, online: bool) -> Engine:
     eng.start(clusters=clusters)
     try:
         if not eng.offline:
-            eng.call(eng.wait_ready(timeout=getattr(args, "wait", 10.0)))
+            eng.call(eng.wait_ready(timeout=getattr(args, "wait", 10.0), complete=True))
     except BaseException:
         eng.stop()
         raise

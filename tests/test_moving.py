@@ -226,8 +226,8 @@ def test_an_interrupted_move_of_a_vm_neither_host_lists_re_defines_it(tmp_path, 
     path = _inventory(tmp_path / "inv.db", hosts=("hv-1", "hv-2", "hv-3"))
     vm = world.hosts[("sim", "hv-1")].vms.pop(A)
     inv = Inventory(path)
-    inv.save_definition(vm.__class__(**{**vm.__dict__, "host": "hv-1", "cluster": "sim",
-                                        "definition": _definition(vm)}), "x", 0.0)
+    inv.save_definitions([(vm.__class__(**{**vm.__dict__, "host": "hv-1", "cluster": "sim",
+                                          "definition": _definition(vm)}), "x", 0.0)])
     inv.close()
     tid = _dead_move(path, A, "web-01", "hv-1", "hv-2")
     eng = _engine(path, world)

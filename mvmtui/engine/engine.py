@@ -53,6 +53,7 @@ from .power import VmPower
 from .store import VmStore
 from .sync import HostSync
 from .tasks import Journal, JournalFollower
+from .writer import InventoryWriter
 
 # Names that lived here before the rooms: callers still import them from here.
 from .links import LIBVIRT_SOCKET, LIBVIRT_TIMEOUT, _Link
@@ -100,6 +101,10 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         # Boots seen per VM (reboot events, starts): how a reboot is confirmed.
         self._boots: dict[str, int] = {}
         self._mover_pool = None     # threads for migration jobs (migration._movers)
+        self._writer: InventoryWriter | None = None   # bulk writes, from start()
+        # Per live host: VMs whose definition is still to be read after the fast
+        # listing (sync._read_details_later); read from any thread.
+        self._details_pending: dict[tuple[str, str], int] = {}
         self._moving: set[str] = set()   # VMs in a live migration now (not re-read)
         self._jobs: dict[int, int] = {}  # id(hypervisor) -> migration jobs using it
         # Finish or undo what a dead console left half done (recovery.py): engines
@@ -149,6 +154,7 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         if not self.readonly:
             self.journal.recover()
         self._runtime = tempfile.mkdtemp(prefix="mvmtui-")
+        self._writer = InventoryWriter()
         ready = threading.Event()
 
         def run():
@@ -188,6 +194,9 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         self._thread.join(timeout=5)
         self._thread = None
         shutil.rmtree(self._runtime, ignore_errors=True)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.stop()
         self.inv.close()
 
     async def _cancel_recoveries(self) -> None:

@@ -284,6 +284,38 @@ class LibvirtHypervisor:
                     raise  # a domain that vanished mid-listing is simply gone
         return out
 
+    def summaries(self) -> list[Vm]:
+        """Every VM's name, state, vCPUs and memory, without its definition: what a
+        table's first page needs, at the cost of a listing (no XML read or parsed).
+        config_at is None: `details` reads the rest."""
+        now = self.clock()
+        out = []
+        for dom in self._c().listAllDomains(0):
+            try:
+                state, max_kib, mem_kib, vcpus, _cpu = dom.info()
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
+                continue
+            out.append(Vm(cluster=self.cluster, host=self.host, uuid=dom.UUIDString(),
+                          name=dom.name(), state=_STATES.get(state, VmState.UNKNOWN),
+                          vcpus=vcpus, memory_mib=mem_kib // 1024,
+                          max_memory_mib=max_kib // 1024, seen_at=now))
+        return out
+
+    def details(self, uuids: list[str]) -> list[Vm]:
+        """These VMs in full (those gone meanwhile are left out)."""
+        now = self.clock()
+        out = []
+        c = self._c()
+        for uuid in uuids:
+            try:
+                out.append(self._vm(c.lookupByUUIDString(uuid), now))
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
+        return out
+
     def vm(self, uuid: str) -> Vm | None:
         try:
             return self._vm(self._c().lookupByUUIDString(uuid), self.clock())

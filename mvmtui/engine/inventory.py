@@ -8,6 +8,7 @@ refused with a clear error and left exactly as it was.
 """
 from __future__ import annotations
 
+import enum
 import json
 import os
 import sqlite3
@@ -171,6 +172,15 @@ def _check_existing(path: Path) -> int:
     return version
 
 
+def _column_value(v):
+    """A Vm field as the vms table keeps it (enums by value, booleans as 0/1)."""
+    if isinstance(v, enum.Enum):
+        return v.value
+    if isinstance(v, bool):
+        return int(v)
+    return v
+
+
 class Inventory:
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else default_path()
@@ -294,8 +304,8 @@ class Inventory:
         history. Returns how many tasks went."""
         with self.transaction():
             uuids = [r["uuid"] for r in self._rows("SELECT uuid FROM vms WHERE cluster=?", [name])]
-            for u in uuids:
-                self._delete_vm_rows(u)
+            for i in range(0, len(uuids), self.CHUNK):
+                self._delete_vm_rows(uuids[i:i + self.CHUNK])
             for t in ("hosts", "networks", "datastores", "events", "metric_samples",
                       "cluster_policy"):
                 self.conn.execute(f"DELETE FROM {t} WHERE cluster=?", [name])
@@ -312,9 +322,10 @@ class Inventory:
         """Forget hosts (and what was last known on them)."""
         with self.transaction():
             for name in names:
-                for r in self._rows("SELECT uuid FROM vms WHERE cluster=? AND host=?",
-                                    [cluster, name]):
-                    self._delete_vm_rows(r["uuid"])
+                uuids = [r["uuid"] for r in self._rows(
+                    "SELECT uuid FROM vms WHERE cluster=? AND host=?", [cluster, name])]
+                for i in range(0, len(uuids), self.CHUNK):
+                    self._delete_vm_rows(uuids[i:i + self.CHUNK])
                 for t in ("networks", "datastores"):
                     self.conn.execute(f"DELETE FROM {t} WHERE cluster=? AND host=?",
                                       [cluster, name])
@@ -347,35 +358,54 @@ class Inventory:
         return out
 
     # ---- VMs ---------------------------------------------------------------
-    def _delete_vm_rows(self, uuid: str) -> None:
+    # Bulk writes in plain SQL: sqlite-utils' per-row insert checks the table's
+    # existence and columns on each call (seconds at 10,000 VMs). Chunks of CHUNK VMs,
+    # one transaction each, so the journal's writes never wait long for the lock.
+    CHUNK = 500
+    _VM_COLS = tuple(k for k in Vm.__dataclass_fields__
+                     if k not in ("disks", "nics", "stale", "definition"))
+    _DISK_COLS = tuple(Disk.__dataclass_fields__)
+    _NIC_COLS = tuple(Nic.__dataclass_fields__)
+
+    def _delete_vm_rows(self, uuids: list[str]) -> None:
+        assert not isinstance(uuids, str)
+        marks = ",".join("?" * len(uuids))
         for t, col in (("vms", "uuid"), ("disks", "vm_uuid"), ("nics", "vm_uuid")):
-            self.conn.execute(f"DELETE FROM {t} WHERE {col}=?", [uuid])
+            self.conn.execute(f"DELETE FROM {t} WHERE {col} IN ({marks})", uuids)
 
     def save_vms(self, vms: Iterable[Vm]) -> None:
-        with self.transaction():
-            for vm in vms:
-                self._delete_vm_rows(vm.uuid)
-                row = {k: getattr(vm, k) for k in Vm.__dataclass_fields__
-                       if k not in ("disks", "nics", "stale", "definition")}
-                row["state"] = vm.state.value
-                row["strategy"] = vm.strategy.value
-                row["autostart"] = int(vm.autostart)
-                row["persistent"] = int(vm.persistent)
-                self.db["vms"].insert(row)
-                if vm.disks:
-                    self.db["disks"].insert_all(
-                        [dict(vm_uuid=vm.uuid, **{k: getattr(d, k) for k in Disk.__dataclass_fields__})
-                         for d in vm.disks])
-                if vm.nics:
-                    self.db["nics"].insert_all(
-                        [dict(vm_uuid=vm.uuid, **{k: getattr(n, k) for k in Nic.__dataclass_fields__})
-                         for n in vm.nics])
+        vms = list(vms)
+        cols = self._VM_COLS
+        vm_sql = f"INSERT INTO vms ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})"
+        disk_sql = (f"INSERT OR REPLACE INTO disks (vm_uuid,{','.join(self._DISK_COLS)}) "
+                    f"VALUES ({','.join('?' * (len(self._DISK_COLS) + 1))})")
+        nic_sql = (f"INSERT OR REPLACE INTO nics (vm_uuid,{','.join(self._NIC_COLS)}) "
+                   f"VALUES ({','.join('?' * (len(self._NIC_COLS) + 1))})")
+        for i in range(0, len(vms), self.CHUNK):
+            chunk = vms[i:i + self.CHUNK]
+            rows, disks, nics = [], [], []
+            for vm in chunk:
+                row = [getattr(vm, k) for k in cols]
+                rows.append([_column_value(v) for v in row])
+                disks += [(vm.uuid, *(getattr(d, k) for k in self._DISK_COLS))
+                          for d in vm.disks]
+                nics += [(vm.uuid, *(getattr(n, k) for k in self._NIC_COLS))
+                         for n in vm.nics]
+            with self.transaction():
+                self._delete_vm_rows([vm.uuid for vm in chunk])
+                self.conn.executemany(vm_sql, rows)
+                self.conn.executemany(disk_sql, disks)
+                self.conn.executemany(nic_sql, nics)
 
-    def save_definition(self, vm: Vm, digest: str, at: float) -> None:
-        with self._lock:
-            self.db["vm_definitions"].upsert(
-                {"uuid": vm.uuid, "cluster": vm.cluster, "host": vm.host,
-                 "xml": vm.definition, "digest": digest, "saved_at": at}, pk="uuid")
+    def save_definitions(self, rows: Iterable[tuple[Vm, str, float]]) -> None:
+        """(VM, digest of its XML, when read) for each VM whose XML changed."""
+        rows = [(vm.uuid, vm.cluster, vm.host, vm.definition, digest, at)
+                for vm, digest, at in rows]
+        for i in range(0, len(rows), self.CHUNK):
+            with self.transaction():
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO vm_definitions (uuid, cluster, host, xml, "
+                    "digest, saved_at) VALUES (?,?,?,?,?,?)", rows[i:i + self.CHUNK])
 
     def definition(self, uuid: str) -> tuple[str, str, float] | None:
         """(host it was read on, XML, when) of a VM's saved definition."""
@@ -388,9 +418,10 @@ class Inventory:
                 self._rows("SELECT uuid, digest FROM vm_definitions")}
 
     def delete_vms(self, uuids: Iterable[str]) -> None:
-        with self.transaction():
-            for u in uuids:
-                self._delete_vm_rows(u)
+        uuids = list(uuids)
+        for i in range(0, len(uuids), self.CHUNK):
+            with self.transaction():
+                self._delete_vm_rows(uuids[i:i + self.CHUNK])
 
     def vms(self, cluster: str | None = None, host: str | None = None) -> list[Vm]:
         where, p = [], []
@@ -672,7 +703,9 @@ class Inventory:
         per-VM samples (many more of them) after keep_vm_seconds."""
         with self.transaction():
             if rows:
-                self.db["metric_samples"].insert_all(rows)
+                self.conn.executemany(
+                    "INSERT INTO metric_samples (at, cluster, host, vm_uuid, metric, value) "
+                    "VALUES (:at, :cluster, :host, :vm_uuid, :metric, :value)", rows)
             if keep_seconds is not None and now is not None and now - self._pruned > 60:
                 self._pruned = now   # at most once a minute; `at` is indexed (schema v2)
                 self.conn.execute("DELETE FROM metric_samples WHERE at < ?",

@@ -40,6 +40,7 @@ class _Link:
     lv_lost: asyncio.Event | None = None   # set when libvirt is lost or stops answering
     locks: Any = None              # the host's lock files (locks.SshLocks / MemoryLocks)
     closer: asyncio.Task | None = None   # waits for the SSH connection to close
+    details: asyncio.Task | None = None  # reads the definitions the fast listing left out
 
 
 class HostLinks:
@@ -225,7 +226,7 @@ class HostLinks:
             if link.ssh is not None:
                 facts.update(await self._ssh_facts(link.ssh))
             _cpu, mem_used = await self._lv(link, hv.host_usage)  # primes CPU counters
-            contents = await self._read_contents(link, hv)
+            contents = await self._read_contents(link, hv, fast=True)
         except HypervisorError as exc:
             raise _LibvirtDown(f"libvirt failed during refresh: {exc}") from exc
         # Maintenance is what the host says (another console may have set it).
@@ -233,9 +234,12 @@ class HostLinks:
         await self._release_leftovers(key)
         if state is not None:
             facts["maintenance"] = state if state in (ENTERING, IN_MAINTENANCE) else ""
-        self._apply_contents(key, *contents)
+        # Stored as live (the host is marked up with no await in between): a VM
+        # just read is never shown "(stale)" while its host turns up.
+        self._apply_contents(key, *contents, live=True)
         self._set_host(key, status=HostStatus.UP, problem="", seen_at=self.clock(),
                        mem_used_mib=mem_used, **{k: v for k, v in facts.items() if k in Host.__dataclass_fields__})
+        self._read_details_later(link, hv, contents[2])
 
     async def _ssh_facts(self, conn) -> dict:
         """What libvirt does not say: the OS release and the CPU's marketing name."""
@@ -278,10 +282,13 @@ class HostLinks:
             from . import ssh as sshmod
             sshmod.abort(conn)
 
-    async def wait_ready(self, timeout: float = 15.0, cluster: str | None = None) -> None:
-        """Until every host has left 'connecting' (first contact done, either way)."""
+    async def wait_ready(self, timeout: float = 15.0, cluster: str | None = None,
+                         complete: bool = False) -> None:
+        """Until every host has left 'connecting' (first contact done, either way);
+        `complete`: and every live host's VM definitions are read too."""
         async def wait():
-            while any(h.status is HostStatus.CONNECTING for h in self.hosts(cluster)):
+            while any(h.status is HostStatus.CONNECTING or (complete and self._details_left(h))
+                      for h in self.hosts(cluster)):
                 await asyncio.sleep(0.05)
         try:
             await self._on_io(asyncio.wait_for(wait(), timeout))

@@ -6,7 +6,7 @@ the planner's view grows with placement rules and maintenance (issue 7).
 from __future__ import annotations
 
 from . import capacity
-from .errors import ReadOnly
+from .errors import EngineError, ReadOnly
 from .model import Capacity, ClusterPolicy, ClusterSummary, HostStatus, VmState
 
 
@@ -61,6 +61,12 @@ class ClusterOverview:
         from . import placement, policy as policies
         pol = self.policy(cluster)
         all_hosts = self.hosts(cluster)
+        reading = [f"{h.name} ({self._details_left(h)} left)" for h in all_hosts
+                   if self._details_left(h)]
+        if reading:   # their disks and placement rules decide where VMs may go
+            raise EngineError(f"Still reading VM definitions on {', '.join(reading)}: "
+                              f"placement needs their disks and rules. Try again in a "
+                              f"few seconds.")
         model_of = {h.name: h.cpu_model for h in all_hosts}
         hosts = [placement.HostSpec(
             name=h.name, cpus=h.cpus, memory_mib=h.memory_mib,

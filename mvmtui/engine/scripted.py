@@ -182,6 +182,15 @@ class ScriptedHypervisor:
         with self.world.lock:
             return [self._vm(v) for v in self.h.vms.values()]
 
+    def summaries(self) -> list[Vm]:
+        """Scripted hosts read everything at once: their listing is complete."""
+        return self.vms()
+
+    def details(self, uuids: list[str]) -> list[Vm]:
+        self._alive()
+        with self.world.lock:
+            return [self._vm(self.h.vms[u]) for u in uuids if u in self.h.vms]
+
     def vm(self, uuid: str) -> Vm | None:
         self._alive()
         with self.world.lock:

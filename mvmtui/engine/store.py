@@ -104,6 +104,19 @@ class VmStore:
             log.warning("inventory write failed (%s): %s", getattr(write, "__name__", write),
                         exc)
 
+    def _write_later(self, write: Callable, *args) -> None:
+        """A bulk write (VM rows, definitions, samples) for the writer thread, in
+        order; memory already holds what it writes (writer.py)."""
+        if self._writer is None:
+            self._persist(write, *args)
+        else:
+            self._writer.put(write, *args)
+
+    def _writes_done(self) -> None:
+        """Before reading back what was queued."""
+        if self._writer is not None:
+            self._writer.flush()
+
     def _set_host(self, key: tuple[str, str], **changes) -> Host:
         old = self._hosts.get(key)
         if old is None:
@@ -158,7 +171,9 @@ class VmStore:
         return (old is not None and (old.cluster, old.host) != (vm.cluster, vm.host)
                 and not vm.state.active)
 
-    def _put_vm(self, vm: Vm, save: bool = True) -> None:
+    def _put_vm(self, vm: Vm, save: bool = True, live: bool | None = None) -> None:
+        """`live`: whether its host is live, when the caller knows better than the
+        host's status (a host marked up just after its VMs are stored)."""
         if self._shadowed(vm):
             log.info("%s is defined, stopped, on %s too; kept the copy on %s", vm.name,
                      vm.host, self._vms[vm.uuid].host)
@@ -166,29 +181,35 @@ class VmStore:
         old = self._vms.get(vm.uuid)
         if save:            # (a full re-read saved them all at once already)
             self._save_definitions([vm])
-        vm = replace(vm, stale=not self._live(vm.cluster, vm.host), definition="")
+        if live is None:
+            live = self._live(vm.cluster, vm.host)
+        vm = replace(vm, stale=not live, definition="")
         if old is not None and (old.cluster, old.host) != (vm.cluster, vm.host):
             self._unindex(old)
         self._vms[vm.uuid] = vm
         self._index(vm)
         if save:
-            self._persist(self.inv.save_vms, [vm])
+            self._write_later(self.inv.save_vms, [vm])
         if old is None or replace(old, seen_at=None) != replace(vm, seen_at=None):
             self._emit(VmChanged(vm))
 
     def _save_definitions(self, vms: list[Vm]) -> None:
         """Keep each VM's XML as last read (a VM is re-defined elsewhere from it), when
         it changed; memory keeps only its digest."""
+        changed, now = [], self.clock()
         for vm in vms:
             if not vm.definition:
                 continue
             digest = hashlib.sha1(vm.definition.encode()).hexdigest()
             if self._def_digest.get(vm.uuid) != digest:
                 self._def_digest[vm.uuid] = digest
-                self._persist(self.inv.save_definition, vm, digest, self.clock())
+                changed.append((vm, digest, now))
+        if changed:
+            self._write_later(self.inv.save_definitions, changed)
 
     def saved_definition(self, uuid: str) -> tuple[str, str, float] | None:
         """(host it was read on, XML, when) of a VM's last saved definition."""
+        self._writes_done()
         return self.inv.definition(uuid)
 
     def _drop_vm(self, uuid: str) -> None:
@@ -196,9 +217,10 @@ class VmStore:
         if vm:
             self._unindex(vm)
             self._emit(VmRemoved(vm.cluster, uuid))
-            self._persist(self.inv.delete_vms, [uuid])
+            self._write_later(self.inv.delete_vms, [uuid])
 
-    def _replace_host_vms(self, key: tuple[str, str], vms: list[Vm]) -> None:
+    def _replace_host_vms(self, key: tuple[str, str], vms: list[Vm],
+                          live: bool | None = None) -> None:
         fresh = {v.uuid for v in vms}
         for uuid in [u for u in self._on_host.get(key, ()) if u not in fresh]:
             self._drop_vm(uuid)
@@ -207,10 +229,10 @@ class VmStore:
         # rewrite them all on this loop (2.7 s measured), where keepalives run.
         changed = [v for v in kept if _definition(v) != _definition(self._vms.get(v.uuid))]
         if changed:
-            self._persist(self.inv.save_vms, changed)
+            self._write_later(self.inv.save_vms, changed)
         self._save_definitions(kept)
         for v in kept:
-            self._put_vm(v, save=False)
+            self._put_vm(v, save=False, live=live)
 
 
 def _with_usage(vm: Vm, old: Vm | None) -> Vm:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from .adapter import LIFECYCLE, LIFECYCLE_STARTED, REBOOT, Hypervisor
 from .errors import HypervisorError
-from .model import Datastore, Network, Vm
-from .store import _with_usage
+from .model import Datastore, Host, HostStatus, Network, Vm
+from .store import _definition, _with_usage
 
 if TYPE_CHECKING:
     from .links import _Link
@@ -22,24 +22,85 @@ log = logging.getLogger("mvmtui.engine")
 
 HOST_SAMPLES_KEPT = 86400     # a day of host CPU/memory samples
 VM_SAMPLES_KEPT = 3600        # an hour of per-VM samples (there are many more VMs)
+DETAIL_CHUNK = 200            # definitions read per libvirt call after the fast listing
 
 
 class HostSync:
     """Mixin of Engine: reads from live hosts into the store (I/O loop)."""
 
-    async def _read_contents(self, link: _Link, hv: Hypervisor
+    async def _read_contents(self, link: _Link, hv: Hypervisor, fast: bool = False
                              ) -> tuple[list[Network], list[Datastore], list[Vm]]:
         """A host's networks, storage pools and VMs. VMs last: the caller applies them
         with no await in between, so an event handled meanwhile is never overwritten
-        by an older listing."""
+        by an older listing. `fast`: the VMs' listing only (state, vCPUs, memory),
+        their definitions left for `_read_details_later`."""
         nets = await self._lv(link, hv.networks)
         stores = await self._lv(link, hv.datastores)
-        return nets, stores, await self._lv(link, hv.vms)
+        if not fast:
+            return nets, stores, await self._lv(link, hv.vms)
+        vms = await self._lv(link, hv.summaries)
+        bare = [v.uuid for v in vms if v.config_at is None]
+        if bare and len(bare) <= DETAIL_CHUNK:   # a small host: no need to wait for more
+            full = {v.uuid: v for v in await self._lv(link, hv.details, bare)}
+            vms = [full.get(v.uuid, v) for v in vms]
+        return nets, stores, vms
 
     def _apply_contents(self, key: tuple[str, str], nets: list[Network],
-                        stores: list[Datastore], vms: list[Vm]) -> None:
-        self._replace_host_vms(key, vms)
+                        stores: list[Datastore], vms: list[Vm], live: bool | None = None
+                        ) -> None:
+        vms = [_with_known(v, self._vms.get(v.uuid)) for v in vms]
+        self._replace_host_vms(key, vms, live)
         self._persist(self.inv.replace_host_networks, key[0], key[1], nets, stores)
+
+    # ---- definitions after the fast listing --------------------------------------
+    def _read_details_later(self, link: _Link, hv: Hypervisor, listed: list[Vm]) -> None:
+        """Read in full the VMs the fast listing left without their definition (disks,
+        NICs, placement, CPU mode): in chunks, name order (the VMs table's first page
+        first), so an operator's call on this host waits one chunk at most. Until
+        done, the planner refuses to plan for the cluster (`_details_left`)."""
+        uuids = [v.uuid for v in sorted(listed, key=lambda v: v.name)
+                 if v.config_at is None]
+        if link.details is not None:
+            link.details.cancel()
+        if not uuids:
+            self._details_pending.pop(link.key, None)
+            return
+        self._details_pending[link.key] = len(uuids)
+        link.details = asyncio.get_running_loop().create_task(
+            self._read_details(link, hv, uuids))
+
+    async def _read_details(self, link: _Link, hv: Hypervisor, uuids: list[str]) -> None:
+        key = link.key
+        try:
+            for i in range(0, len(uuids), DETAIL_CHUNK):
+                vms = await self._lv(link, hv.details, uuids[i:i + DETAIL_CHUNK])
+                if link.hv is not hv:
+                    return
+                self._apply_details(key, vms)
+                self._details_pending[key] = max(0, len(uuids) - i - DETAIL_CHUNK)
+        except HypervisorError as exc:   # the next connect (or refresh) reads them
+            log.warning("%s: reading VM definitions failed: %s", key, exc)
+            return
+        self._details_pending.pop(key, None)
+
+    def _apply_details(self, key: tuple[str, str], vms: list[Vm]) -> None:
+        fresh = []
+        for vm in vms:
+            old = self._vms.get(vm.uuid)
+            if old is None or (old.cluster, old.host) != key or vm.uuid in self._moving:
+                continue   # gone or moved since the listing: its own read says more
+            fresh.append(_with_usage(vm, old))
+        changed = [v for v in fresh if _definition(v) != _definition(self._vms.get(v.uuid))]
+        if changed:
+            self._write_later(self.inv.save_vms, changed)
+        self._save_definitions(fresh)
+        for v in fresh:
+            self._put_vm(v, save=False)
+
+    def _details_left(self, host: Host) -> int:
+        """VMs of a live host whose definition is still to be read (any thread)."""
+        return self._details_pending.get((host.cluster, host.name), 0) \
+            if host.status is HostStatus.UP else 0
 
     def _domain_event(self, link: _Link, hv: Hypervisor, uuid: str, kind: str,
                       detail: int) -> None:
@@ -125,8 +186,8 @@ class HostSync:
                 if uuid in self._vms and not per_vm[uuid].state.active:
                     continue   # a stopped copy of a VM held on another host (rule 7)
                 self._queue_refresh(link, hv, uuid)            # defined without an event
-            self._persist(self.inv.add_samples, samples, HOST_SAMPLES_KEPT, now,
-                          VM_SAMPLES_KEPT)
+            self._write_later(self.inv.add_samples, samples, HOST_SAMPLES_KEPT, now,
+                              VM_SAMPLES_KEPT)
 
     async def _reconcile_loop(self, link: _Link) -> None:
         """The slow, complete pass: every reconcile_interval, re-read the host's VMs,
@@ -154,6 +215,9 @@ class HostSync:
             return False
         self._apply_contents(link.key, *contents)
         self._apply_host_state(link.key, state)
+        if link.details is not None:     # everything was just read in full
+            link.details.cancel()
+            self._details_pending.pop(link.key, None)
         return True
 
     async def refresh(self, cluster: str | None = None) -> None:
@@ -167,6 +231,17 @@ class HostSync:
                     self._set_host(link.key, seen_at=self.clock())
             await asyncio.gather(*(one(l) for l in links))
         await self._on_io(go())
+
+
+def _with_known(vm: Vm, known: Vm | None) -> Vm:
+    """A VM from the fast listing keeps what was known of its definition on the same
+    host (with the age of that reading, config_at) until its own is read."""
+    if vm.config_at is not None or known is None or known.config_at is None \
+            or (known.cluster, known.host) != (vm.cluster, vm.host):
+        return vm
+    return replace(known, name=vm.name, state=vm.state, vcpus=vm.vcpus,
+                   memory_mib=vm.memory_mib, max_memory_mib=vm.max_memory_mib,
+                   seen_at=vm.seen_at, stale=False)
 
 
 def _differs(vm: Vm, sample) -> bool:
