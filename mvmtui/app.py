@@ -457,6 +457,7 @@ class MvmApp(App):
         if screen is not None and screen.is_attached:
             try:
                 screen.tick()
+                self.engine.watch_vms(screen.vms_on_screen())
             except NoMatches:    # torn down between the check and the query (load)
                 pass
 

@@ -1067,7 +1067,7 @@ def test_a_confirmed_vm_shows_its_true_age_without_an_announcement(inventory_pat
         row = next(r for r in table._view if r.key == uuid_of(5))   # cache-01, shut off
         now[0] = FIXED + 120
         await pilot.pause(0.6)                   # a stats pass or two, nothing changes
-        assert eng.vm(uuid_of(5)).seen_at >= FIXED + 120
+        assert eng.vm_seen_at(uuid_of(5)) >= FIXED + 120
         assert row.cells[index].text(now[0]) == "0s ago"
 
     try:

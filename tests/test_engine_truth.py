@@ -106,7 +106,7 @@ def test_data_age_is_when_the_state_was_last_confirmed(tmp_path, world):
     try:
         assert eng.vm(U1).seen_at == 1000.0 and eng.vm(U1).config_at == 1000.0
         now[0] = 1010.0
-        _wait(lambda: eng.vm(U1).seen_at == 1010.0, 3)   # confirmed by the stats pass
+        _wait(lambda: eng.vm_seen_at(U1) == 1010.0, 3)   # confirmed by the stats pass
         assert eng.vm(U1).config_at == 1000.0             # the definition was not re-read
     finally:
         eng.stop()

@@ -47,7 +47,7 @@ from .locks import ClusterLocks
 from .maintenance import Maintenance
 from .migration import Migration
 from .recovery import Recovery
-from .model import Cluster, Event, Host, HostStatus, Task, TaskStatus, Vm
+from .model import Cluster, ClusterSummary, Event, Host, HostStatus, Task, TaskStatus, Vm
 from .overview import ClusterOverview
 from .power import VmPower
 from .store import VmStore
@@ -105,6 +105,14 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         # Per live host: VMs whose definition is still to be read after the fast
         # listing (sync._read_details_later); read from any thread.
         self._details_pending: dict[tuple[str, str], int] = {}
+        # Per live host: (when its last stats pass confirmed its VMs, the VMs it did
+        # not confirm); store.vm_seen_at reads it.
+        self._confirmed: dict[tuple[str, str], tuple[float, set[str]]] = {}
+        self._watched: frozenset[str] = frozenset()   # VMs on screen (sync.watch_vms)
+        # Bumped when a VM is added, removed or changes other than in its use figures:
+        # a cluster's summary (a pass over all its VMs) is computed again only then.
+        self._vm_version = 0
+        self._summaries: dict[str, tuple[tuple, ClusterSummary]] = {}
         self._moving: set[str] = set()   # VMs in a live migration now (not re-read)
         self._jobs: dict[int, int] = {}  # id(hypervisor) -> migration jobs using it
         # Finish or undo what a dead console left half done (recovery.py): engines

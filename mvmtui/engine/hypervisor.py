@@ -328,19 +328,31 @@ class LibvirtHypervisor:
         st, _ = self._c().lookupByUUIDString(uuid).state()
         return _STATES.get(st, VmState.UNKNOWN)
 
-    def stats(self) -> dict[str, VmSample]:
+    def stats(self, uuids: list[str] | None = None) -> dict[str, VmSample]:
         """Every VM's state, vCPUs, memory, CPU use and guest memory from one bulk call
-        (getAllDomainStats): cheap enough for every pass, and it confirms what the
-        tables show even where no event said a thing changed."""
+        (getAllDomainStats), or only those of `uuids` (domainListGetStats; one gone
+        meanwhile is left out): it confirms what the tables show even where no event
+        said a thing changed."""
         c = self._c()
         now = time.monotonic()
         flags = (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
                  | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU)
         out: dict[str, VmSample] = {}
-        prev, self._prev_cpu = self._prev_cpu, {}
-        records = c.getAllDomainStats(flags, 0)
-        for dom, rec in records:
-            uuid = dom.UUIDString()
+        if uuids is None:
+            prev, self._prev_cpu = self._prev_cpu, {}
+            records = [(dom.UUIDString(), rec) for dom, rec in c.getAllDomainStats(flags, 0)]
+        else:
+            prev = self._prev_cpu
+            doms = []
+            for uuid in uuids:
+                try:
+                    doms.append(c.lookupByUUIDString(uuid))
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+            records = ([(dom.UUIDString(), rec) for dom, rec in c.domainListGetStats(doms, flags, 0)]
+                       if doms else [])
+        for uuid, rec in records:
             state = _STATES.get(rec.get("state.state"), VmState.UNKNOWN)
             vcpus = rec.get("vcpu.current")
             cpu_ns = rec.get("cpu.time")

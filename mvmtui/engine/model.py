@@ -165,7 +165,9 @@ class Vm:
     nics: tuple[Nic, ...] = ()
     cpu_pct: float | None = None     # share of its own vCPUs, 0..100 (as host CPU %)
     mem_used_mib: int | None = None
-    seen_at: float | None = None     # when its state was last confirmed by its host
+    # When its state was last confirmed by its host on its own; a stats pass over the
+    # whole host confirms every VM at once without copying each: Engine.vm_seen_at.
+    seen_at: float | None = None
     stale: bool = False             # host is not live: this is last known state
     config_at: float | None = None   # when its whole definition was last read
     strategy: Strategy = Strategy.AUTO   # kept in the domain's own <metadata> too

@@ -18,9 +18,19 @@ class ClusterOverview:
     """Mixin of Engine: views over the store's hosts and VMs."""
 
     def summary(self, cluster: str) -> ClusterSummary:
+        """Counts, capacity and problems; computed again only when a host or a VM
+        changed (a console asks every second, and it is a pass over every VM)."""
         c = self.cluster(cluster)
         hosts = self.hosts(cluster)
-        vms = self.vms(cluster)
+        basis = (c, self._vm_version, tuple(hosts))
+        cached = self._summaries.get(cluster)
+        if cached is not None and cached[0] == basis:
+            return cached[1]
+        summary = self._summary(c, hosts, self.vms(cluster))
+        self._summaries[cluster] = (basis, summary)
+        return summary
+
+    def _summary(self, c, hosts, vms) -> ClusterSummary:
         problems = [f"{h.name}: {h.status.value}" + (f" — {h.problem}" if h.problem else "")
                     for h in hosts
                     if h.status not in (HostStatus.UP, HostStatus.CONNECTING)]

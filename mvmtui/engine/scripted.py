@@ -138,6 +138,7 @@ class ScriptedHypervisor:
         self.cluster, self.host = h.cluster, h.name
         self.on_event: Callable[[str, str, int], None] | None = None
         self.on_close: Callable[[int], None] | None = None
+        self.stats_calls: list[list[str] | None] = []   # what each pass asked (None: all)
 
     def _now(self) -> float:
         return self.world.clock()
@@ -204,13 +205,14 @@ class ScriptedHypervisor:
             raise HypervisorError(f"Domain not found: no domain with matching uuid '{uuid}'")
         return vm.state
 
-    def stats(self) -> dict[str, VmSample]:
+    def stats(self, uuids: list[str] | None = None) -> dict[str, VmSample]:
         self._alive()
         with self.world.lock:
+            self.stats_calls.append(None if uuids is None else list(uuids))
             return {u: VmSample(v.state, v.vcpus, v.memory_mib,
                                 v.cpu_pct if v.state.active else None,
                                 v.mem_used_mib if v.state.active else None)
-                    for u, v in self.h.vms.items()}
+                    for u, v in self.h.vms.items() if uuids is None or u in uuids}
 
     def networks(self) -> list[Network]:
         self._alive()

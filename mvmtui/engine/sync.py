@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from .adapter import LIFECYCLE, LIFECYCLE_STARTED, REBOOT, Hypervisor
 from .errors import HypervisorError
 from .model import Datastore, Host, HostStatus, Network, Vm
-from .store import _definition, _with_usage
+from .store import _definition, _with, _with_usage
 
 if TYPE_CHECKING:
     from .links import _Link
@@ -22,6 +22,7 @@ log = logging.getLogger("mvmtui.engine")
 
 HOST_SAMPLES_KEPT = 86400     # a day of host CPU/memory samples
 VM_SAMPLES_KEPT = 3600        # an hour of per-VM samples (there are many more VMs)
+FULL_PASS_VMS = 2000          # a host's VMs all sampled every stats pass up to this many
 DETAIL_CHUNK = 200            # definitions read per libvirt call after the fast listing
 
 
@@ -97,6 +98,11 @@ class HostSync:
         for v in fresh:
             self._put_vm(v, save=False)
 
+    def watch_vms(self, uuids) -> None:
+        """The VMs on screen now (any thread): sampled every stats pass, whatever the
+        host's size. The console says so once a second."""
+        self._watched = frozenset(uuids)
+
     def _details_left(self, host: Host) -> int:
         """VMs of a live host whose definition is still to be read (any thread)."""
         return self._details_pending.get((host.cluster, host.name), 0) \
@@ -142,18 +148,26 @@ class HostSync:
         self._put_vm(vm)
 
     async def _stats_loop(self, link: _Link) -> None:
-        """Every stats_interval: host usage and every VM's state, vCPUs, memory and
-        use in one bulk call. A VM whose figures differ from what we hold (a change
-        no event reported) is re-read in full; the rest are confirmed as of now."""
+        """Every stats_interval: host usage, and the state, vCPUs, memory and use of
+        the VMs on screen (`watch_vms`); every VM of the host in one bulk call every
+        pass up to FULL_PASS_VMS VMs, less often beyond (10,000 VMs: every 5th pass),
+        so sampling costs the same share of a core at any scale. A VM whose figures
+        differ from what we hold (a change no event reported) is re-read in full; the
+        rest are confirmed as of now."""
         key = link.key
+        passes = 0
         while True:
             await asyncio.sleep(self.stats_interval)
             hv = link.hv
             if hv is None:
                 return
+            held = self._on_host.get(key, {})
+            passes += 1
+            full = passes % max(1, -(-len(held) // FULL_PASS_VMS)) == 0
+            watched = None if full else [u for u in self._watched if u in held]
             try:
                 cpu, mem = await self._lv(link, hv.host_usage)
-                per_vm = await self._lv(link, hv.stats)
+                per_vm = await self._lv(link, hv.stats, watched) if full or watched else {}
             except Exception as exc:  # a failed sample must not end sampling
                 log.warning("%s: stats failed: %s", key, exc)
                 continue
@@ -168,26 +182,44 @@ class HostSync:
             if mem is not None:
                 samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=None,
                                     metric="mem_used_mib", value=mem))
-            held = set()
-            for vm in self._vms_on(key):
-                held.add(vm.uuid)
-                sample = per_vm.get(vm.uuid)
-                if sample is None or _differs(vm, sample):
-                    self._queue_refresh(link, hv, vm.uuid)   # gone, or changed unseen
-                    continue
-                # Confirmed by its host just now; only changes are announced.
-                self._put_vm(replace(vm, cpu_pct=sample.cpu_pct,
-                                     mem_used_mib=sample.mem_used_mib, seen_at=now),
-                             save=False)
-                if sample.cpu_pct is not None:
-                    samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=vm.uuid,
-                                        metric="cpu_pct", value=sample.cpu_pct))
-            for uuid in per_vm.keys() - held:
-                if uuid in self._vms and not per_vm[uuid].state.active:
-                    continue   # a stopped copy of a VM held on another host (rule 7)
-                self._queue_refresh(link, hv, uuid)            # defined without an event
+            samples += self._confirm_vms(link, hv, now, per_vm, full,
+                                         self._vms_on(key) if full else
+                                         [self._vms[u] for u in watched if u in self._vms])
+            if full:
+                for uuid in per_vm.keys() - held.keys():
+                    if uuid in self._vms and not per_vm[uuid].state.active:
+                        continue   # a stopped copy of a VM held on another host (rule 7)
+                    self._queue_refresh(link, hv, uuid)        # defined without an event
             self._write_later(self.inv.add_samples, samples, HOST_SAMPLES_KEPT, now,
                               VM_SAMPLES_KEPT)
+
+    def _confirm_vms(self, link: _Link, hv: Hypervisor, now: float, per_vm: dict,
+                     full: bool, vms: list[Vm]) -> list[dict]:
+        """Apply one pass's samples to `vms` (every VM of the host when `full`, else
+        those on screen); returns their history samples."""
+        key = link.key
+        doubtful, samples = set(), []
+        for vm in vms:
+            sample = per_vm.get(vm.uuid)
+            if sample is None or _differs(vm, sample):
+                doubtful.add(vm.uuid)
+                self._queue_refresh(link, hv, vm.uuid)   # gone, or changed unseen
+                continue
+            # Confirmed by its host just now: a whole host's VMs all at once (below),
+            # those on screen one by one; only VMs whose figures moved are announced.
+            if full:
+                if sample.cpu_pct != vm.cpu_pct or sample.mem_used_mib != vm.mem_used_mib:
+                    self._touch_vm(_with(vm, cpu_pct=sample.cpu_pct,
+                                         mem_used_mib=sample.mem_used_mib))
+            else:
+                self._touch_vm(_with(vm, cpu_pct=sample.cpu_pct,
+                                     mem_used_mib=sample.mem_used_mib, seen_at=now))
+            if sample.cpu_pct is not None:
+                samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=vm.uuid,
+                                    metric="cpu_pct", value=sample.cpu_pct))
+        if full:
+            self._confirmed[key] = (now, doubtful)
+        return samples
 
     async def _reconcile_loop(self, link: _Link) -> None:
         """The slow, complete pass: every reconcile_interval, re-read the host's VMs,

@@ -229,6 +229,11 @@ class ConsoleScreen(Screen):
         """Every few seconds while visible: ages move on even when nothing changes."""
         self.reload()
 
+    def vms_on_screen(self) -> list[str]:
+        """The VMs whose rows are on screen: the engine samples these every pass."""
+        return [k for listing in self.query("Listing#vms") if listing.display
+                for k in listing.table.visible_keys()]
+
     def on_engine_changes(self, message: EngineChanges) -> None:
         self.apply_changes(message.changes)
 

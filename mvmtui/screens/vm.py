@@ -48,6 +48,9 @@ class VmScreen(ConsoleScreen):
     def TITLE_TEXT(self) -> str:  # type: ignore[override]
         return f"VM {self.vm.name}" if self.vm else "VM"
 
+    def vms_on_screen(self) -> list[str]:
+        return [self.uuid]
+
     def crumbs(self) -> list[str]:
         vm = self.vm or self._lookup()
         if vm is None:
@@ -103,7 +106,8 @@ class VmScreen(ConsoleScreen):
         except NotFound:
             host = Text(f"{vm.host} is not in the inventory", style=pal.bad)
         live = not vm.stale and self.gone_at is None
-        age = vm.age(now)
+        age = self.engine.vm_seen_at(vm.uuid)
+        age = None if age is None else max(0.0, now - age)
         self.query_one("#state", Static).update(facts_table([
             ("State", state),
             ("Data age", fmt.ago(age) if live else Text(fmt.stale(age), style=pal.warn)),

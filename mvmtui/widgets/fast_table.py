@@ -247,6 +247,10 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._reverse = False
         self._cursor = 0
         self._last_key: str | None = None
+        # The cursor follows its row through re-sorts and new rows only once the
+        # operator has moved it: until then it stays on the first row (rows arriving
+        # in any order must not leave a table opening scrolled to where one landed).
+        self._chosen = False
         self._pass: tuple | None = None   # set while render_lines draws
         #: what Age cells are measured against; the screen sets its engine's clock
         self.clock: Callable[[], float] | None = None
@@ -366,8 +370,17 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
     def move_cursor_to_key(self, key: str) -> bool:
         index = self._index_of(key)
         if index is not None:
+            self._chosen = True
             self._move_cursor(index)
         return index is not None
+
+    def visible_keys(self) -> list[str]:
+        """Keys of the rows on screen now."""
+        if not self.is_on_screen:
+            return []
+        self._ensure_view()
+        top = int(self.scroll_y)
+        return [r.key for r in self._view[top:top + self._page_height()]]
 
     # -- view upkeep -----------------------------------------------------------
     def _ensure_view(self) -> None:
@@ -376,7 +389,7 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _rebuild(self) -> None:
         """Recompute the visible list, keeping the cursor on the same key if it survives."""
-        key = self._last_key
+        key = self._last_key if self._chosen else None
         if self._sorted is None:
             index = self._sort_index
             if index and self._by_name is None:
@@ -388,7 +401,8 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
         # No wider than the table: what does not fit is hidden, not scrolled to.
         self.virtual_size = Size(1, len(self._view) + 1)
         index = self._index_of(key)
-        self._move_cursor(self._cursor if index is None else index, force=True)
+        self._move_cursor((self._cursor if self._chosen else 0) if index is None else index,
+                          force=True)
         self.refresh()
 
     def _index_of(self, key: str | None) -> int | None:
@@ -425,15 +439,19 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     # -- actions and mouse -----------------------------------------------------
     def action_cursor(self, delta: int) -> None:
+        self._chosen = True
         self._move_cursor(self.cursor_row + delta)
 
     def action_page(self, pages: float) -> None:
+        self._chosen = True
         self._move_cursor(self.cursor_row + int(pages * self._page_height()))
 
     def action_first(self) -> None:
+        self._chosen = True
         self._move_cursor(0)
 
     def action_last(self) -> None:
+        self._chosen = True
         self._move_cursor(self.row_count - 1)
 
     def action_select(self) -> None:
@@ -441,9 +459,11 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
             self.post_message(self.RowSelected(self, key))
 
     def action_cycle_sort(self) -> None:
+        self._chosen = True     # the row the operator looks at stays under the cursor
         self.cycle_sort()
 
     def action_reverse_sort(self) -> None:
+        self._chosen = True
         self.reverse_sort()
 
     def on_click(self, event: events.Click) -> None:
@@ -464,11 +484,13 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
             x = offset.x
             for column, _, start, width in self._layout(self._rows_width()):
                 if start <= x < start + width + 1:
+                    self._chosen = True
                     self.sort_by(column.key)
                     break
             return
         index = int(self.scroll_y) + offset.y - 1
         if index < self.row_count:
+            self._chosen = True
             self._move_cursor(index)
             if event.chain >= 2:
                 self.action_select()
