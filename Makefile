@@ -1,5 +1,5 @@
 # The two commands the README opens with: `make demo` and `make test`.
-.PHONY: setup demo test bench lab-down
+.PHONY: setup demo test bench bench-terminal lab-down
 
 VENV := .venv/bin
 
@@ -21,6 +21,11 @@ bench: setup
 	$(VENV)/python bench/bench_refresh.py
 	$(VENV)/python bench/bench_planner.py
 	$(VENV)/python bench/bench_migration.py
+	$(VENV)/python bench/bench_terminal.py
+
+# What an operator sees, in tmux: mvmtui beside VirtUI Manager 3.3.3, 1,000 and 10,000 VMs.
+bench-terminal: setup
+	$(VENV)/python bench/bench_terminal.py
 
 lab-down:
 	$(VENV)/mvmtui lab down
