@@ -13,22 +13,39 @@ from typing import Iterable
 from .model import Capacity, Host, HostStatus, Vm
 
 
-def of(hosts: Iterable[Host], vms: Iterable[Vm]) -> Capacity:
-    hosts, vms = list(hosts), list(vms)
+def tally(vms: Iterable[Vm]) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """Per (cluster, host): VMs, vCPUs and memory (MiB) of the active ones. A
+    console keeps it while no VM changes (a pass over every VM)."""
+    out: dict[tuple[str, str], list[int]] = {}
+    for v in vms:
+        t = out.get((v.cluster, v.host))
+        if t is None:
+            t = out[(v.cluster, v.host)] = [0, 0, 0]
+        t[0] += 1
+        if v.state.active:
+            t[1] += v.vcpus
+            t[2] += v.memory_mib
+    return {k: (n, c, m) for k, (n, c, m) in out.items()}
+
+
+def of(hosts: Iterable[Host], vms: Iterable[Vm] = (),
+       tallied: dict[tuple[str, str], tuple[int, int, int]] | None = None) -> Capacity:
+    """From the VMs, or from their `tally`."""
+    hosts = list(hosts)
+    per_host = tally(vms) if tallied is None else tallied
     live = [h for h in hosts if h.status is HostStatus.UP]
     counted = live or hosts
-    names = {(h.cluster, h.name) for h in counted}
-    mine = [v for v in vms if (v.cluster, v.host) in names]
-    active = [v for v in mine if v.state.active]
+    mine = [per_host.get((h.cluster, h.name), (0, 0, 0)) for h in counted]
+    total = sum(t[0] for t in per_host.values())
     used = [h.mem_used_mib for h in counted if h.mem_used_mib is not None]
     # Weighted by CPUs: a 4-CPU host at 100 % and a 64-CPU host idle are 6 % busy.
     cpu = [(h.cpu_pct, max(1, h.cpus)) for h in counted if h.cpu_pct is not None]
     return Capacity(
         hosts=len(counted), cpus=sum(h.cpus for h in counted),
         memory_mib=sum(h.memory_mib for h in counted),
-        vcpus_allocated=sum(v.vcpus for v in active),
-        memory_allocated_mib=sum(v.memory_mib for v in active),
+        vcpus_allocated=sum(t[1] for t in mine),
+        memory_allocated_mib=sum(t[2] for t in mine),
         memory_used_mib=sum(used) if used else None,
         cpu_pct=sum(p * n for p, n in cpu) / sum(n for _, n in cpu) if cpu else None,
         live=bool(live), hosts_left_out=len(hosts) - len(counted),
-        vms_left_out=len(vms) - len(mine))
+        vms_left_out=total - sum(t[0] for t in mine))

@@ -47,7 +47,7 @@ from .locks import ClusterLocks
 from .maintenance import Maintenance
 from .migration import Migration
 from .recovery import Recovery
-from .model import Cluster, ClusterSummary, Event, Host, HostStatus, Task, TaskStatus, Vm
+from .model import Cluster, Event, Host, HostStatus, Task, TaskStatus, Vm
 from .overview import ClusterOverview
 from .power import VmPower
 from .store import VmStore
@@ -112,7 +112,7 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         # Bumped when a VM is added, removed or changes other than in its use figures:
         # a cluster's summary (a pass over all its VMs) is computed again only then.
         self._vm_version = 0
-        self._summaries: dict[str, tuple[tuple, ClusterSummary]] = {}
+        self._summaries: dict[str, tuple[int, tuple]] = {}   # overview.summary
         self._moving: set[str] = set()   # VMs in a live migration now (not re-read)
         self._jobs: dict[int, int] = {}  # id(hypervisor) -> migration jobs using it
         # Finish or undo what a dead console left half done (recovery.py): engines

@@ -18,30 +18,29 @@ class ClusterOverview:
     """Mixin of Engine: views over the store's hosts and VMs."""
 
     def summary(self, cluster: str) -> ClusterSummary:
-        """Counts, capacity and problems; computed again only when a host or a VM
-        changed (a console asks every second, and it is a pass over every VM)."""
+        """Counts, capacity and problems. What comes from the VMs (a pass over all of
+        them) is counted again only when a VM changed; a console asks every second."""
         c = self.cluster(cluster)
         hosts = self.hosts(cluster)
-        basis = (c, self._vm_version, tuple(hosts))
+        version = self._vm_version          # read first: a change meanwhile recounts
         cached = self._summaries.get(cluster)
-        if cached is not None and cached[0] == basis:
-            return cached[1]
-        summary = self._summary(c, hosts, self.vms(cluster))
-        self._summaries[cluster] = (basis, summary)
-        return summary
-
-    def _summary(self, c, hosts, vms) -> ClusterSummary:
+        if cached is None or cached[0] != version:
+            vms = self.vms(cluster)
+            cached = (version, (capacity.tally(vms), len(vms),
+                                # Last known state of a stale host's VMs is not running.
+                                sum(v.state is VmState.RUNNING and not v.stale for v in vms),
+                                [f"{v.name}: crashed" for v in vms
+                                 if v.state is VmState.CRASHED]))
+            self._summaries[cluster] = cached
+        tallied, total, running, crashed = cached[1]
         problems = [f"{h.name}: {h.status.value}" + (f" — {h.problem}" if h.problem else "")
                     for h in hosts
                     if h.status not in (HostStatus.UP, HostStatus.CONNECTING)]
-        problems += [f"{v.name}: crashed" for v in vms if v.state is VmState.CRASHED]
         return ClusterSummary(
             cluster=c, hosts_up=sum(h.status is HostStatus.UP for h in hosts),
-            hosts_total=len(hosts),
-            # Last known state of a stale host's VMs is not counted as running.
-            vms_running=sum(v.state is VmState.RUNNING and not v.stale for v in vms),
-            vms_total=len(vms), capacity=capacity.of(hosts, vms),
-            problems=tuple(problems),
+            hosts_total=len(hosts), vms_running=running, vms_total=total,
+            capacity=capacity.of(hosts, tallied=tallied),
+            problems=tuple(problems + crashed),
             hosts_connecting=sum(h.status is HostStatus.CONNECTING for h in hosts))
 
     def policy(self, cluster: str) -> ClusterPolicy:

@@ -174,6 +174,7 @@ class ConsoleScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self._throttled: dict[str, tuple[float, object]] = {}
+        self._behind = False    # changes came while another screen covered this one
         self._vm_keys: tuple[str, ...] = ()     # the VM actions the footer shows now
         self._cancellable: set[int] = set()     # tasks shown here that can be cancelled
 
@@ -235,7 +236,15 @@ class ConsoleScreen(Screen):
                 for k in listing.table.visible_keys()]
 
     def on_engine_changes(self, message: EngineChanges) -> None:
+        if self.mvm.top_console_screen() is not self:
+            self._behind = True     # covered by another screen: catch up when back
+            return
         self.apply_changes(message.changes)
+
+    def on_screen_resume(self) -> None:
+        if self._behind:
+            self._behind = False
+            self.reload()
 
     def apply_changes(self, changes: Changes) -> None:
         """Engine changes since the last flush; the default re-reads everything."""

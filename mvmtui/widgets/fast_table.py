@@ -247,6 +247,7 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._reverse = False
         self._cursor = 0
         self._last_key: str | None = None
+        self._styles_memo: dict[str, Style] = {}    # within one drawing pass
         # The cursor follows its row through re-sorts and new rows only once the
         # operator has moved it: until then it stays on the first row (rows arriving
         # in any order must not leave a table opening scrolled to where one landed).
@@ -545,24 +546,35 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
             self._start_age_timer()
         return width, self._layout(width), self.rich_style, thumb, now
 
+    def _component_style(self, name: str) -> Style:
+        """A component class's style, looked up once per drawing pass (each look-up
+        walks every ancestor's styles; a page of lines asked for it per line)."""
+        memo = self._styles_memo
+        style = memo.get(name)
+        if style is None:
+            style = memo[name] = self.get_component_rich_style(name)
+        return style
+
     def render_lines(self, crop):
         # Computed once per pass, not per line: rich_style walks every ancestor's styles.
+        self._styles_memo = {}
         self._pass = self._prepare_pass()
         try:
             return super().render_lines(crop)
         finally:
             self._pass = None
+            self._styles_memo = {}
 
     def render_line(self, y: int) -> Strip:
         width, layout, base, thumb, now = self._pass or self._prepare_pass()
         strip = self._render_row_line(y, width, layout, base, now)
         if y == 0:
-            bar = self.get_component_rich_style("fast-table--header")
+            bar = self._component_style("fast-table--header")
         elif thumb is None:
             bar = base
         else:
             start, size = thumb
-            bar = self.get_component_rich_style(
+            bar = self._component_style(
                 "fast-table--thumb" if start <= y - 1 < start + size else "fast-table--track")
         return Strip([*strip, Segment(" ", bar)], width + 1)
 
@@ -571,7 +583,7 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
         """Line y (0 is the header) of the columns, `width` cells wide."""
         scroll_y = self.scroll_offset.y
         if y == 0:
-            style = self.get_component_rich_style("fast-table--header")
+            style = self._component_style("fast-table--header")
             cells = []
             for column, i, _, w in layout:
                 label = column.label
@@ -583,16 +595,16 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
             if y != max(1, self.scrollable_content_region.height // 2):
                 return Strip.blank(width, base)
             text = f"No rows match “{self._filter}”" if self._rows else "Nothing here yet"
-            style = self.get_component_rich_style("fast-table--empty")
+            style = self._component_style("fast-table--empty")
             return Strip([Segment(_fit(text, width, "left").strip().center(width), style)], width)
         else:
             index = scroll_y + y - 1
             if index >= len(self._view):
                 return Strip.blank(width, base)
             if index == self._cursor:
-                style = self.get_component_rich_style("fast-table--cursor")
+                style = self._component_style("fast-table--cursor")
             elif index % 2:
-                style = self.get_component_rich_style("fast-table--even")
+                style = self._component_style("fast-table--even")
             else:
                 style = base
             cells = self._view[index].cells
