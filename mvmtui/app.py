@@ -253,6 +253,7 @@ class MvmApp(App):
         super().__init__()
         self.engine = engine
         self.readonly = engine.readonly
+        self._settled = False   # every host reached and its VMs read (engine.settled)
         self.start_cluster = start_cluster
         self.lab_demo = lab_demo      # the lab cluster that quitting takes down
         self.preferences = preferences or Preferences()
@@ -453,6 +454,10 @@ class MvmApp(App):
             self._ask_host_key(question)
 
     def _tick(self) -> None:
+        settled = self.engine.settled()
+        if settled and not self._settled:
+            launch.settled()    # every host's VMs are in: keep the collector off them
+        self._settled = settled
         screen = self.top_console_screen()
         if screen is not None and screen.is_attached:
             try:

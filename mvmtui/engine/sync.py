@@ -103,6 +103,11 @@ class HostSync:
         host's size. The console says so once a second."""
         self._watched = frozenset(uuids)
 
+    def settled(self) -> bool:
+        """No host is being reached, no VM definition is left to read (any thread)."""
+        return not any(h.status is HostStatus.CONNECTING or self._details_left(h)
+                       for h in list(self._hosts.values()))
+
     def _details_left(self, host: Host) -> int:
         """VMs of a live host whose definition is still to be read (any thread)."""
         return self._details_pending.get((host.cluster, host.name), 0) \

@@ -87,6 +87,7 @@ class ClusterScreen(ConsoleScreen):
 
     @on(TabbedContent.TabActivated, "#tabs")
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        self._refresh(vm_rows="none")
         self._focus_tab(self.active_tab)
 
     def _focus_tab(self, tab: str) -> None:
@@ -114,9 +115,9 @@ class ClusterScreen(ConsoleScreen):
 
     def _refresh(self, vm_rows: str) -> None:
         """The one load path, one read of the cluster's hosts and VMs each time: summary
-        and host rows always; then VM rows "all" (and all the history), only the
-        "stale" ones (and the unfinished tasks), or "none" (aggregates after engine
-        changes)."""
+        or host rows (the tab shown; both on "all"); then VM rows "all" (and all the
+        history), only the "stale" ones (and the unfinished tasks), or "none"
+        (aggregates after engine changes)."""
         if not self.is_attached:
             return
         try:
@@ -128,8 +129,13 @@ class ClusterScreen(ConsoleScreen):
             return
         hosts = self.engine.hosts(self.cluster)
         vms = self.engine.vms(self.cluster)
-        self._load_summary(s, hosts, vms)
-        self._load_hosts(hosts, vms)
+        # Aggregates are drawn for the tab on screen only (every tab on a full
+        # reload); showing another tab draws its own (_tab_changed).
+        tab = self.active_tab
+        if vm_rows == "all" or tab == "summary":
+            self._load_summary(s, hosts, vms)
+        if vm_rows == "all" or tab == "hosts":
+            self._load_hosts(hosts, vms)
         if vm_rows == "none":
             return
         now, pal, seen = self.now(), self.palette, self.engine.vm_seen_at
