@@ -141,7 +141,7 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         self._hosts: dict[tuple[str, str], Host] = {
             (h.cluster, h.name): replace(h, status=HostStatus.STALE, problem="")
             for h in self.inv.hosts() if h.cluster in self._clusters}
-        self._vms: dict[str, Vm] = {v.uuid: replace(v, stale=True) for v in self.inv.vms()
+        self._vms: dict[str, Vm] = {v.uuid: v for v in self.inv.vms(stale=True)
                                     if (v.cluster, v.host) in self._hosts}
         # Each host's VMs (uuids, in arrival order), kept with _vms on the I/O loop: a
         # host's refresh, stats and status changes then touch its own VMs only, not
@@ -150,7 +150,8 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         for v in self._vms.values():
             self._index(v)
         # Digest of each VM's saved XML: a definition is written only when it changed.
-        self._def_digest: dict[str, str] = self.inv.definition_digests()
+        # Read when first needed (store._save_definitions), not before the first frame.
+        self._def_digest: dict[str, str] | None = None
 
     # ---- life cycle -----------------------------------------------------------
     def start(self, clusters: Iterable[str] | None = None) -> None:

@@ -214,6 +214,8 @@ class VmStore:
         """Keep each VM's XML as last read (a VM is re-defined elsewhere from it), when
         it changed; memory keeps only its digest."""
         changed, now = [], self.clock()
+        if self._def_digest is None:
+            self._def_digest = self.inv.definition_digests()
         for vm in vms:
             if not vm.definition:
                 continue

@@ -41,6 +41,7 @@ class ClusterScreen(ConsoleScreen):
         self.initial_tab = tab
         self._host_live: dict[str, bool] = {}
         self._ticks = 0
+        self._loaded = False    # the first reload done (reload)
         self._history_day: tuple[int, ...] = ()    # the day the history was last read
         self._pending: dict[str, Task] = {}         # VM uuid -> its unfinished task
 
@@ -103,7 +104,14 @@ class ClusterScreen(ConsoleScreen):
 
     # -- data -----------------------------------------------------------------------
     def reload(self) -> None:
-        self._refresh(vm_rows="all")
+        if not self._loaded and self.active_tab != "vms":
+            # First load: the tab on screen first; the VM rows (10,000 of them on a
+            # big cluster) and the history just after the first frame.
+            self._refresh(vm_rows="none")
+            self.call_after_refresh(self._refresh, "all")
+        else:
+            self._refresh(vm_rows="all")
+        self._loaded = True
 
     def tick(self) -> None:
         """Ages move on: hosts and summary every tick; in the history the unfinished

@@ -75,13 +75,24 @@ def host_status_text(host: Host, pal: Palette, moved: tuple[int, int] | None = N
     return text
 
 
+_STATE_TEXTS: dict[tuple[VmState, bool, Palette], Text] = {}
+
+
 def vm_state_text(vm: Vm, pal: Palette) -> Text:
-    st = vm.state
+    """Shared between rows (10,000 of them on a load): copy before changing it."""
+    key = (vm.state, vm.stale, pal)
+    text = _STATE_TEXTS.get(key)
+    if text is None:
+        text = _STATE_TEXTS[key] = _state_text(vm.state, vm.stale, pal)
+    return text
+
+
+def _state_text(st: VmState, stale: bool, pal: Palette) -> Text:
     style = {VmState.RUNNING: pal.ok, VmState.BLOCKED: pal.warn, VmState.PAUSED: pal.warn,
              VmState.SHUTTING_DOWN: pal.warn, VmState.SUSPENDED: pal.warn,
              VmState.CRASHED: pal.alarm, VmState.SHUTOFF: pal.muted,
              VmState.UNKNOWN: pal.muted}[st]
-    if vm.stale:
+    if stale:
         # Last known state: never drawn as if it were live.
         return Text.assemble((st.value, f"{pal.muted} italic"), (" (stale)", pal.warn))
     return Text(st.value, style=style)
@@ -240,6 +251,7 @@ def vm_state_with_task(vm: Vm, pal: Palette, pending: Task | None = None) -> Tex
     text = vm_state_text(vm, pal)
     words = pending_words(pending)
     if words:
+        text = text.copy()
         text.append(f" · {words}", style=pal.busy)
     return text
 

@@ -248,6 +248,7 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._cursor = 0
         self._last_key: str | None = None
         self._styles_memo: dict[str, Style] = {}    # within one drawing pass
+        self._text_cache: dict[tuple, tuple] = {}   # rich cells' segments (_row_segments)
         # The cursor follows its row through re-sorts and new rows only once the
         # operator has moved it: until then it stays on the first row (rows arriving
         # in any order must not leave a table opening scrolled to where one landed).
@@ -648,18 +649,28 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
             if not isinstance(cell, Text):
                 plain.append(_fit(_plain(cell), w, column.align))
                 continue
-            text = cell.copy()
-            text.truncate(w, overflow="ellipsis")
-            pad = " " * (w - text.cell_len)
+            # A rich cell's segments are kept: lines with ages are drawn again every
+            # second, and rendering Text is most of a line's cost.
+            tkey = (id(cell), w, style, column.align)
+            hit = self._text_cache.get(tkey)
+            if hit is None or hit[0] is not cell:
+                text = cell.copy()
+                text.truncate(w, overflow="ellipsis")
+                pad = " " * (w - text.cell_len)
+                console = self.app.console
+                # Text.render leaves out the Text's own base style; add it under the spans.
+                base = style + console.get_style(text.style) if text.style else style
+                hit = (cell, [Segment(s.text, base + s.style if s.style else base)
+                              for s in text.render(console)], pad)
+                if len(self._text_cache) > 4000:
+                    self._text_cache.clear()
+                self._text_cache[tkey] = hit
+            _, rendered, pad = hit
             if column.align == "right":
                 plain.append(pad)
                 pad = ""
             segments.append(Segment("".join(plain), style))
-            console = self.app.console
-            # Text.render leaves out the Text's own base style; add it under the spans.
-            base = style + console.get_style(text.style) if text.style else style
-            segments.extend(Segment(s.text, base + s.style if s.style else base)
-                            for s in text.render(console))
+            segments.extend(rendered)
             plain = [pad]
         segments.append(Segment("".join(plain), style))
         return segments
