@@ -281,3 +281,79 @@ def test_a_moved_vm_belongs_to_its_new_host_only(tmp_path):
         assert [v.name for v in eng.vms("sim")] == ["db-01"]
     finally:
         eng.stop()
+
+
+# ---- a big host: the fast listing first, definitions after (issue 8) ---------------
+def _big_node(path: Path, count: int) -> str:
+    """A test-driver node with `count` domains (MACs from the index)."""
+    doms = "".join(
+        DOMAIN.format(name=f"vm-{n:04d}", uuid=f"00000000-0000-4000-8000-{n:012d}", n=0)
+        .replace("52:54:00:00:00:00", f"52:54:00:00:{n >> 8:02x}:{n & 255:02x}")
+        for n in range(count))
+    path.write_text(NODE.format(domains=doms))
+    return f"test://{path}"
+
+
+def test_a_big_host_is_listed_live_at_once_and_its_definitions_follow(tmp_path):
+    """Over DETAIL_CHUNK VMs, the host is up with every VM's state before their XML is
+    read; never a VM shown stale once read; the definitions then arrive for all, and
+    the planner refuses (saying why) only until then."""
+    from mvmtui.engine.errors import EngineError
+    from mvmtui.engine.model import VmChanged
+    from mvmtui.engine.sync import DETAIL_CHUNK
+    count = DETAIL_CHUNK * 3 + 7
+    inv = Inventory(tmp_path / "inv.db")
+    inv.save_cluster(Cluster(name="big"))
+    inv.save_host(Host(cluster="big", name="hv-1", address=_big_node(tmp_path / "n.xml", count)))
+    eng = Engine(inv, stats_interval=3600, reconcile_interval=3600)
+    seen: list = []
+    eng.subscribe(lambda e: seen.append(e) if isinstance(e, VmChanged) else None)
+    eng.start()
+    try:
+        eng.call(eng.wait_ready(timeout=30))
+        assert eng.host("big", "hv-1").status is HostStatus.UP
+        vms = eng.vms("big")
+        assert len(vms) == count and all(v.state is VmState.RUNNING for v in vms)
+        assert not any(e.vm.stale for e in seen), "a VM just read was shown stale"
+        eng.call(eng.wait_ready(timeout=60, complete=True))
+        vms = eng.vms("big")
+        assert all(v.config_at is not None and v.disks and v.nics for v in vms)
+        assert eng.find_vm("vm-0000").disks[0].source == "/img/vm-0000.qcow2"
+        assert not any(e.vm.stale for e in seen)
+        eng.planner("big")                    # definitions read: planning works
+        eng._details_pending[("big", "hv-1")] = 5   # as while they are being read
+        with pytest.raises(EngineError, match="Still reading VM definitions on hv-1"):
+            eng.planner("big")
+    finally:
+        eng.stop()
+    # Written by the writer thread, all of them, with their disks.
+    again = Inventory(tmp_path / "inv.db")
+    assert len(again.vms("big")) == count and all(v.disks for v in again.vms("big"))
+    assert len(again.definition_digests()) == count
+
+
+def test_a_warm_start_shows_the_last_known_rows_stale_then_live(tmp_path):
+    """Second start on the same inventory: the VMs are there at once, stale, with their
+    disks; once the host answers they are live, and keep their disks meanwhile."""
+    from mvmtui.engine.model import VmChanged
+    inv_path = tmp_path / "inv.db"
+    inv = Inventory(inv_path)
+    inv.save_cluster(Cluster(name="big"))
+    inv.save_host(Host(cluster="big", name="hv-1", address=_big_node(tmp_path / "n.xml", 450)))
+    eng = Engine(inv, stats_interval=3600, reconcile_interval=3600)
+    eng.start()
+    eng.call(eng.wait_ready(timeout=60, complete=True))
+    eng.stop()
+    eng = Engine(inv_path, stats_interval=3600, reconcile_interval=3600)
+    vms = eng.vms("big")
+    assert len(vms) == 450 and all(v.stale and v.disks for v in vms)
+    seen: list = []
+    eng.subscribe(lambda e: seen.append(e) if isinstance(e, VmChanged) else None)
+    eng.start()
+    try:
+        eng.call(eng.wait_ready(timeout=30))
+        vms = eng.vms("big")
+        assert all(not v.stale and v.disks for v in vms)
+        assert all(e.vm.disks for e in seen), "a VM lost its disks while re-read"
+    finally:
+        eng.stop()

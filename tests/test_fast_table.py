@@ -416,3 +416,27 @@ def test_incremental_updates_match_apply_view():
         run_ops()
 
     run([], check)
+
+
+def test_rows_arriving_in_any_order_leave_the_cursor_on_the_first_row():
+    """Issue 8: a table filled while hidden, rows in any order (as hosts answer), opens
+    at its top, not scrolled to where the first row to arrive was sorted; once the
+    operator moves the cursor, it follows its row."""
+    async def check(pilot, app, table):
+        table.display = False
+        table.sort_by("name")
+        for batch in ((42,), (7, 99), range(100)):     # hosts answer in any order
+            for i in batch:
+                table.upsert_row(f"vm{i}", (f"vm-{i:03d}", "running", 1.0, ""))
+            await pilot.pause()
+        table.display = True
+        await pilot.pause()
+        assert table.cursor_key == "vm0" and table.cursor_row == 0 and table.scroll_y == 0
+        assert screen_lines(table)[1].startswith("vm-000")
+        table.focus()
+        await pilot.press("down", "down")               # the operator picks vm-002
+        table.upsert_row("vm100", ("vm-000a", "running", 1.0, ""))   # sorts above it
+        await pilot.pause()
+        assert table.cursor_key == "vm2"
+
+    run([], check)
