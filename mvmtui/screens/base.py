@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widgets import Input
 
@@ -96,6 +98,10 @@ class FilterBar(Input):
     """`/` opens it for one table; typing narrows; enter keeps; escape clears."""
 
     BINDINGS = [Binding("escape", "clear", "Clear filter", id="filter.clear")]
+    # Input sets its virtual size (the text's width) on every keystroke, and Widget's
+    # reactive lays the whole screen out again for it: 20 ms a key at 200x50. The bar
+    # is as wide as the screen whatever it holds, so a repaint is enough.
+    virtual_size = Reactive(Size(0, 0), layout=False)
 
     def __init__(self) -> None:
         super().__init__(placeholder="Filter", compact=True, id="filter-bar",

@@ -401,7 +401,12 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._view = filter_rows(self._sorted, self._needle)
         self._view_stale = False
         # No wider than the table: what does not fit is hidden, not scrolled to.
-        self.virtual_size = Size(1, len(self._view) + 1)
+        # Without the reactive's layout pass: the table's own size does not depend on
+        # how many rows it has, and a whole-screen layout per filter keystroke cost
+        # more than drawing the table (it draws its own scroll indicator).
+        size = Size(1, len(self._view) + 1)
+        if size != self.virtual_size:
+            self.set_reactive(FastTable.virtual_size, size)
         index = self._index_of(key)
         self._move_cursor((self._cursor if self._chosen else 0) if index is None else index,
                           force=True)
