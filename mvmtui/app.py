@@ -131,7 +131,8 @@ class ConsoleCommands(Provider):
     """Every action by name: the current screen's keys (VM actions name their VM),
     open any cluster, host or VM, and run any VM's power actions ("Start web-02")."""
 
-    def _commands(self, with_inventory: bool) -> list[tuple[str, str, object]]:
+    def _commands(self) -> list[tuple[str, str, object]]:
+        """The current screen's keys, by name."""
         app: MvmApp = self.app  # type: ignore[assignment]
         screen = self.screen
         vm = screen.selected_vm() if isinstance(screen, ConsoleScreen) else None
@@ -155,43 +156,56 @@ class ConsoleCommands(Provider):
             async def run(action=b.action, node=active.node) -> None:
                 await app.run_action(action, node)
             out.append((description, f"key {app.get_key_display(b)}", run))
-        if with_inventory:
-            out += self._inventory({name for name, _, _ in out})
         return out
 
-    def _inventory(self, taken: set[str]) -> list[tuple[str, str, object]]:
+    def _inventory(self, taken: set[str]):
+        """Commands for every cluster, host and VM (a generator: 10,000 VMs give some
+        50,000, built a slice at a time, see _build)."""
         app: MvmApp = self.app  # type: ignore[assignment]
         engine = app.engine
-        out: list[tuple[str, str, object]] = []
         for c in engine.clusters():
-            out.append((f"Open cluster {c.name}", c.layout,
-                        lambda name=c.name: app.open_cluster(name)))
-            out.append((f"Settings of cluster {c.name}", "its policy; your preferences",
-                        lambda name=c.name: app.open_settings(name)))
+            yield (f"Open cluster {c.name}", c.layout,
+                   lambda name=c.name: app.open_cluster(name))
+            yield (f"Settings of cluster {c.name}", "its policy; your preferences",
+                   lambda name=c.name: app.open_settings(name))
         for h in engine.hosts():
-            out.append((f"Open host {h.name}", f"{h.cluster} · {h.address} · {h.status.value}",
-                        lambda c=h.cluster, n=h.name: app.open_host(c, n)))
+            yield (f"Open host {h.name}", f"{h.cluster} · {h.address} · {h.status.value}",
+                   lambda c=h.cluster, n=h.name: app.open_host(c, n))
         changes = not (engine.readonly or engine.offline)
         for v in engine.vms():
             where = f"{v.cluster} · {v.host} · {v.state.value}" + (" (stale)" if v.stale else "")
-            out.append((f"Open VM {v.name}", where, lambda u=v.uuid: app.open_vm(u)))
+            yield (f"Open VM {v.name}", where, lambda u=v.uuid: app.open_vm(u))
             if not changes:
                 continue
             for action in engine.vm_actions(v):
                 name = f"{VM_ACTIONS[action][0]} {v.name}"
                 if name not in taken:     # the current VM's is there already, with its key
-                    out.append((name, where,
-                                lambda u=v.uuid, a=action: app.palette_vm_action(u, a)))
-        return out
+                    yield (name, where,
+                           lambda u=v.uuid, a=action: app.palette_vm_action(u, a))
 
     async def startup(self) -> None:
-        # Built once per palette opening: thousands of VMs are matched per keystroke,
-        # not listed again. The power actions of every VM (four or five times as many
-        # commands) are matched only once the query names their verb ("st", "force"),
-        # so a big inventory costs per keystroke what its "Open VM" commands cost.
-        commands = self._commands(with_inventory=True)
+        # The screen's own commands now; the inventory's (thousands of VMs) on the
+        # first keystroke, a slice at a time: the palette opens at once at any size.
+        self._screen_commands = self._commands()
         self._actions: dict[str, list[tuple[str, str, object]]] = {}
-        self._all = []
+        self._all: list[tuple[str, str, object]] = []
+        self._built = False
+
+    async def _build(self) -> None:
+        """Sort every command once per palette opening: thousands of VMs are matched
+        per keystroke, not listed again. The power actions of every VM (four or five
+        times as many commands) are matched only once the query names their verb
+        ("st", "force"), so a big inventory costs per keystroke what its "Open VM"
+        commands cost."""
+        if self._built:
+            return
+        self._built = True
+        commands = list(self._screen_commands)
+        taken = {name for name, _, _ in commands}
+        for n, command in enumerate(self._inventory(taken), 1):
+            commands.append(command)
+            if n % 1000 == 0:
+                await asyncio.sleep(0)      # keystrokes and frames go on meanwhile
         for command in commands:
             verb = command[0].lower()
             verb = next((v for v in ACTION_VERBS if verb.startswith(v + " ")), "")
@@ -208,7 +222,7 @@ class ConsoleCommands(Provider):
         return lists
 
     async def discover(self) -> Hits:
-        for name, help_text, callback in self._commands(with_inventory=False):
+        for name, help_text, callback in self._screen_commands:
             yield DiscoveryHit(name, callback, help=help_text)
         for c in self.app.engine.clusters():  # type: ignore[attr-defined]
             yield DiscoveryHit(f"Open cluster {c.name}",
@@ -216,6 +230,7 @@ class ConsoleCommands(Provider):
                                help=c.layout)
 
     async def search(self, query: str) -> Hits:
+        await self._build()
         matcher = self.matcher(query)
         n = 0
         for commands in self._searched(query):

@@ -260,6 +260,12 @@ def test_palette_command_opens_a_vm(offline_engine):
     run_app(app, check)
 
 
+def _palette_names(provider) -> list[str]:
+    """Every command the palette offers: the screen's keys, then the inventory's."""
+    names = [name for name, _, _ in provider._commands()]
+    return names + [name for name, _, _ in provider._inventory(set(names))]
+
+
 def test_palette_lists_the_screens_actions_and_the_inventory(mixed_engine):
     from mvmtui.app import ConsoleCommands
 
@@ -267,8 +273,7 @@ def test_palette_lists_the_screens_actions_and_the_inventory(mixed_engine):
 
     async def check(pilot):
         await pilot.press("3")                       # batch-01 (crashed) under the cursor
-        names = [name for name, _, _ in
-                 ConsoleCommands(app.screen)._commands(with_inventory=True)]
+        names = _palette_names(ConsoleCommands(app.screen))
         # The screen's keys, VM actions naming their VM; the inventory by name, with the
         # power actions each VM's state allows.
         for expected in ("Start batch-01", "Force off batch-01", "Filter", "Sort", "Help",
@@ -299,6 +304,8 @@ def test_palette_matches_power_actions_once_their_verb_is_typed(mixed_engine):
     async def check(pilot):
         provider = ConsoleCommands(app.screen)
         await provider.startup()
+        assert not provider._all            # the inventory waits for the first keystroke
+        await provider._build()
 
         def searched(query):
             return {name.split(" ")[0] for commands in provider._searched(query)
@@ -320,8 +327,7 @@ def test_palette_offers_no_changes_offline(offline_engine):
 
     async def check(pilot):
         await pilot.press("3")
-        names = [name for name, _, _ in
-                 ConsoleCommands(app.screen)._commands(with_inventory=True)]
+        names = _palette_names(ConsoleCommands(app.screen))
         assert "Open VM dev-01" in names
         assert not [n for n in names if n.split()[0] in ("Start", "Shut", "Force", "Reboot",
                                                           "Suspend", "Resume")]
