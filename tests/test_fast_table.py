@@ -440,3 +440,28 @@ def test_rows_arriving_in_any_order_leave_the_cursor_on_the_first_row():
         assert table.cursor_key == "vm2"
 
     run([], check)
+
+
+def test_the_age_repaint_draws_only_lines_whose_age_text_moved():
+    """Once a second, lines are drawn again only where an age reads otherwise: a page
+    of fresh ("<5s ago") rows costs nothing while they stay fresh."""
+    columns = [Column("name", "Name", 8), Column("age", "Data age", 18)]
+    clock = [1000.0]
+    rows = [("a", ("fresh", Age(999.0, True, 1000.0))), ("b", ("old", Age(900.0, True, 1000.0)))]
+
+    async def check(pilot, app, table):
+        table.columns = columns
+        table.clock = lambda: clock[0]
+        table.set_rows(rows)
+        await pilot.pause()
+        drawn: list[int] = []
+        original = table.refresh_line
+        table.refresh_line = lambda y: (drawn.append(y), original(y))
+        clock[0] = 1001.0
+        table._age_tick()
+        assert drawn == [2]                       # "old" moved on; "fresh" still <5s
+        await pilot.pause()
+        assert [line[9:].rstrip() for line in screen_lines(table)[1:3]] == [
+            "<5s ago", "1m 41s ago"]
+
+    run([], check)

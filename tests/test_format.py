@@ -114,3 +114,13 @@ def test_age_reads_with_the_clock_it_is_drawn_with():
     ages = [Age(50.0, True, 0), Age(None, False, 0), Age(90.0, True, 0)]
     assert [a.at for a in sorted(ages, key=lambda a: a.sort_value)] == [90.0, 50.0, None]
     assert Age(1.0, True, 5.0) == Age(1.0, True, 9.0)   # the same fact, whenever it was built
+
+
+def test_a_live_age_under_five_seconds_reads_under_5s():
+    """What each stats pass keeps confirming reads "<5s ago" (so its line need not be
+    drawn every second); older, or stale, it reads to the second."""
+    from mvmtui.widgets.format import Age
+    live = Age(100.0, True, 100.0)
+    assert live.text(100.0) == live.text(104.9) == "<5s ago"
+    assert live.text(105.0) == "5s ago"
+    assert Age(100.0, False, 100.0).text(101.0) == "stale · 1s ago"

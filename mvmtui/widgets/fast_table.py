@@ -161,6 +161,11 @@ def apply_view(rows: Sequence[Row], filter_text: str, sort_index: int | None, re
     return filter_rows(sort_rows(rows, sort_index, reverse), filter_text)
 
 
+def _age_texts(cells: tuple, now: float | None) -> tuple:
+    """What a row's ages read at `now`: its line is drawn again when this changes."""
+    return tuple(c.text(c.now if now is None else now) for c in cells if type(c) is Age)
+
+
 def _fit(text: str, width: int, align: str) -> str:
     """Crop with an ellipsis or pad to exactly `width` cells."""
     n = cell_len(text)
@@ -249,6 +254,7 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._last_key: str | None = None
         self._styles_memo: dict[str, Style] = {}    # within one drawing pass
         self._text_cache: dict[tuple, tuple] = {}   # rich cells' segments (_row_segments)
+        self._painted_ages: dict[int, tuple | None] = {}   # virtual y -> age texts drawn
         # The cursor follows its row through re-sorts and new rows only once the
         # operator has moved it: until then it stays on the first row (rows arriving
         # in any order must not leave a table opening scrolled to where one landed).
@@ -518,8 +524,16 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._age_timer = self.set_interval(1.0, self._age_tick)
 
     def _age_tick(self) -> None:
-        if self.is_on_screen and self._view:
-            self.refresh_lines(1, self._page_height())
+        """Repaint the lines whose age text moved on since they were drawn (a page of
+        lines drawn again every second was most of an idle console's CPU)."""
+        if not (self.is_on_screen and self._view):
+            return
+        now = self.clock()
+        top = int(self.scroll_y)
+        for n, row in enumerate(self._view[top:top + self._page_height()]):
+            y = top + n + 1       # virtual y; the header is 0
+            if self._painted_ages.get(y) != _age_texts(row.cells, now):
+                self.refresh_line(y)
 
     # -- drawing ---------------------------------------------------------------
     def _layout(self, width: int) -> list[tuple[Column, int, int, int]]:
@@ -615,9 +629,10 @@ class FastTable(ScrollView, can_focus=True, inherit_bindings=False):
                 style = base
             cells = self._view[index].cells
             # style covers cursor, stripe, focus and theme; the finished Strip is cached.
-            # Ages move on: with Age cells, a line drawn in another second is stale.
-            ckey = (id(cells), width, style, self._layout_version,
-                    int(now) if now is not None and self._has_ages else None)
+            # Ages move on: a line whose age texts changed is drawn again.
+            ages = _age_texts(cells, now) if now is not None and self._has_ages else None
+            self._painted_ages[scroll_y + y] = ages
+            ckey = (id(cells), width, style, self._layout_version, ages)
             hit = self._line_cache.get(ckey)
             if hit is not None and hit[0] is cells:   # `is`: an id may be reused
                 return hit[1]

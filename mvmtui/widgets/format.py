@@ -97,6 +97,10 @@ def stale(seconds: float | None) -> str:
     return "stale · never seen" if seconds is None else f"stale · {ago(seconds)}"
 
 
+FRESH = 5.0                 # seconds: a live age under this reads FRESH_TEXT
+FRESH_TEXT = "<5s ago"
+
+
 class Age:
     """How old a fact is, for a table cell. A table with a clock draws it with the
     clock of that moment, so the table and a dialog opened at the same time agree;
@@ -131,7 +135,9 @@ class Age:
             return stale(None) if width is None or width >= len(stale(None)) else "never"
         age = max(0.0, now - at)
         if self.live:
-            return ago(age)
+            # Under FRESH seconds a live fact reads "<5s ago": what a stats pass keeps
+            # confirming, and a line that need not be drawn again every second.
+            return FRESH_TEXT if age < FRESH else ago(age)
         full = stale(age)
         return full if width is None or len(full) <= width else ago(age)
 
