@@ -1136,3 +1136,29 @@ def test_history_follows_tasks_that_another_process_runs(mixed_engine, inventory
         run_app(app, check, size=(160, 40))
     finally:
         cli.stop()
+
+
+def test_many_rows_changing_at_once_are_drawn_a_slice_a_frame(mixed_engine, monkeypatch):
+    """Issue 8: thousands of rows changing at once (a host answering) are drawn
+    ROWS_PER_FRAME at a time, one slice a frame, each read as it is drawn: every row
+    ends up as the host says, and a later change is never undone by an older slice."""
+    from mvmtui.screens import cluster as cluster_screen
+    monkeypatch.setattr(cluster_screen, "ROWS_PER_FRAME", 1)
+    app = make_app(mixed_engine, "prod")
+
+    async def check(pilot):
+        await pilot.press("3")
+        table = vms_table(app)
+        drawn: list[int] = []
+        listing = app.screen.query_one("#vms", Listing)
+        original = listing.update
+        listing.update = lambda rows=(), removed=(): (drawn.append(len(list(rows))),
+                                                      original(rows, removed))[1]
+        # A host going down flips all its VMs at once.
+        mixed_engine.world.power_cut("prod", "kvm-01")
+        await pilot.pause(0.6)
+        assert drawn and max(drawn) == 1 and len(drawn) >= 3    # a row a frame
+        for uuid in (uuid_of(1), uuid_of(3)):
+            assert cell_text(table, uuid, "state").endswith("(stale)")
+
+    run_app(app, check)

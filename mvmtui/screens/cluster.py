@@ -1,6 +1,7 @@
 """One cluster: Summary, Hosts, VMs and History tabs (keys 1–4)."""
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from .rows import HOST_COLUMNS, TASK_COLUMNS, VM_COLUMNS, host_cells, vm_cells
 from .vm_actions import vm_action_bindings
 
 TABS = {"summary": "Summary", "hosts": "Hosts", "vms": "VMs", "history": "History"}
+ROWS_PER_FRAME = 500    # VM rows drawn per frame when thousands change at once
 
 
 class ClusterScreen(ConsoleScreen):
@@ -42,6 +44,8 @@ class ClusterScreen(ConsoleScreen):
         self._host_live: dict[str, bool] = {}
         self._ticks = 0
         self._loaded = False    # the first reload done (reload)
+        self._due: dict[str, None] = {}   # VM rows to draw again (_draw_due), in order
+        self._due_scheduled = False
         self._history_day: tuple[int, ...] = ()    # the day the history was last read
         self._pending: dict[str, Task] = {}         # VM uuid -> its unfinished task
 
@@ -161,6 +165,7 @@ class ClusterScreen(ConsoleScreen):
             # What the VM rows are drawn with: a host changing liveness later re-draws
             # its VMs (apply_changes).
             self._host_live = {h.name: h.status.live for h in hosts}
+            self._due.clear()          # every row is drawn now
             self.query_one("#vms", Listing).set_rows(
                 [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid), seen)) for v in vms])
             self.sync_vm_bindings()
@@ -231,7 +236,6 @@ class ClusterScreen(ConsoleScreen):
 
     def apply_changes(self, ch: Changes) -> None:
         c = self.cluster
-        now, pal, seen = self.now(), self.palette, self.engine.vm_seen_at
         removed = [u for u, cl in ch.removed.items() if cl == c]
         changed: dict[str, Vm] = {}
         # A host going live or not live turns its VMs' data live or stale: re-read them.
@@ -264,17 +268,43 @@ class ClusterScreen(ConsoleScreen):
                     changed[t.target] = self.engine.vm(t.target)
                 except NotFound:
                     pass
-        pending = self._pending
         if changed or removed:
-            self.query_one("#vms", Listing).update(
-                [(u, vm_cells(v, now, pal, pending.get(u), seen)) for u, v in changed.items()],
-                removed)
-            self.sync_vm_bindings()
+            for uuid in removed:
+                self._due.pop(uuid, None)
+            self._due.update(dict.fromkeys(changed))
+            self._draw_due(removed)
         # A host entering maintenance counts its moves in its row ("2/3").
         if (changed or removed or any(k[0] == c for k in ch.hosts)
                 or any(t.kind.startswith("host.maintenance") for t in tasks)):
             self.throttle("aggregates", lambda: self._refresh(vm_rows="none"))
         self.update_history(tasks)
+
+    def _draw_due(self, removed: list[str] = ()) -> None:
+        """Draw the VM rows due, ROWS_PER_FRAME of them, the next slice after the next
+        frame: 10,000 rows changing at once (a host answering) never hold the screen
+        for long. Each row is read from the engine as it is drawn, so a slice drawn
+        later never puts back an older state."""
+        self._due_scheduled = False
+        if not self.is_attached:
+            return
+        batch = list(itertools.islice(self._due, ROWS_PER_FRAME))
+        for uuid in batch:
+            del self._due[uuid]
+        now, pal, seen, pending = self.now(), self.palette, self.engine.vm_seen_at, self._pending
+        rows, gone = [], list(removed)
+        for uuid in batch:
+            try:
+                vm = self.engine.vm(uuid)
+            except NotFound:
+                gone.append(uuid)
+                continue
+            rows.append((uuid, vm_cells(vm, now, pal, pending.get(uuid), seen)))
+        if rows or gone:
+            self.query_one("#vms", Listing).update(rows, gone)
+            self.sync_vm_bindings()
+        if self._due and not self._due_scheduled:
+            self._due_scheduled = True
+            self.call_after_refresh(self._draw_due)
 
     # -- navigation -----------------------------------------------------------------
     @on(FastTable.RowSelected, "#hosts-table")
