@@ -269,6 +269,7 @@ class MvmApp(App):
         self.engine = engine
         self.readonly = engine.readonly
         self._settled = False   # every host reached and its VMs read (engine.settled)
+        self.start_engine = False   # run_console: start the engine after the first frame
         self.start_cluster = start_cluster
         self.lab_demo = lab_demo      # the lab cluster that quitting takes down
         self.preferences = preferences or Preferences()
@@ -304,6 +305,11 @@ class MvmApp(App):
                         severity="warning", timeout=30)
         self.set_interval(FLUSH_INTERVAL, self._flush_engine_events)
         self.set_interval(TICK_INTERVAL, self._tick)
+        if self.start_engine:
+            # After the first frame: on this machine's two vCPUs, a host's first
+            # listing (libvirt parsing 10,000 domains) halved the speed of the UI's
+            # start-up; the operator sees the screen first, the hosts connect after.
+            self.call_after_refresh(self.engine.start)
         # Questions asked before we subscribed: the host still waits with its fingerprint.
         for question in self.engine.pending_host_keys():
             self._on_engine_event(question)
@@ -825,13 +831,13 @@ class MvmApp(App):
 
 def run_console(engine: Engine, start_cluster: str | None = None,
                 lab_demo: str | None = None, preferences: Preferences | None = None) -> None:
-    """Run the console on this terminal. Starts the engine if it is not running
-    (start() is idempotent); the caller stops it. `lab_demo`: the lab cluster that
+    """Run the console on this terminal. Starts the engine, if it is not running, once
+    the first frame is drawn (start() is idempotent); the caller stops it. `lab_demo`: the lab cluster that
     quitting takes down (`make demo`), so quitting asks first. `preferences`: theme
     and keys from the settings file."""
     app = MvmApp(engine, start_cluster=start_cluster, lab_demo=lab_demo,
                  preferences=preferences)
-    engine.start()
+    app.start_engine = True     # once the first frame is drawn (on_mount)
     app.run()
 
 

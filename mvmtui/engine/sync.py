@@ -79,8 +79,10 @@ class HostSync:
                     return
                 self._apply_details(key, vms)
                 self._details_pending[key] = max(0, len(uuids) - i - DETAIL_CHUNK)
-        except HypervisorError as exc:   # the next connect (or refresh) reads them
+        except Exception as exc:   # a full re-read then; else the next connect does
             log.warning("%s: reading VM definitions failed: %s", key, exc)
+            if link.hv is hv:
+                await self._reread(link, "definitions")   # clears the count if it works
             return
         self._details_pending.pop(key, None)
 
@@ -252,9 +254,10 @@ class HostSync:
             return False
         self._apply_contents(link.key, *contents)
         self._apply_host_state(link.key, state)
-        if link.details is not None:     # everything was just read in full
+        # Everything was just read in full: no definitions are left to read.
+        if link.details is not None and link.details is not asyncio.current_task():
             link.details.cancel()
-            self._details_pending.pop(link.key, None)
+        self._details_pending.pop(link.key, None)
         return True
 
     async def refresh(self, cluster: str | None = None) -> None:
