@@ -199,14 +199,14 @@ class VmStore:
             self._save_definitions([vm])
         if live is None:
             live = self._live(vm.cluster, vm.host)
-        vm = replace(vm, stale=not live, definition="")
+        vm = _with(vm, stale=not live, definition="")
         if old is not None and (old.cluster, old.host) != (vm.cluster, vm.host):
             self._unindex(old)
         self._vms[vm.uuid] = vm
         self._index(vm)
         if save:
             self._write_later(self.inv.save_vms, [vm])
-        if old is None or replace(old, seen_at=None) != replace(vm, seen_at=None):
+        if old is None or _differs_but_seen(old, vm):
             self._vm_version += 1
             self._emit(VmChanged(vm))
 
@@ -268,11 +268,28 @@ def _with_usage(vm: Vm, old: Vm | None) -> Vm:
     """A VM read from its definition has no use figures: keep those of the last
     stats pass while it stays active (a re-read must not blank its CPU %)."""
     if old is None or not vm.state.active or (vm.host, vm.cluster) != (old.host, old.cluster):
-        return replace(vm, cpu_pct=None, mem_used_mib=None) if not vm.state.active else vm
-    return replace(vm, cpu_pct=old.cpu_pct, mem_used_mib=old.mem_used_mib)
+        return _with(vm, cpu_pct=None, mem_used_mib=None) if not vm.state.active else vm
+    return _with(vm, cpu_pct=old.cpu_pct, mem_used_mib=old.mem_used_mib)
 
 
 def _definition(vm: Vm | None):
-    """What the inventory keeps of a VM, less the figures that move on their own."""
-    return None if vm is None else replace(vm, seen_at=None, config_at=None, cpu_pct=None,
-                                           mem_used_mib=None, stale=False)
+    """What the inventory keeps of a VM, less the figures that move on their own (a
+    tuple of fields: a load compares 10,000 of these, and replace() is slow)."""
+    if vm is None:
+        return None
+    d = vm.__dict__
+    return tuple(d[k] for k in _KEPT)
+
+
+_KEPT = tuple(k for k in Vm.__dataclass_fields__ if k not in
+              ("seen_at", "config_at", "cpu_pct", "mem_used_mib", "stale", "definition"))
+
+
+def _differs_but_seen(old: Vm, new: Vm) -> bool:
+    """Whether two VMs differ in more than when they were seen (and their XML, which
+    is not compared): what is announced."""
+    a, b = old.__dict__, new.__dict__
+    return any(a[k] != b[k] for k in _ANNOUNCED)
+
+
+_ANNOUNCED = tuple(k for k in Vm.__dataclass_fields__ if k not in ("seen_at", "definition"))

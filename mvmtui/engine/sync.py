@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .adapter import LIFECYCLE, LIFECYCLE_STARTED, REBOOT, Hypervisor
@@ -279,9 +278,9 @@ def _with_known(vm: Vm, known: Vm | None) -> Vm:
     if vm.config_at is not None or known is None or known.config_at is None \
             or (known.cluster, known.host) != (vm.cluster, vm.host):
         return vm
-    return replace(known, name=vm.name, state=vm.state, vcpus=vm.vcpus,
-                   memory_mib=vm.memory_mib, max_memory_mib=vm.max_memory_mib,
-                   seen_at=vm.seen_at, stale=False)
+    return _with(known, name=vm.name, state=vm.state, vcpus=vm.vcpus,
+                 memory_mib=vm.memory_mib, max_memory_mib=vm.max_memory_mib,
+                 seen_at=vm.seen_at, stale=False)
 
 
 def _differs(vm: Vm, sample) -> bool:
