@@ -832,9 +832,9 @@ class MvmApp(App):
 def run_console(engine: Engine, start_cluster: str | None = None,
                 lab_demo: str | None = None, preferences: Preferences | None = None) -> None:
     """Run the console on this terminal. Starts the engine, if it is not running, once
-    the first frame is drawn (start() is idempotent); the caller stops it. `lab_demo`: the lab cluster that
-    quitting takes down (`make demo`), so quitting asks first. `preferences`: theme
-    and keys from the settings file."""
+    the first frame is drawn (start() is idempotent); the caller stops it.
+    `lab_demo`: the lab cluster that quitting takes down (`make demo`), so quitting
+    asks first. `preferences`: theme and keys from the settings file."""
     app = MvmApp(engine, start_cluster=start_cluster, lab_demo=lab_demo,
                  preferences=preferences)
     app.start_engine = True     # once the first frame is drawn (on_mount)

@@ -101,7 +101,7 @@ class HostSync:
 
     def watch_vms(self, uuids) -> None:
         """The VMs on screen now (any thread): sampled every stats pass, whatever the
-        host's size. The console says so once a second."""
+        host's size. The console says which at each of its ticks (every 5 s)."""
         self._watched = frozenset(uuids)
 
     def settled(self) -> bool:
