@@ -429,12 +429,16 @@ class Bench:
 
     MVM_ENV = {"MVMTUI_CONFIG": "/nonexistent"}
 
-    def mvmtui_cold(self, db: Path, n: int) -> dict:
-        r: dict = {}
+    def mvm_launch(self, db: Path) -> tuple[float, float]:
+        """Launch mvmtui on `db` and wait for its first frame: (time zero, first frame)."""
         self.launch(self.mvm_argv(db), self.MVM_ENV)
         t_ff, _ = self.wait(lambda s, t: mvm_first_frame(s), "mvmtui's footer")
         t0 = self.stamp()
-        r["first_frame"] = t_ff - t0
+        return t0, t_ff - t0
+
+    def mvmtui_cold(self, db: Path, n: int) -> dict:
+        t0, first_frame = self.mvm_launch(db)
+        r: dict = {"first_frame": first_frame}
         self.t.send_keys("3")
         seen: dict = {}
 
@@ -479,11 +483,8 @@ class Bench:
         return out
 
     def mvmtui_warm(self, db: Path) -> dict:
-        r: dict = {}
-        self.launch(self.mvm_argv(db), self.MVM_ENV)
-        t_ff, _ = self.wait(lambda s, t: mvm_first_frame(s), "mvmtui's footer")
-        t0 = self.stamp()
-        r["first_frame"] = t_ff - t0
+        t0, first_frame = self.mvm_launch(db)
+        r: dict = {"first_frame": first_frame}
         self.t.send_keys("3")
         seen: dict = {}
 
@@ -501,15 +502,13 @@ class Bench:
         return r
 
     def mvmtui_probe(self, db: Path) -> dict:
-        self.launch(self.mvm_argv(db), self.MVM_ENV)
-        t_ff, _ = self.wait(lambda s, t: mvm_first_frame(s), "mvmtui's footer")
-        t0 = self.stamp()
+        t0, first_frame = self.mvm_launch(db)
         # The tab key is the first probe: a ctrl+p sent right after it would open the
         # palette before the tab switched, and the switch is then lost.
         tab = self.timed_key("3", mvm_on_tab, "mvmtui's VMs tab")
         lat, t_live = self.probes(mvm_live)
         lat.insert(0, tab)
-        r = {"first_frame": t_ff - t0, "probes": lat, "first_page": t_live - t0,
+        r = {"first_frame": first_frame, "probes": lat, "first_page": t_live - t0,
              "stall": max(lat), "idle_probe": self.idle_probes()}
         r["quit_clean"] = self.quit(["C-q"])
         return r
@@ -581,7 +580,7 @@ class Bench:
         t_ff, _ = self.wait(lambda s, t: textual_first_frame(s), "VirtUI's footer")
         t0 = self.stamp()
         lat, t_live = self.probes(virtui_live)
-        r = {"first_frame": t_ff - t0, "probes": lat, "first_page": t_live - t0,
+        r = {"first_frame": first_frame, "probes": lat, "first_page": t_live - t0,
              "stall": max(lat) if lat else None, "idle_probe": self.idle_probes()}
         r["quit_clean"] = self.quit(["q"])
         return r

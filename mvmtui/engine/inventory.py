@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import sqlite_utils
 
-from .model import (Cluster, Datastore, Disk, Host, HostStatus, Network, Nic,
+from .model import (Cluster, Datastore, Disk, Host, HostStatus, Network, Nic, make,
                     Strategy, Task, TaskLog, TaskStatus, TaskStep, Vm, VmState)
 
 
@@ -170,13 +170,6 @@ def _check_existing(path: Path) -> int:
             f"{path} is a SQLite file but not an mvmtui inventory "
             f"(tables: {', '.join(sorted(tables)[:5])}). It was left untouched.")
     return version
-
-
-def _make(cls, fields: dict):
-    """A frozen dataclass from all its fields, without running __init__."""
-    obj = object.__new__(cls)
-    obj.__dict__.update(fields)
-    return obj
 
 
 def _column_value(v):
@@ -462,7 +455,7 @@ class Inventory:
                 item = dict(zip(names, r[1:]))
                 if cls is Disk:
                     item["readonly"] = bool(item["readonly"])
-                into.setdefault(r[0], []).append(_make(cls, item))
+                into.setdefault(r[0], []).append(make(cls, item))
         states = {s.value: s for s in VmState}
         strategies = {s.value: s for s in Strategy}
         out = []
@@ -481,7 +474,7 @@ class Inventory:
             d["nics"] = tuple(nics.get(d["uuid"], ()))
             d["stale"] = stale
             d["definition"] = ""
-            out.append(_make(Vm, d))
+            out.append(make(Vm, d))
         return out
 
     # ---- networks and datastores ------------------------------------------

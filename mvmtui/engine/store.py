@@ -14,7 +14,7 @@ from typing import Callable
 
 from .errors import Ambiguous, NotFound
 from .model import (Cluster, Datastore, Host, HostChanged, HostStatus, Network, Vm,
-                    VmChanged, VmRemoved)
+                    VmChanged, VmRemoved, copy_with)
 
 log = logging.getLogger("mvmtui.engine")
 
@@ -155,7 +155,7 @@ class VmStore:
         self._vm_version += 1
         for vm in self._vms_on(key):
             if vm.stale != stale:
-                self._vms[vm.uuid] = _with(vm, stale=stale, seen_at=self.vm_seen_at(vm.uuid))
+                self._vms[vm.uuid] = copy_with(vm, stale=stale, seen_at=self.vm_seen_at(vm.uuid))
                 self._emit(VmChanged(self._vms[vm.uuid]))
         self._confirmed.pop(key, None)
 
@@ -199,7 +199,7 @@ class VmStore:
             self._save_definitions([vm])
         if live is None:
             live = self._live(vm.cluster, vm.host)
-        vm = _with(vm, stale=not live, definition="")
+        vm = copy_with(vm, stale=not live, definition="")
         if old is not None and (old.cluster, old.host) != (vm.cluster, vm.host):
             self._unindex(old)
         self._vms[vm.uuid] = vm
@@ -255,21 +255,12 @@ class VmStore:
             self._put_vm(v, save=False, live=live)
 
 
-def _with(vm: Vm, **changes) -> Vm:
-    """A copy of a VM with some fields changed: dataclasses.replace re-runs __init__
-    for all twenty fields, ten times slower, and a stats pass does this per VM."""
-    new = object.__new__(Vm)
-    new.__dict__.update(vm.__dict__)
-    new.__dict__.update(changes)
-    return new
-
-
 def _with_usage(vm: Vm, old: Vm | None) -> Vm:
     """A VM read from its definition has no use figures: keep those of the last
     stats pass while it stays active (a re-read must not blank its CPU %)."""
     if old is None or not vm.state.active or (vm.host, vm.cluster) != (old.host, old.cluster):
-        return _with(vm, cpu_pct=None, mem_used_mib=None) if not vm.state.active else vm
-    return _with(vm, cpu_pct=old.cpu_pct, mem_used_mib=old.mem_used_mib)
+        return copy_with(vm, cpu_pct=None, mem_used_mib=None) if not vm.state.active else vm
+    return copy_with(vm, cpu_pct=old.cpu_pct, mem_used_mib=old.mem_used_mib)
 
 
 def _definition(vm: Vm | None):

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from .adapter import LIFECYCLE, LIFECYCLE_STARTED, REBOOT, Hypervisor
 from .errors import HypervisorError
-from .model import Datastore, Host, HostStatus, Network, Vm
-from .store import _definition, _with, _with_usage
+from .model import Datastore, Host, HostStatus, Network, Vm, copy_with
+from .store import _definition, _with_usage
 
 if TYPE_CHECKING:
     from .links import _Link
@@ -215,10 +215,10 @@ class HostSync:
             # those on screen one by one; only VMs whose figures moved are announced.
             if full:
                 if sample.cpu_pct != vm.cpu_pct or sample.mem_used_mib != vm.mem_used_mib:
-                    self._touch_vm(_with(vm, cpu_pct=sample.cpu_pct,
+                    self._touch_vm(copy_with(vm, cpu_pct=sample.cpu_pct,
                                          mem_used_mib=sample.mem_used_mib))
             else:
-                self._touch_vm(_with(vm, cpu_pct=sample.cpu_pct,
+                self._touch_vm(copy_with(vm, cpu_pct=sample.cpu_pct,
                                      mem_used_mib=sample.mem_used_mib, seen_at=now))
             if sample.cpu_pct is not None:
                 samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=vm.uuid,
@@ -278,7 +278,7 @@ def _with_known(vm: Vm, known: Vm | None) -> Vm:
     if vm.config_at is not None or known is None or known.config_at is None \
             or (known.cluster, known.host) != (vm.cluster, vm.host):
         return vm
-    return _with(known, name=vm.name, state=vm.state, vcpus=vm.vcpus,
+    return copy_with(known, name=vm.name, state=vm.state, vcpus=vm.vcpus,
                  memory_mib=vm.memory_mib, max_memory_mib=vm.max_memory_mib,
                  seen_at=vm.seen_at, stale=False)
 
