@@ -35,7 +35,7 @@ OK, FAILED, USAGE, NOT_FOUND, UNREACHABLE, INVENTORY, READONLY, BUSY, LAB = rang
 KINDS = {FAILED: "failed", USAGE: "usage", NOT_FOUND: "not-found",
          UNREACHABLE: "unreachable", INVENTORY: "inventory", READONLY: "read-only",
          BUSY: "busy", LAB: "lab"}
-VERBS = {"console", "cluster", "host", "vm", "task", "lab", "demo"}
+VERBS = {"console", "cluster", "host", "vm", "task", "lab", "demo", "watch"}
 
 
 class UsageError(EngineError):
@@ -411,16 +411,19 @@ def cmd_vm_placement(args) -> int:
     definition on its host)."""
     with _engine(args, online=True) as eng:
         vm = eng.find_vm(args.name, args.cluster)
-        if args.strategy is None and args.home is None:
+        if args.strategy is None and args.home is None and args.priority is None:
             if args.json:
                 _dump([{"name": vm.name, "uuid": vm.uuid, "host": vm.host,
-                        "strategy": vm.strategy.value, "home": vm.home}])
+                        "strategy": vm.strategy.value, "home": vm.home,
+                        "priority": vm.priority, "failed_from": vm.failed_from}])
             else:
                 print(f"{vm.name}: {vm.strategy.value}"
-                      + (f", home {vm.home}" if vm.home else "") + f" (on {vm.host})")
+                      + (f", home {vm.home}" if vm.home else "")
+                      + f", restart priority {vm.priority}" + f" (on {vm.host})"
+                      + (f"; failed over from {vm.failed_from}" if vm.failed_from else ""))
             return OK
-        return _task_outcome(args, eng, vm,
-                             asyncio.run(eng.set_placement(vm.uuid, args.strategy, args.home)))
+        return _task_outcome(args, eng, vm, asyncio.run(
+            eng.set_placement(vm.uuid, args.strategy, args.home, args.priority)))
 
 
 def _follow(args, eng: Engine, task):
@@ -627,7 +630,7 @@ def cmd_console(args) -> int:
 
 # ---- arguments -----------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
-    from . import cli_lab
+    from . import cli_ha, cli_lab
     p = _Parser(prog="mvmtui", description=__doc__.split("\n")[0])
     p.add_argument("--inventory", help="inventory file (default: $MVMTUI_INVENTORY or "
                                        "~/.local/share/mvmtui/inventory.db)")
@@ -727,6 +730,8 @@ def parser() -> argparse.ArgumentParser:
                         "pinned: never moved")
     x.add_argument("--home", "--host", dest="home", metavar="HOST",
                    help="the host it belongs on")
+    x.add_argument("--priority", choices=["high", "medium", "low"],
+                   help="restart priority when its host is lost (high restarts first)")
     common(x)
     x.set_defaults(func=cmd_vm_placement)
 
@@ -764,6 +769,7 @@ def parser() -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_task_cancel)
 
     cli_lab.add_parsers(sub)
+    cli_ha.add_parsers(sub, cl, hl, common)
     return p
 
 

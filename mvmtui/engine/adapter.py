@@ -17,26 +17,45 @@ from .model import Datastore, MigrationProgress, Network, Strategy, Vm, VmState
 # A VM's placement lives in its own libvirt definition, so every console (and a lost
 # inventory) sees the same value:
 #   <metadata><mvmtui:placement xmlns:mvmtui="urn:mvmtui:placement:1"
-#                               strategy="pinned" home="kvm-01"/></metadata>
+#        strategy="pinned" home="kvm-01" priority="high" failed-from="kvm-03"/></metadata>
+# failed-from: the lost host a failover restarted it from (it goes home from there),
+# kept on the VM itself so that any watcher, on any admin box, brings it back.
 PLACEMENT_NS = "urn:mvmtui:placement:1"
 PLACEMENT_KEY = "mvmtui"
 
 
-def placement_xml(strategy: Strategy, home: str) -> str:
-    el = ET.Element("placement", {"strategy": strategy.value, "home": home})
+@dataclass(frozen=True)
+class Placement:
+    strategy: Strategy = Strategy.AUTO
+    home: str = ""
+    priority: str = "medium"
+    failed_from: str = ""
+
+
+def placement_xml(p: Placement) -> str:
+    attrs = {"strategy": p.strategy.value, "home": p.home}
+    if p.priority != "medium":
+        attrs["priority"] = p.priority
+    if p.failed_from:
+        attrs["failed-from"] = p.failed_from
+    el = ET.Element("placement", attrs)
     return ET.tostring(el, encoding="unicode")
 
 
-def parse_placement(domain: ET.Element) -> tuple[Strategy, str]:
+def parse_placement(domain: ET.Element) -> Placement:
     """A domain's placement from its XML; Auto with no home when it has none."""
     el = domain.find(f"metadata/{{{PLACEMENT_NS}}}placement")
     if el is None:
-        return Strategy.AUTO, ""
+        return Placement()
     try:
         strategy = Strategy(el.get("strategy", "auto"))
     except ValueError:
         strategy = Strategy.AUTO     # written by something newer: the safe default
-    return strategy, el.get("home", "")
+    priority = el.get("priority", "medium")
+    if priority not in ("high", "medium", "low"):
+        priority = "medium"
+    return Placement(strategy, el.get("home", ""), priority, el.get("failed-from", ""))
+
 
 # Domain events the engine follows (`kind` in on_domain_event). "lifecycle" carries
 # libvirt's lifecycle event number as detail; the rest are changes to what a VM is.
@@ -90,7 +109,7 @@ class Hypervisor(Protocol):
 
     def act(self, uuid: str, action: str) -> None: ...
 
-    def set_placement(self, uuid: str, strategy: Strategy, home: str) -> None: ...
+    def set_placement(self, uuid: str, placement: "Placement") -> None: ...
 
     # Moving VMs. `migrate` blocks for the whole job and runs on a thread of its own;
     # progress and abort come through the host's worker meanwhile.

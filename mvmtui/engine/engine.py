@@ -12,6 +12,8 @@ from each other but types):
 - maintenance.py Maintenance: the preview, entering and leaving maintenance
 - recovery.py  Recovery: finishing or undoing moves a dead console left half done
 - locks.py     ClusterLocks: lock files on the hosts, that other consoles see
+- ha.py        HighAvailability: the watcher (lease, loss, fencing, failover, return),
+               the failover plan and N−1, DRS rebalancing
 
 Threads (DESIGN rule 3):
 - the caller's thread (Textual's loop, or the CLI) calls the async/sync facade;
@@ -41,6 +43,7 @@ from typing import Awaitable, Callable, Iterable
 
 from .adapter import Hypervisor
 from .errors import EngineError, InventoryError, NotFound, ReadOnly, Offline
+from .ha import HighAvailability
 from .inventory import Inventory
 from .links import HostLinks
 from .locks import ClusterLocks
@@ -68,7 +71,7 @@ log = logging.getLogger("mvmtui.engine")
 
 
 class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, Maintenance,
-             Recovery, ClusterLocks):
+             Recovery, ClusterLocks, HighAvailability):
     """Every method the screens and the CLI call; see the rooms above."""
 
     def __init__(self, inventory: Inventory | str | os.PathLike | None = None, *,
@@ -119,6 +122,12 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         # that stay up do; a short CLI verb must not start work it then cuts off.
         self.recover = recover
         self._recoveries: set[asyncio.Task] = set()
+        # Host loss (ha.py): what each cluster's watcher says; the clusters this
+        # engine watches, and their loops.
+        self._ha: dict = {}
+        self._watches: dict = {}
+        self._watch_tasks: list[asyncio.Task] = []
+        self._ha_poller: asyncio.Task | None = None
         # Lock files on hosts that were away when their task ended (locks.py).
         self._leftover_locks: dict[tuple[str, str], set[str]] = {}
         # (host, VM) re-reads already queued: one read for a burst of events
@@ -181,12 +190,17 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
             self._submit(self._connect_all()).result()
             if not self.readonly and self.recover:
                 self._loop.call_soon_threadsafe(self._start_recovery)
+            self._loop.call_soon_threadsafe(self._start_ha_poll)
 
     def stop(self) -> None:
         if not self._thread or not self._loop:
             return
         if self._follower:
             self._follower.stop()
+        try:    # a watcher lets go of its leases first: a standby takes over at once
+            self._submit(self._stop_watching()).result(timeout=8)
+        except concurrent.futures.TimeoutError:
+            log.warning("the watcher's leases were not released within 8 s")
         try:   # recoveries first (they start tasks), then our running tasks: they end
             # recorded as interrupted, never left "running"
             self._submit(self._cancel_recoveries()).result(timeout=5)

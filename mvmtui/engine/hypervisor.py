@@ -15,7 +15,7 @@ from typing import Callable
 import libvirt
 
 from .adapter import (LIFECYCLE, PLACEMENT_KEY, PLACEMENT_NS, REBOOT, VmSample,
-                      parse_placement, placement_xml)
+                      Placement, parse_placement, placement_xml)
 from .errors import HypervisorError
 from .model import (Datastore, Disk, MigrationProgress, Network, Nic, Strategy, Vm,
                     VmState)
@@ -263,13 +263,14 @@ class LibvirtHypervisor:
             autostart = bool(dom.autostart())
         except libvirt.libvirtError:
             autostart = False
-        strategy, home = parse_placement(root)
+        placed = parse_placement(root)
         return Vm(cluster=self.cluster, host=self.host, uuid=dom.UUIDString(),
                   name=dom.name(), state=_STATES.get(state, VmState.UNKNOWN),
                   vcpus=vcpus, memory_mib=mem_kib // 1024, max_memory_mib=max_kib // 1024,
                   autostart=autostart, persistent=bool(dom.isPersistent()),
                   disks=tuple(disks), nics=tuple(nics), seen_at=now, config_at=now,
-                  strategy=strategy, home=home, definition=xml,
+                  strategy=placed.strategy, home=placed.home, priority=placed.priority,
+                  failed_from=placed.failed_from, definition=xml,
                   cpu_mode=root.find("cpu").get("mode", "") if root.find("cpu") is not None
                   else "")
 
@@ -422,14 +423,14 @@ class LibvirtHypervisor:
         else:
             raise ValueError(f"unknown VM action {action!r}")
 
-    def set_placement(self, uuid: str, strategy: Strategy, home: str) -> None:
+    def set_placement(self, uuid: str, placement: Placement) -> None:
         """Write the placement into the domain's metadata (its persistent definition,
         and the live one while it runs)."""
         dom = self._c().lookupByUUIDString(uuid)
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
         if dom.isActive():
             flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
-        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, placement_xml(strategy, home),
+        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, placement_xml(placement),
                         PLACEMENT_KEY, PLACEMENT_NS, flags)
 
     # ---- moving VMs ---------------------------------------------------------------

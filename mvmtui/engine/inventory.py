@@ -134,9 +134,15 @@ def _v8(db: "sqlite_utils.Database") -> None:
     db["vms"].add_column("cpu_mode", str)
 
 
+def _v9(db: "sqlite_utils.Database") -> None:
+    # Host loss: a VM's restart priority, and the lost host it was restarted from.
+    db["vms"].add_column("priority", str)
+    db["vms"].add_column("failed_from", str)
+
+
 # Index i migrates schema version i to i+1. Append, never edit.
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2, _v3, _v4, _v5, _v6,
-                                                               _v7, _v8]
+                                                               _v7, _v8, _v9]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -468,6 +474,8 @@ class Inventory:
             d["strategy"] = strategies[d["strategy"] or "auto"]
             d["home"] = d["home"] or ""
             d["cpu_mode"] = d["cpu_mode"] or ""
+            d["priority"] = d["priority"] or "medium"
+            d["failed_from"] = d["failed_from"] or ""
             d["autostart"] = bool(d["autostart"])
             d["persistent"] = bool(d["persistent"])
             d["disks"] = tuple(disks.get(d["uuid"], ()))

@@ -43,6 +43,7 @@ SHARED_PATH = "/var/lib/libvirt/shared"
 SHARED_POOL = "shared"
 LOCAL_DISK = {"staging-01"}
 DISK_MIB = 16
+HOOK = Path(__file__).resolve().parents[2] / "assets" / "libvirt-hook-qemu"
 
 
 def accel() -> str:
@@ -169,6 +170,9 @@ class Lab:
         policy = inv.cluster_policy(self.name)
         policy["shared_datastores"] = sorted({*policy.get("shared_datastores", ()),
                                               SHARED_POOL})
+        # Failover works out of the box: the lab can cut a lost host's power for real.
+        policy["fence_method"] = "lab"
+        policy["lab_root"] = str(self.root.parent)
         inv.save_cluster_policy(self.name, policy)
 
     def _net_up(self) -> None:
@@ -204,6 +208,10 @@ class Lab:
             'user = "root"\ngroup = "root"\ndynamic_ownership = 0\nremember_owner = 0\n'
             'security_driver = "none"\ncgroup_controllers = [ ]\n'
             f'migration_address = "{h.address}"\nmigration_host = "{h.address}"\n')
+        # The HA boot gate (assets/libvirt-hook-qemu): libvirt finds hooks at start.
+        (etc / "hooks").mkdir(exist_ok=True)
+        shutil.copyfile(HOOK, etc / "hooks" / "qemu")
+        os.chmod(etc / "hooks" / "qemu", 0o755)
         (d / "hostname").write_text(h.name + "\n")
         (d / "hosts").write_text(f"127.0.0.1 localhost\n{h.address} {h.name}\n")
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", h.name,
@@ -363,6 +371,19 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
         if pid:
             os.kill(pid, signal.SIGKILL)
         self._reap(h)
+
+    def management_down(self, name: str) -> None:
+        """sshd and libvirtd die while the guests run on: the split-brain case. The
+        host's PID 1 is its listening sshd, and killing it would end the whole host,
+        so it is frozen (SIGSTOP, from outside its namespace) and every other sshd
+        and libvirtd is killed. `crash` then ends it for real."""
+        h = self.host(name)
+        pid = self.init_pid(h)
+        if not pid:
+            raise LabError(f"lab host {name} is not running")
+        os.kill(pid, signal.SIGSTOP)
+        self.exec(h, "sh", "-c", "for p in $(pidof sshd libvirtd); do [ $p = 1 ] || "
+                                 "kill -9 $p; done; true")
 
     def revive(self, name: str) -> None:
         h = self.host(name)

@@ -143,17 +143,24 @@ class HostLinks:
                         loop.create_task(self._reconcile_loop(link))]
             try:
                 await _first(ssh_lost.wait(), lv_lost.wait())
-            finally:
+            except BaseException:
                 for w in watchers:
                     w.cancel()
                 await self._close(link)
+                raise
+            for w in watchers:
+                w.cancel()
+            # Said at once, before the link is closed (closing waits for libvirt calls
+            # to the dead host to give up): the watcher counts from here.
             at = time.strftime("%H:%M:%S", time.localtime(self.clock()))
             if ssh_lost.is_set():
                 self._set_host(key, status=HostStatus.UNREACHABLE,
-                               problem=f"lost contact at {at}: the SSH connection dropped")
+                               problem=f"lost contact at {at}: the SSH keepalive failed "
+                                       f"or the connection dropped")
             else:
                 self._set_host(key, status=HostStatus.LIBVIRT_DOWN,
                                problem=f"libvirt connection closed at {at}")
+            await self._close(link)
             await self._pause(link, delay)
 
     async def _pause(self, link: _Link, seconds: float) -> None:

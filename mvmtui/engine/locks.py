@@ -33,6 +33,9 @@ from .tasks import Busy, TaskFailed, TaskSpec, this_process
 log = logging.getLogger("mvmtui.locks")
 
 LOCK_DIR = "/var/lib/libvirt/mvmtui"
+# The HA boot gate: /run is empty at boot, so the gate is closed until opened.
+GATE_DIR = "/run/mvmtui"
+GATE_OPEN = "ha-checked"
 HEARTBEAT = 5.0
 STALE = 30.0
 
@@ -98,6 +101,31 @@ class SshLocks:
         await self._sh(f"for f in {files}; do grep -qF {shlex.quote(_owner_field(owner))} $f "
                        f"2>/dev/null && rm -f $f; done; true")
 
+    async def peek(self, resource: str) -> dict | None:
+        """The holder's record (with its "age") without taking it; None if free."""
+        f = f"{LOCK_DIR}/locks/{_file(resource)}"
+        out = await self._sh(f"if [ -e {f} ]; then echo HELD $(( $(date +%s) - $(stat -c %Y "
+                             f"{f} 2>/dev/null || date +%s) )); cat {f} 2>/dev/null; fi; true")
+        head, _, body = out.partition("\n")
+        if not head.startswith("HELD") or not body.strip():
+            return None
+        try:
+            holder = json.loads(body)
+        except ValueError:
+            holder = {"holder": "unknown", "title": body.strip()[:80]}
+        holder["age"] = float(head.split()[1]) if len(head.split()) > 1 else 0.0
+        holder["raw"] = body
+        return holder
+
+    async def gate(self, open_it: bool | None = None) -> bool:
+        """The host's HA boot gate (assets/libvirt-hook-qemu): closed from boot until a
+        watcher has checked the host, it keeps Auto and Failover VMs from starting
+        (autostart included). Opens it if asked; returns whether it is open."""
+        if open_it:
+            await self._sh(f"mkdir -p {GATE_DIR} && touch {GATE_DIR}/{GATE_OPEN}")
+        out = await self._sh(f"[ -e {GATE_DIR}/{GATE_OPEN} ] && echo open; true")
+        return out.strip() == "open"
+
     async def read_state(self, name: str) -> str:
         return (await self._sh(f"cat {LOCK_DIR}/{name} 2>/dev/null; true")).strip()
 
@@ -143,6 +171,20 @@ class MemoryLocks:
             held = self.files.get(_file(r))
             if held and _owner_field(owner) in held[0]:
                 del self.files[_file(r)]
+
+    async def peek(self, resource: str) -> dict | None:
+        held = self.files.get(_file(resource))
+        if held is None:
+            return None
+        raw, touched = held
+        holder = json.loads(raw)
+        holder["age"], holder["raw"] = self.clock() - touched, raw
+        return holder
+
+    async def gate(self, open_it: bool | None = None) -> bool:
+        if open_it:
+            self.files[GATE_OPEN] = ("open", self.clock())
+        return GATE_OPEN in self.files
 
     async def read_state(self, name: str) -> str:
         return self.files.get(name, ("", 0))[0]

@@ -92,6 +92,17 @@ class ClusterPolicy:
     anti_affinity: str = ""              # "a+b": kept apart
     must_run_on: str = ""                # "vm:host+host": never elsewhere
     prefer: str = ""                     # "vm:host": preferred
+    # Host loss (engine/ha.py): when a host is lost, how it is fenced, what comes home.
+    ha_lost_after: float = 2.0           # seconds a host may not answer before it is lost
+    fence_method: str = "none"           # lab, command, none (each host: fence_hosts)
+    fence_command: str = ""              # template run on the watcher's machine
+    fence_status: str = ""               # template; its output must say "off"
+    fence_hosts: str = ""                # "kvm-03:none, kvm-04:command": per-host method
+    ha_return: str = "migrate"           # a returned host gets its VMs back live; or "stay"
+    drs_interval: int = 0                # seconds between the watcher's rebalances; 0 = off
+    drs_threshold: int = 3               # 1 conservative … 5 aggressive
+    drs_cooldown: int = 3600             # seconds a VM DRS moved is left where it is
+    lab_root: str = ""                   # a lab's directory (lab.register): its fence
 
 
 @dataclass(frozen=True)
@@ -172,6 +183,8 @@ class Vm:
     config_at: float | None = None   # when its whole definition was last read
     strategy: Strategy = Strategy.AUTO   # kept in the domain's own <metadata> too
     home: str = ""                   # the host it belongs on ("" = none)
+    priority: str = "medium"         # restart priority after a host loss: high, medium, low
+    failed_from: str = ""            # the host it was restarted from after that host was lost
     cpu_mode: str = ""               # <cpu mode=…>: host-passthrough ties it to its CPU
     # The domain's XML as last read (live for a running VM, its config otherwise): a
     # VM is later re-defined from it. Carried only from the host to the inventory.
@@ -377,6 +390,115 @@ class ClusterSummary:
     hosts_connecting: int = 0       # first contact under way: not yet a problem
 
 
+PRIORITIES = ("high", "medium", "low")     # Vm.priority, in restart order
+
+
+@dataclass(frozen=True)
+class WatcherInfo:
+    """Who holds a cluster's watcher lease (engine/ha.py), as the hosts say."""
+
+    cluster: str
+    holder: str = ""                 # "watcher · root@admin-2"; "" = nobody
+    pid: int | None = None
+    machine: str = ""
+    age: float | None = None         # seconds since the holder last renewed it
+    hosts_held: int = 0              # hosts whose lease file it holds
+    hosts_total: int = 0
+    me: bool = False                 # this very engine holds it
+    read_at: float | None = None     # when the console last read it from a host
+
+    @property
+    def watched(self) -> bool:
+        return bool(self.holder)
+
+
+@dataclass(frozen=True)
+class HostHa:
+    """What the watcher says of one host (published on the cluster's hosts)."""
+
+    host: str
+    state: str = ""                  # "", suspect, lost, fencing, unfenced, fenced,
+    #                                  restarting, failed-over, returning, isolated
+    since: float | None = None
+    note: str = ""                   # in an operator's words: "not restarted: host not fenced"
+
+
+@dataclass(frozen=True)
+class HaStatus:
+    cluster: str
+    watcher: WatcherInfo
+    hosts: tuple[HostHa, ...] = ()
+    message: str = ""                # cluster-wide: "isolated: acting on no host"
+
+    def of(self, host: str) -> HostHa:
+        for h in self.hosts:
+            if h.host == host:
+                return h
+        return HostHa(host)
+
+
+@dataclass(frozen=True)
+class FailoverRow:
+    """One VM of a host in its failover plan: where it would restart, or why not."""
+
+    vm: str
+    name: str
+    strategy: Strategy
+    priority: str
+    state: VmState
+    target: str = ""
+    outcome: str = ""                # "restart", "stays", "blocked"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class FailoverPlan:
+    cluster: str
+    host: str
+    rows: tuple[FailoverRow, ...] = ()
+
+    @property
+    def restarts(self) -> tuple[FailoverRow, ...]:
+        return tuple(r for r in self.rows if r.outcome == "restart")
+
+    @property
+    def blocked(self) -> tuple[FailoverRow, ...]:
+        return tuple(r for r in self.rows if r.outcome == "blocked")
+
+
+@dataclass(frozen=True)
+class HostLossCheck:
+    """N−1: can the cluster lose any one host and restart everything?"""
+
+    cluster: str
+    plans: tuple[FailoverPlan, ...] = ()
+    short_mib: int = 0               # the worst host's shortfall, memory
+    short_vcpus: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(not p.blocked for p in self.plans)
+
+    @property
+    def worst(self) -> FailoverPlan | None:
+        bad = [p for p in self.plans if p.blocked]
+        return max(bad, key=lambda p: len(p.blocked)) if bad else None
+
+
+@dataclass(frozen=True)
+class RebalancePreview:
+    """A DRS plan: every move with its reason, and the balance before and after."""
+
+    cluster: str
+    threshold: int
+    moves: tuple[MoveRow, ...] = ()
+    before: float = 0.0              # imbalance: spread of host loads (0 = even)
+    after: float = 0.0
+    loads_before: tuple[tuple[str, float], ...] = ()
+    loads_after: tuple[tuple[str, float], ...] = ()
+    skipped: tuple[str, ...] = ()    # why some VMs were left out (cooldown, …)
+
+
 # Engine → UI notifications (delivered on an engine thread; the UI coalesces).
 @dataclass(frozen=True)
 class HostChanged:
@@ -408,7 +530,14 @@ class HostKeyQuestion:
     fingerprint: str
 
 
-Event = HostChanged | VmChanged | VmRemoved | TaskChanged | HostKeyQuestion
+@dataclass(frozen=True)
+class HaChanged:
+    """What the watcher says of a cluster changed (or who watches it)."""
+
+    status: HaStatus
+
+
+Event = HostChanged | VmChanged | VmRemoved | TaskChanged | HostKeyQuestion | HaChanged
 
 __all__ = [name for name in dir() if not name.startswith("_")] + ["field", "replace"]
 

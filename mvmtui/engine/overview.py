@@ -59,7 +59,7 @@ class ClusterOverview:
         self.inv.save_cluster_policy(cluster, policy.to_stored(new))
         return new
 
-    def planner(self, cluster: str, returning: str = ""):
+    def planner(self, cluster: str, returning: str = "", cooldown: frozenset[str] = frozenset()):
         """The placement planner's view of a cluster as it is now: hosts that are up
         and fresh, and not in maintenance, are candidates; the cluster's policy gives
         the overcommit, the host reserve and the placement rules (names are matched to
@@ -85,10 +85,24 @@ class ClusterOverview:
             why_unavailable=h.status.value if h.status is not HostStatus.UP else "")
             for h in all_hosts]
         vms = self.vms(cluster)
+        # Paths every host sees (shared datastores), per host: a VM with a writable
+        # disk elsewhere cannot restart on another host (migration.storage_issue).
+        shared_paths = {}
+        for d in self.datastores(cluster):
+            if d.name in pol.shared_datastores and d.path:
+                shared_paths.setdefault(d.host, []).append(d.path.rstrip("/") + "/")
+
+        def shared(v) -> bool:
+            paths = shared_paths.get(v.host, ())
+            return all(d.device != "disk" or not d.source or d.kind == "network"
+                       or d.readonly or any(d.source.startswith(p) for p in paths)
+                       for d in v.disks)
+        rank = {"high": 0, "medium": 1, "low": 2}
         specs = [placement.VmSpec(
             uuid=v.uuid, name=v.name, host=v.host, vcpus=v.vcpus, memory_mib=v.memory_mib,
             active=v.state.active, strategy=v.strategy, home=v.home,
-            cpu_model=model_of.get(v.host, "") if v.cpu_mode in HOST_CPU_MODES else "")
+            cpu_model=model_of.get(v.host, "") if v.cpu_mode in HOST_CPU_MODES else "",
+            priority=rank.get(v.priority, 1), shared=shared(v), cooldown=v.uuid in cooldown)
             for v in vms]
         by_name = {v.name: v.uuid for v in vms}
         names = set(model_of)

@@ -1,7 +1,8 @@
 """Where VMs go: the pure planner (DESIGN rule 6). Plain data in, a plan out; no I/O.
 
 Used to place one VM (Manage Placement, migration), to evacuate a host (maintenance),
-and later to fail over a lost host and to rebalance a cluster. Every move carries its
+to fail over a lost host (restart its VMs elsewhere; `n_minus_one` asks that of every
+host) and to rebalance a cluster (DRS). Every move carries its
 reason; every VM that cannot be placed says why, host by host ("kvm-03: needs 4096
 MiB, 2300 free"). The same input always gives the same plan.
 
@@ -15,15 +16,50 @@ Rules honoured:
 - a Pinned VM is never moved.
 Load is what runs: active VMs count on their host; a stopped VM that moves counts on
 its new host as if it ran there, so that starting it later does not overcommit.
+
+Failover restarts a lost host's running VMs, most important first (priority 0, then
+1, then 2; within one, the biggest first), each where `place` would put it. Greedy in
+that order, so when room runs out it is the lower priorities that wait: a high-priority
+VM is never left down so that two smaller low-priority ones can run. Affinity is soft
+here: a group is kept together where a host takes it, and restarted apart rather than
+left down; anti-affinity and `must` rules are never broken.
+
+A host's load is its dominant resource share: max(memory share, vCPU share) of its
+running VMs, the memory share against what its VMs may use (memory × ratio − reserve),
+the vCPU share against CPUs × ratio. A host is as full as its scarcest resource: one at
+90 % of its memory and 10 % of its vCPUs takes no more VMs, however idle its CPUs. The
+imbalance is the population standard deviation of the loads of the hosts that may take
+VMs (available, not in maintenance); 0 is perfectly even. `lower_bound` is the best
+max load there could be if load were divisible: per resource, what runs over what the
+hosts may hold; the larger of the two.
+
+Rebalance (DRS) moves running Auto VMs, live, from the most loaded hosts to the least
+loaded ones while that lowers the imbalance enough. Its threshold, 1 (conservative) to
+5 (aggressive) as vSphere's migration threshold:
+
+    threshold  acts when imbalance >  stops below (target)  a move must gain at least
+        1              0.20                 0.10                    0.02
+        2              0.14                 0.07                    0.01
+        3              0.08                 0.04                    0.005
+        4              0.04                 0.02                    0.002
+        5              0.02                 0.01                    0.001
+
+A move's gain is the drop in imbalance it makes, times hosts / 2. One move changes the
+standard deviation of a 200-host cluster about a hundred times less than that of a
+2-host one, for the same relief to the host it leaves; counted this way a move is worth
+the same in both (and in a 2-host cluster the gain is the drop itself).
 """
 from __future__ import annotations
 
+import bisect
+import math
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from .model import Strategy
 
-__all__ = ["Strategy", "HostSpec", "VmSpec", "Rules", "Move", "Blocked", "Plan", "Cluster"]
+__all__ = ["Strategy", "HostSpec", "VmSpec", "Rules", "Move", "Blocked", "Plan", "Rebalance",
+           "Cluster"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +85,10 @@ class VmSpec:
     strategy: Strategy = Strategy.AUTO
     home: str = ""                   # the host it belongs on, if any
     cpu_model: str = ""              # a CPU model it needs ("" = runs anywhere)
+    priority: int = 1                # restart priority: 0 high, 1 medium, 2 low
+    shared: bool = True              # every disk on storage all hosts see (False: it
+                                     # cannot restart elsewhere when its host is lost)
+    cooldown: bool = False           # moved by DRS recently: DRS leaves it be for now
 
 
 @dataclass(frozen=True)
@@ -91,6 +131,24 @@ class Plan:
         return not self.blocked
 
 
+@dataclass(frozen=True)
+class Rebalance:
+    moves: tuple[Move, ...]
+    before: float                    # imbalance before the moves, and after them
+    after: float
+    loads_before: tuple[tuple[str, float], ...]   # (host, load), name order
+    loads_after: tuple[tuple[str, float], ...]
+    threshold: int
+    target: float                    # the imbalance below which it stops
+
+
+# threshold -> (acts when imbalance above, stops below, least gain of a move); see above
+_LEVELS = {1: (0.20, 0.10, 0.02), 2: (0.14, 0.07, 0.01), 3: (0.08, 0.04, 0.005),
+           4: (0.04, 0.02, 0.002), 5: (0.02, 0.01, 0.001)}
+_COLDEST = 8        # rebalance tries each VM on this many of the least loaded hosts
+_HOTTEST = 4        # and, if the hottest host has no good move, the next ones, up to this
+
+
 class _Load:
     """vCPUs and memory of what runs on each host, updated as moves are planned."""
 
@@ -98,14 +156,23 @@ class _Load:
         self.vcpus = {h: 0 for h in hosts}
         self.memory = {h: 0 for h in hosts}
         self.members: dict[str, set[str]] = {h: set() for h in hosts}
-        for v in vms:
-            self.add(v, v.host)
+        self.where: dict[str, str] = {}      # uuid -> host: members, the other way round
+        members, where, vcpus, memory = self.members, self.where, self.vcpus, self.memory
+        for v in vms:                        # add(v, v.host), inline: 10,000 VMs at a time
+            host = v.host
+            if host in members:
+                members[host].add(v.uuid)
+                where[v.uuid] = host
+                if v.active:
+                    vcpus[host] += v.vcpus
+                    memory[host] += v.memory_mib
 
     def add(self, vm: VmSpec, host: str, moved: bool = False) -> None:
         """A VM moved by the plan counts even when stopped: it reserves room so that
         two stopped VMs moved to one host can both be started there."""
         if host in self.members:
             self.members[host].add(vm.uuid)
+            self.where[vm.uuid] = host
             if vm.active or moved:
                 self.vcpus[host] += vm.vcpus
                 self.memory[host] += vm.memory_mib
@@ -113,6 +180,8 @@ class _Load:
     def remove(self, vm: VmSpec, host: str, moved: bool = False) -> None:
         if host in self.members:
             self.members[host].discard(vm.uuid)
+            if self.where.get(vm.uuid) == host:
+                del self.where[vm.uuid]
             if vm.active or moved:
                 self.vcpus[host] -= vm.vcpus
                 self.memory[host] -= vm.memory_mib
@@ -142,15 +211,26 @@ class Cluster:
         for group in self.rules.affinity:
             for u in group:
                 self._together.setdefault(u, []).append(group)
+        # What each host's VMs may use (the same sums as why_not's), and its VMs.
+        ratio, vratio = self.rules.memory_ratio, self.rules.vcpu_ratio
+        self._mem_cap = {n: int(h.memory_mib * ratio) - h.reserve_mib
+                         for n, h in self.hosts.items()}
+        self._cpu_cap = {n: int(h.cpus * vratio) for n, h in self.hosts.items()}
+        self._on: dict[str, list[VmSpec]] = {}
+        for v in self.vms.values():
+            self._on.setdefault(v.host, []).append(v)
 
     def __repr__(self) -> str:
         return (f"Cluster({list(self.hosts.values())!r}, {list(self.vms.values())!r}, "
                 f"{self.rules!r})")
 
     # ---- one host, one VM -------------------------------------------------------
-    def why_not(self, vm: VmSpec, host: str, load: _Load, leaving: str | None = None) -> str:
+    def why_not(self, vm: VmSpec, host: str, load: _Load, leaving: str | None = None,
+                together: bool = True, lost: bool = False) -> str:
         """"" if `vm` may go to `host` now, else the reason, in an operator's words.
-        `leaving`: the host being evacuated (its VMs all move, groups with them)."""
+        `leaving`: the host being evacuated (its VMs all move, groups with them), or
+        with `lost` the host that is gone (none of its VMs runs, pinned ones included).
+        `together=False`: affinity groups are not asked (a failover's last resort)."""
         h = self.hosts[host]
         if host == vm.host:
             return "it is there now"
@@ -168,15 +248,16 @@ class Cluster:
                            if u != vm.uuid)
             if there:
                 return f"{there[0]} is there (kept apart from {vm.name})"
-        for group in self._together.get(vm.uuid, ()):
-            # Members still on an evacuated host move along (unless pinned); the others
-            # fix the host.
+        for group in self._together.get(vm.uuid, ()) if together else ():
+            # Members still on an evacuated host move along (unless pinned); members on
+            # a lost host run nowhere; the others fix the host.
             at = set()
             for u in group:
                 if u == vm.uuid or u not in self.vms:
                     continue
                 where = self._placed_on(u, load)
-                if not (where == leaving and self.vms[u].strategy is not Strategy.PINNED):
+                if not (where == leaving and
+                        (lost or self.vms[u].strategy is not Strategy.PINNED)):
                     at.add(where)
             elsewhere = sorted(at - {host})
             if elsewhere:
@@ -192,19 +273,19 @@ class Cluster:
         return ""
 
     def _placed_on(self, uuid: str, load: _Load) -> str:
-        for host, members in load.members.items():
-            if uuid in members:
-                return host
-        return self.vms[uuid].host
+        return load.where.get(uuid) or self.vms[uuid].host
 
     def _rank(self, vm: VmSpec, host: str, load: _Load) -> tuple:
         """Smaller is better: preferred hosts, its home, then the most free memory
         (as a share), then the name (a plan is deterministic)."""
-        h = self.hosts[host]
         should = self.rules.should.get(vm.uuid)
-        usable = max(1, int(h.memory_mib * self.rules.memory_ratio) - h.reserve_mib)
         return (0 if should and host in should else 1, 0 if host == vm.home else 1,
-                load.memory[host] / usable, load.vcpus[host] / max(1, h.cpus), host)
+                *self._room(host, load), host)
+
+    def _room(self, host: str, load: _Load) -> tuple[float, float]:
+        """How full a host is, for ranking: memory share used, then vCPUs per CPU."""
+        return (load.memory[host] / max(1, self._mem_cap[host]),
+                load.vcpus[host] / max(1, self.hosts[host].cpus))
 
     def _reason(self, vm: VmSpec, host: str) -> str:
         should = self.rules.should.get(vm.uuid)
@@ -215,10 +296,12 @@ class Cluster:
         return f"{host} has the most room"
 
     def candidates(self, vm: VmSpec, load: _Load | None = None,
-                   leaving: str | None = None) -> list[tuple[str, str]]:
+                   leaving: str | None = None, together: bool = True,
+                   lost: bool = False) -> list[tuple[str, str]]:
         """(host, why not — "" when it fits) for every host but its own, best first."""
         load = load or _Load(self.hosts, self.vms.values())
-        out = [(h, self.why_not(vm, h, load, leaving)) for h in self.hosts if h != vm.host]
+        out = [(h, self.why_not(vm, h, load, leaving, together, lost))
+               for h in self.hosts if h != vm.host]
         return sorted(out, key=lambda hw: (hw[1] != "",
                                            self._rank(vm, hw[0], load) if not hw[1]
                                            else (hw[0],)))
@@ -334,3 +417,236 @@ class Cluster:
             return None
         return [Move(v.uuid, v.name, v.host, h, v.active, self._reason(v, h))
                 for v, h in chosen]
+
+    # ---- failover -----------------------------------------------------------------
+    def failover(self, host: str) -> Plan:
+        """Where `host`'s running VMs restart now that it is lost (HA). Moves are
+        restarts (live=False), in the order to run them; stopped and pinned VMs stay;
+        VMs whose disks only `host` sees, and those no host can take, are blocked."""
+        return self._failover(host, _Load(self.hosts, self.vms.values()))
+
+    def n_minus_one(self) -> list[tuple[str, Plan]]:
+        """failover(h) for every host that could be lost (available, not in
+        maintenance), in name order: the cluster survives any one loss iff every plan
+        is complete. One load serves every plan (each leaves it as it found it)."""
+        load = _Load(self.hosts, self.vms.values())
+        return [(h, self._failover(h, load)) for h, spec in self.hosts.items()
+                if spec.available and not spec.maintenance]
+
+    def _failover(self, host: str, load: _Load) -> Plan:
+        stays, blocked, restart = [], [], []
+        for v in sorted(self._on.get(host, ()), key=lambda v: v.name):
+            if not v.active:
+                stays.append((v.uuid, f"{v.name} was shut off: it stays on {host}"))
+            elif v.strategy is Strategy.PINNED:
+                stays.append((v.uuid, f"{v.name} is pinned to {host}: unavailable until "
+                                      f"{host} returns"))
+            elif not v.shared:
+                blocked.append(Blocked(v.uuid, v.name, host,
+                                       f"{v.name}'s disks are on storage only {host} "
+                                       f"sees: it cannot restart elsewhere"))
+            else:
+                restart.append(v)
+        restart.sort(key=lambda v: (v.priority, -v.memory_mib, -v.vcpus, v.name))
+        # The hosts that may take VMs, emptiest first as _rank orders them; kept sorted
+        # as VMs land, so that each VM looks at a few hosts, not all of them.
+        room = {h: self._room(h, load) + (h,) for h, spec in self.hosts.items()
+                if h != host and spec.available and not spec.maintenance}
+        order = sorted(room.values())
+        moves, done = [], []
+        for v in restart:
+            target = self._restart_on(v, load, order, host, together=True)
+            apart = target is None and v.uuid in self._together
+            if apart:                                 # running apart beats not running
+                target = self._restart_on(v, load, order, host, together=False)
+            if target is None:
+                blocked.append(Blocked(v.uuid, v.name, host, f"no host can take {v.name}",
+                                       tuple(self.candidates(v, load, host, together=False,
+                                                             lost=True))))
+                continue
+            load.move(v, host, target)                # it runs there now
+            done.append((v, target))
+            del order[bisect.bisect_left(order, room[target])]
+            room[target] = self._room(target, load) + (target,)
+            bisect.insort(order, room[target])
+            moves.append(Move(v.uuid, v.name, host, target, False, self._reason(v, target)
+                              + ("; no host takes it beside its group" if apart else "")))
+        for v, target in reversed(done):
+            load.undo(v, host, target)
+        return Plan(moves=tuple(moves), blocked=tuple(sorted(blocked, key=lambda b: b.name)),
+                    stays=tuple(stays))
+
+    def _restart_on(self, vm: VmSpec, load: _Load, order: list[tuple], lost: str,
+                    together: bool) -> str | None:
+        """The host `place` would choose for `vm`, or None: the first that takes it in
+        _rank's order (preferred hosts, its home, then `order`, emptiest first)."""
+        should = self.rules.should.get(vm.uuid, frozenset())
+        first = sorted((h for h in should | {vm.home} if h in self.hosts and h != lost),
+                       key=lambda h: self._rank(vm, h, load))
+        for h in first:
+            if not self.why_not(vm, h, load, lost, together, lost=True):
+                return h
+        for *_, h in order:
+            if h not in should and h != vm.home and \
+                    not self.why_not(vm, h, load, lost, together, lost=True):
+                return h
+        return None
+
+    # ---- load and rebalance (DRS) ---------------------------------------------------
+    def _pool(self) -> list[str]:
+        """The hosts that may take VMs, whose loads are measured: name order."""
+        return [h for h, spec in self.hosts.items() if spec.available and not spec.maintenance]
+
+    def _load_of(self, host: str, memory: int, vcpus: int) -> float:
+        return max(memory / max(1, self._mem_cap[host]), vcpus / max(1, self._cpu_cap[host]))
+
+    def loads(self, load: _Load | None = None) -> dict[str, float]:
+        """host -> load (the dominant resource share) of every host that may take VMs."""
+        load = load or _Load(self.hosts, self.vms.values())
+        return {h: self._load_of(h, load.memory[h], load.vcpus[h]) for h in self._pool()}
+
+    def imbalance(self, loads: dict[str, float] | None = None) -> float:
+        """The population standard deviation of the loads: 0 is perfectly even."""
+        return _spread(list((self.loads() if loads is None else loads).values()))
+
+    def lower_bound(self) -> float:
+        """The least max load there could be if load were divisible: per resource,
+        what runs on the hosts that may take VMs over what they may hold; the larger."""
+        pool = self._pool()
+        on = [v for h in pool for v in self._on.get(h, ()) if v.active]
+        mem = sum(v.memory_mib for v in on) / max(1, sum(self._mem_cap[h] for h in pool))
+        cpu = sum(v.vcpus for v in on) / max(1, sum(self._cpu_cap[h] for h in pool))
+        return max(mem, cpu) if pool else 0.0
+
+    def rebalance(self, threshold: int = 3, max_moves: int | None = None) -> Rebalance:
+        """Live moves of running Auto VMs that even the load (see the module's table
+        for `threshold`). Greedy: from the most loaded host, the move to one of the
+        least loaded hosts that lowers the imbalance most, again and again, until the
+        imbalance is below target, no move gains enough, or `max_moves`. Each move is
+        checked by why_not against the load as the moves before it leave it, so the
+        plan breaks no rule and overcommits nothing; a VM moves once at most."""
+        if threshold not in _LEVELS:
+            raise ValueError(f"threshold is 1 (conservative) to 5 (aggressive), not "
+                             f"{threshold!r}")
+        acts, target, least = _LEVELS[threshold]
+        drs = _Drs(self)
+        before_loads = tuple(drs.lo.items())
+        before = _spread(list(drs.lo.values()))
+        moves: list[Move] = []
+        if before > acts and len(drs.lo) > 1:
+            while drs.sigma() >= target and (max_moves is None or len(moves) < max_moves):
+                found = drs.best_move(least * 2 / len(drs.lo))
+                if found is None:
+                    break
+                v, a, b = found
+                moves.append(Move(v.uuid, v.name, a, b, True,
+                                  f"{a} at {drs.lo[a]:.0%} → {b} at {drs.lo[b]:.0%}: "
+                                  f"evens the load"))
+                drs.move(v, a, b)
+        return Rebalance(moves=tuple(moves), before=before,
+                         after=_spread(list(drs.lo.values())),
+                         loads_before=before_loads, loads_after=tuple(drs.lo.items()),
+                         threshold=threshold, target=target)
+
+
+class _Drs:
+    """Rebalance's working state: the load as the planned moves leave it, each host's
+    load, the hosts ranked by load, and two running sums (of the loads, of their
+    squares) from which the imbalance after any one move comes in a few operations,
+    at 10 hosts as at 200."""
+
+    def __init__(self, c: Cluster):
+        self.c = c
+        self.load = _Load(c.hosts, c.vms.values())
+        self.lo = c.loads(self.load)
+        self.ranked = sorted((x, h) for h, x in self.lo.items())   # coldest first
+        self.total = sum(self.lo.values())
+        self.squares = sum(x * x for x in self.lo.values())
+        self.mem_share = {h: max(1, c._mem_cap[h]) for h in self.lo}
+        self.cpu_share = {h: max(1, c._cpu_cap[h]) for h in self.lo}
+        # What DRS may move off each host, biggest dominant share first, by size:
+        # VMs of one size move the load alike, so a move is weighed once per size.
+        # A VM that has moved leaves these lists: it moves once at most.
+        self.movable: dict[str, dict[tuple[int, int], list[VmSpec]]] = {}
+        for h in self.lo:
+            sizes = self.movable[h] = {}
+            mine = (v for v in c._on.get(h, ())
+                    if v.strategy is Strategy.AUTO and v.active and not v.cooldown
+                    and v.shared)     # a local disk does not move live without a copy
+            for v in sorted(mine, key=lambda v, h=h: (-c._load_of(h, v.memory_mib, v.vcpus),
+                                                      v.name)):
+                sizes.setdefault((v.memory_mib, v.vcpus), []).append(v)
+
+    def sigma(self) -> float:
+        n = len(self.lo)
+        return math.sqrt(max(0.0, self.squares / n - (self.total / n) ** 2))
+
+    def best_move(self, least: float) -> tuple[VmSpec, str, str] | None:
+        """The move (vm, from, to) that lowers the imbalance most, by `least` at
+        least, off the hottest host that has one (of the _HOTTEST hottest, above the
+        mean) to one of the _COLDEST coldest; why_not is asked only of the moves that
+        would do, best first."""
+        n, sigma = len(self.lo), self.sigma()
+        if sigma < least:
+            return None
+        worst = (sigma - least) ** 2          # the variance a move must get down to
+        memory, vcpus = self.load.memory, self.load.vcpus
+        ms, cs = self.mem_share, self.cpu_share
+        cold = [(j, load_b, b, memory[b], vcpus[b], self.c._mem_cap[b], self.c._cpu_cap[b],
+                 ms[b], cs[b]) for j, (load_b, b) in enumerate(self.ranked[:_COLDEST + 1])]
+        for load_a, a in reversed(self.ranked[-_HOTTEST:]):
+            if load_a <= self.total / n:
+                break
+            tries = []
+            mem_a, cpu_a, ms_a, cs_a = memory[a], vcpus[a], ms[a], cs[a]
+            for i, ((mib, cpus), vms) in enumerate(self.movable[a].items()):
+                if not vms:
+                    continue
+                x, y = (mem_a - mib) / ms_a, (cpu_a - cpus) / cs_a
+                la = x if x > y else y
+                s_a = self.total - load_a + la
+                q_a = self.squares - load_a * load_a + la * la
+                for j, load_b, b, mem_b, cpu_b, mem_fit, cpu_fit, ms_b, cs_b in cold:
+                    mem_b += mib
+                    cpu_b += cpus
+                    if b == a or mem_b > mem_fit or cpu_b > cpu_fit:
+                        continue
+                    x, y = mem_b / ms_b, cpu_b / cs_b
+                    lb = x if x > y else y
+                    s = s_a - load_b + lb
+                    var = (q_a - load_b * load_b + lb * lb) / n - (s / n) * (s / n)
+                    if var <= worst:
+                        tries.append((var, i, j, vms, b))
+            if not tries:
+                continue
+            # Mostly the best one will do; all of them are sorted only when it does not.
+            best = min(tries, key=lambda t: t[:3])
+            for v in best[3]:
+                if not self.c.why_not(v, best[4], self.load):
+                    return v, a, best[4]
+            tries.sort(key=lambda t: t[:3])
+            for *_, vms, b in tries:
+                for v in vms:
+                    if not self.c.why_not(v, b, self.load):
+                        return v, a, b
+        return None
+
+    def move(self, vm: VmSpec, source: str, target: str) -> None:
+        self.movable[source][vm.memory_mib, vm.vcpus].remove(vm)
+        self.load.move(vm, source, target)
+        for h in (source, target):
+            old = self.lo[h]
+            new = self.lo[h] = self.c._load_of(h, self.load.memory[h], self.load.vcpus[h])
+            del self.ranked[bisect.bisect_left(self.ranked, (old, h))]
+            bisect.insort(self.ranked, (new, h))
+            self.total += new - old
+            self.squares += new * new - old * old
+
+
+def _spread(values: list[float]) -> float:
+    """Population standard deviation (statistics.pstdev, without its exact and slow
+    arithmetic)."""
+    if not values:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((x - mean) ** 2 for x in values) / len(values))

@@ -43,6 +43,28 @@ KEYS = {
                     "VMs that run only on these hosts: vm:host+host, vm2:host"),
     "prefer": ("prefer", lambda t: _host_rules(t, "prefer"), lambda v: True,
                "hosts a VM goes to when it can: vm:host+host"),
+    "ha-lost-after": ("ha_lost_after", float, lambda v: 0.5 <= v <= 600,
+                      "seconds a host may not answer (after its keepalives fail) before "
+                      "it is lost and failed over, 0.5–600"),
+    "fence-method": ("fence_method", str.lower, lambda v: v in FENCE_METHODS,
+                     "how a lost host is powered off before its VMs restart: lab, "
+                     "command or none"),
+    "fence-command": ("fence_command", str, lambda v: True,
+                      "fence command run on the watcher's machine; {host} and {address} "
+                      "are filled in, e.g. ipmitool -H {address}-ipmi chassis power off"),
+    "fence-status": ("fence_status", str, lambda v: True,
+                     "command whose output must say \"off\" once the host is off"),
+    "fence-hosts": ("fence_hosts", lambda t: _host_methods(t), lambda v: True,
+                    "per-host fence method: host:method, host2:method"),
+    "ha-return": ("ha_return", str.lower, lambda v: v in ("migrate", "stay"),
+                  "when a lost host returns, its VMs migrate back live (migrate) or "
+                  "stay where they restarted (stay)"),
+    "drs-interval": ("drs_interval", int, lambda v: v == 0 or 60 <= v <= 86400,
+                     "seconds between the watcher's rebalances, 60–86400; 0 = off"),
+    "drs-threshold": ("drs_threshold", int, lambda v: 1 <= v <= 5,
+                      "rebalance threshold, 1 (conservative) to 5 (aggressive)"),
+    "drs-cooldown": ("drs_cooldown", int, lambda v: 0 <= v <= 7 * 86400,
+                     "seconds a VM that DRS moved is left where it is"),
     "shared-datastores": ("shared_datastores",
                           lambda t: tuple(sorted({x.strip() for x in t.split(",") if x.strip()})),
                           lambda v: all(x.replace("-", "").replace("_", "").isalnum()
@@ -52,6 +74,28 @@ KEYS = {
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+FENCE_METHODS = ("lab", "command", "none")
+
+
+def _host_methods(text: str) -> str:
+    """host:method, host2:method"""
+    out = []
+    for rule in (r.strip() for r in text.split(",") if r.strip()):
+        host, colon, method = (x.strip() for x in rule.partition(":"))
+        if not colon or not _NAME.fullmatch(host) or method.lower() not in FENCE_METHODS:
+            raise BadSetting(f"fence-hosts={text}: {rule!r} is not a rule; write "
+                             f"host:method with method one of {', '.join(FENCE_METHODS)}.")
+        out.append(f"{host}:{method.lower()}")
+    return ", ".join(out)
+
+
+def fence_method(policy: ClusterPolicy, host: str) -> str:
+    """The fence method of one host: its own (fence-hosts), else the cluster's."""
+    for rule in (r.strip() for r in policy.fence_hosts.split(",") if r.strip()):
+        name, _, method = rule.partition(":")
+        if name == host:
+            return method
+    return policy.fence_method
 
 
 def _groups(text: str, key: str) -> str:

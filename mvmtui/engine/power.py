@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from .adapter import Hypervisor
+from .adapter import Hypervisor, Placement
 from .errors import EngineError, HostDown, HypervisorError
-from .model import HostStatus, Strategy, Task, Vm, VmState
+from .model import PRIORITIES, HostStatus, Strategy, Task, Vm, VmState
 from .tasks import TaskContext, TaskFailed, TaskSpec, can_supersede
 
 if TYPE_CHECKING:
@@ -110,11 +110,15 @@ class VmPower:
         return await self._on_io(self.journal.submit(spec, body))
 
     async def set_placement(self, uuid: str, strategy: Strategy | str | None = None,
-                            home: str | None = None) -> Task:
-        """Change a VM's placement strategy and/or home host, as a task that writes it
-        into the domain's own definition and confirms it by reading it back. A Pinned
-        VM without a home is pinned where it is."""
+                            home: str | None = None, priority: str | None = None) -> Task:
+        """Change a VM's placement strategy, home host and/or restart priority, as a
+        task that writes it into the domain's own definition and confirms it by reading
+        it back. A Pinned VM without a home is pinned where it is."""
         vm = self.vm(uuid)
+        new_priority = vm.priority if priority is None else priority
+        if new_priority not in PRIORITIES:
+            raise EngineError(f"Unknown restart priority {priority!r}; one of "
+                              f"{', '.join(PRIORITIES)}.")
         try:
             new_strategy = vm.strategy if strategy is None else Strategy(strategy)
         except ValueError:
@@ -126,13 +130,15 @@ class VmPower:
         if new_strategy is Strategy.PINNED and not new_home:
             new_home = vm.host
         self._refuse_changes("changing a VM's placement")
-        what = new_strategy.value + (f", home {new_home}" if new_home else "")
+        what = new_strategy.value + (f", home {new_home}" if new_home else "") + (
+            f", restart priority {new_priority}" if new_priority != vm.priority else "")
         spec = TaskSpec(kind="vm.placement", title=f"Placement of {vm.name}: {what}",
                         cluster=vm.cluster, target_kind="vm", target=vm.uuid,
                         target_name=vm.name, host=vm.host,
                         steps=("Check host", "Write the placement", "Confirm"),
                         locks=(f"vm:{vm.uuid}",),
-                        params={"strategy": new_strategy.value, "home": new_home})
+                        params={"strategy": new_strategy.value, "home": new_home,
+                                "priority": new_priority})
 
         async def body(ctx: TaskContext) -> None:
             ctx.step(0)
@@ -144,13 +150,15 @@ class VmPower:
                         + (f", home {vm.home}" if vm.home else ""))
                 ctx.step(1)
                 try:
-                    await self._lv(link, hv.set_placement, vm.uuid, new_strategy, new_home)
+                    await self._lv(link, hv.set_placement, vm.uuid, Placement(
+                        new_strategy, new_home, new_priority, vm.failed_from))
                 except HypervisorError as exc:
                     raise TaskFailed(f"libvirt refused: {exc}") from exc
                 ctx.step(2)
                 await self._refresh_vm(link, hv, vm.uuid)
                 now = self._vms.get(vm.uuid)
-                if now is None or (now.strategy, now.home) != (new_strategy, new_home):
+                if now is None or (now.strategy, now.home, now.priority) != (
+                        new_strategy, new_home, new_priority):
                     raise TaskFailed(f"{vm.host} does not show the new placement of {vm.name}")
                 ctx.log(f"{vm.host} shows {what}")
 

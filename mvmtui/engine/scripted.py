@@ -123,8 +123,19 @@ class ScriptedWorld:
         for hv in list(h.open_hv):
             hv.lost()
 
+    def crash(self, cluster: str, host: str) -> None:
+        """Its power is cut: unreachable, and its guests are dead (shut off)."""
+        h = self.hosts[(cluster, host)]
+        with self.lock:
+            for uuid, vm in list(h.vms.items()):
+                h.vms[uuid] = replace(vm, state=VmState.SHUTOFF)
+        self.power_cut(cluster, host)
+
     def revive(self, cluster: str, host: str) -> None:
-        self.hosts[(cluster, host)].reachable = True
+        """Powered on again: /run is empty (the HA boot gate is closed)."""
+        h = self.hosts[(cluster, host)]
+        h.files.pop("ha-checked", None)
+        h.reachable = True
 
     def _fire(self, h: ScriptedHost, uuid: str, kind: str, detail: int) -> None:
         for hv in list(h.open_hv):
@@ -242,13 +253,15 @@ class ScriptedHypervisor:
             self.h.vms[uuid] = replace(vm, state=new)
         self.world._fire(self.h, uuid, LIFECYCLE, _LIFECYCLE.get(new, 0))
 
-    def set_placement(self, uuid: str, strategy: Strategy, home: str) -> None:
+    def set_placement(self, uuid: str, placement) -> None:
         self._alive()
         with self.world.lock:
             if uuid not in self.h.vms:
                 raise HypervisorError(f"Domain not found: no domain with matching uuid "
                                       f"'{uuid}'")
-            self.h.vms[uuid] = replace(self.h.vms[uuid], strategy=strategy, home=home)
+            self.h.vms[uuid] = replace(self.h.vms[uuid], strategy=placement.strategy,
+                                       home=placement.home, priority=placement.priority,
+                                       failed_from=placement.failed_from)
         self.world._fire(self.h, uuid, "metadata_change", 0)
 
 
