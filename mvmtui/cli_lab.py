@@ -135,6 +135,7 @@ def cmd_demo(args) -> int:
             inv.close()
     else:
         _up(lab, args)
+    watcher = _demo_watcher(lab, args)
     try:
         eng = _new_engine(args, offline=False, create=True, actor="console")
         try:   # lab_demo: quitting asks first, since it takes the lab down
@@ -143,8 +144,39 @@ def cmd_demo(args) -> int:
         finally:
             eng.stop()
     finally:
+        _stop(watcher)
         _down(lab, args)
     return rc if isinstance(rc, int) else OK
+
+
+def _demo_watcher(lab, args):
+    """The HA watcher of the demo's cluster, in the background (its log in the lab's
+    directory): failover works in the demo out of the box (`mvmtui lab crash kvm-01`
+    from another terminal, and watch the console)."""
+    import subprocess
+    env = dict(os.environ)
+    if _inventory_path(args):
+        env["MVMTUI_INVENTORY"] = _inventory_path(args)
+    log = open(lab.root / "watch.log", "ab")
+    try:
+        return subprocess.Popen([sys.executable, "-m", "mvmtui", "watch", "--cluster",
+                                 lab.name], env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        log.close()
+
+
+def _stop(proc) -> None:
+    import signal
+    import subprocess
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)      # it lets go of the watcher lease
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def add_parsers(sub) -> None:

@@ -261,8 +261,16 @@ class HighAvailability:
         """VMs still away from a host they failed over from, that is up again (a return
         that failed, a watcher that died before it): try again, now and then."""
         now = self.clock()
-        homes = {v.failed_from for v in self.vms(cluster)
-                 if v.failed_from and v.host != v.failed_from}
+        away = [v for v in self.vms(cluster) if v.failed_from and v.host != v.failed_from]
+        if not away:
+            return
+        try:
+            planner = self.planner(cluster)
+        except EngineError:
+            return                  # definitions still being read: at the next beat
+        # Only VMs that may go home now (a rule or the room may keep one away for good)
+        homes = {v.failed_from for v in away if v.uuid in planner.vms and not dict(
+            planner.candidates(planner.vms[v.uuid])).get(v.failed_from, "?")}
         for host in homes:
             h = self._hosts.get((cluster, host))
             st = w.hosts.get(host, HostHa(host))
@@ -665,7 +673,8 @@ class HighAvailability:
     async def _return_home(self, cluster: str, host: str, parent: int | None) -> None:
         pol = self.policy(cluster)
         back_rows: list[MoveRow] = []
-        title = f"Return: {host}" if parent else f"Check {host} after its boot"
+        away = any(v.failed_from == host and v.host != host for v in self.vms(cluster))
+        title = f"Return: {host}" if parent or away else f"Check {host} after its boot"
         spec = TaskSpec(kind="host.return", title=title, cluster=cluster,
                         target_kind="host", target=host, target_name=host, host=host,
                         parent=parent, locks=(f"ha:{cluster}/{host}",), params={},
@@ -734,7 +743,14 @@ class HighAvailability:
                     await self._clear_failed_from(v)
                 ctx.log(f"ha-return is stay: {len(away)} VMs stay where they restarted")
                 return
+            planner = self.planner(cluster)
             for v in sorted(away, key=lambda v: v.name):
+                why = dict(planner.candidates(planner.vms[v.uuid])).get(host, "") \
+                    if v.uuid in planner.vms else "it is not known here"
+                if why:
+                    ctx.log(f"{v.name} stays on {v.host}: it cannot go back to {host} now "
+                            f"({why})")
+                    continue
                 back_rows.append(MoveRow(v.uuid, v.name, v.state, target=host,
                                          method="live" if v.state.active else "offline",
                                          reason=f"it failed over from {host}"))

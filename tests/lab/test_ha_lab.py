@@ -334,7 +334,7 @@ def test_short_of_room_the_high_priority_vm_restarts_and_the_other_says_why(
     used = sum(v.memory_mib for v in engine.vms(c, "kvm-02") if v.state.active)
     room = 100                                   # one 96 MiB guest fits, not two
     engine.set_policy(c, [f"host-reserve={kvm02.memory_mib - used - room}",
-                          "must-run-on=web-01:kvm-02, web-02:kvm-02"])
+                          "must-run-on=web-01:kvm-01+kvm-02, web-02:kvm-01+kvm-02"])
     asyncio.run(engine.set_placement(web02.uuid, priority="high"))
     try:
         plan = engine.failover_plan(c, "kvm-01")
