@@ -24,9 +24,9 @@ from textual.worker import Worker
 from . import launch
 from .engine.engine import VM_ACTIONS, Engine
 from .engine.errors import Busy, EngineError, InventoryError, Offline, ReadOnly
-from .engine.model import (Event, HostChanged, HostKeyQuestion, Task, TaskChanged,
-                           TaskStatus, Vm, VmChanged, VmRemoved)
-from .screens.base import Changes, ConsoleScreen, EngineChanges
+from .engine.model import (Event, HaChanged, HostChanged, HostKeyQuestion, Task,
+                           TaskChanged, TaskStatus, Vm, VmChanged, VmRemoved)
+from .screens.base import Changes, ConsoleScreen, EngineChanges, HaUpdate
 from .screens.rows import Palette
 from .widgets.fast_table import FastTable
 from .widgets.listing import plural
@@ -56,6 +56,7 @@ class Preferences:
     path: str = ""                                   # the settings file
     problems: tuple[str, ...] = ()                   # what the file itself got wrong
     others: tuple[tuple[str, str, str, str], ...] = ()   # (setting, value, default, meaning)
+    ha_watch: bool = False                           # [ha] watch: this console watches
 
 
 MODIFIERS = ("ctrl", "alt", "shift", "super", "meta", "hyper")
@@ -168,6 +169,10 @@ class ConsoleCommands(Provider):
                    lambda name=c.name: app.open_cluster(name))
             yield (f"Settings of cluster {c.name}", "its policy; your preferences",
                    lambda name=c.name: app.open_settings(name))
+            yield (f"HA of cluster {c.name}", "who watches; if any one host died now (N−1)",
+                   lambda name=c.name: app.open_cluster(name, "ha"))
+            yield (f"Rebalance cluster {c.name}", "DRS: the moves that even the load, "
+                   "previewed", lambda name=c.name: app.open_rebalance(name))
         for h in engine.hosts():
             yield (f"Open host {h.name}", f"{h.cluster} · {h.address} · {h.status.value}",
                    lambda c=h.cluster, n=h.name: app.open_host(c, n))
@@ -309,13 +314,28 @@ class MvmApp(App):
             # After the first frame: on this machine's two vCPUs, a host's first
             # listing (libvirt parsing 10,000 domains) halved the speed of the UI's
             # start-up; the operator sees the screen first, the hosts connect after.
-            self.call_after_refresh(self.engine.start)
+            self.call_after_refresh(self._start_engine)
         # Questions asked before we subscribed: the host still waits with its fingerprint.
         for question in self.engine.pending_host_keys():
             self._on_engine_event(question)
 
     def on_unmount(self) -> None:
         self._unsubscribe()
+
+    def _start_engine(self) -> None:
+        self.engine.start()
+        if self.preferences.ha_watch:
+            self.start_watching()
+
+    def start_watching(self) -> None:
+        """[ha] watch = true: this console is a watcher too (as `mvmtui watch` is): it
+        competes for each cluster's watcher lease and, holding one, fails over, brings
+        VMs home and rebalances there while it runs."""
+        try:
+            self.engine.start_watching()
+        except EngineError as exc:
+            self.notify(f"[ha] watch is on, but this console does not watch: {exc}",
+                        title="Host loss", severity="warning", timeout=20)
 
     # -- preferences ------------------------------------------------------------------
     def _chosen_theme(self) -> str:
@@ -444,6 +464,8 @@ class MvmApp(App):
             key = ("task", event.task.id)
         elif isinstance(event, HostKeyQuestion):
             key = ("hostkey", event.host.cluster, event.host.name)
+        elif isinstance(event, HaChanged):
+            key = ("ha", event.status.cluster)
         else:
             return
         with self._pending_lock:
@@ -455,6 +477,7 @@ class MvmApp(App):
                 return
             pending, self._pending = self._pending, {}
         changes = Changes()
+        ha: dict = {}
         questions: list[HostKeyQuestion] = []
         for event in pending.values():
             if isinstance(event, HostChanged):
@@ -467,10 +490,16 @@ class MvmApp(App):
                 changes.tasks[event.task.id] = event.task
             elif isinstance(event, HostKeyQuestion):
                 questions.append(event)
+            elif isinstance(event, HaChanged):
+                ha[event.status.cluster] = event.status
         if changes:
             for screen in self.screen_stack:
                 if isinstance(screen, ConsoleScreen):
                     screen.post_message(EngineChanges(changes))
+        if ha:
+            for screen in self.screen_stack:
+                if isinstance(screen, ConsoleScreen):
+                    screen.post_message(HaUpdate(ha))
         for question in questions:
             self._ask_host_key(question)
 
@@ -565,6 +594,10 @@ class MvmApp(App):
     def open_settings(self, cluster: str) -> None:
         from .screens.settings import SettingsScreen
         self._open(lambda: self.engine.cluster(cluster), lambda: SettingsScreen(cluster))
+
+    def open_rebalance(self, cluster: str) -> None:
+        from .screens.rebalance import RebalanceScreen
+        self._open(lambda: self.engine.cluster(cluster), lambda: RebalanceScreen(cluster))
 
     # -- global actions -------------------------------------------------------------------
     def running_actions(self) -> list[Worker]:

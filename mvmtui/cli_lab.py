@@ -157,7 +157,12 @@ def _demo_watcher(lab, args):
     env = dict(os.environ)
     if _inventory_path(args):
         env["MVMTUI_INVENTORY"] = _inventory_path(args)
-    log = open(lab.root / "watch.log", "ab")
+    try:
+        lab.root.mkdir(parents=True, exist_ok=True)
+        log = open(lab.root / "watch.log", "ab")
+    except OSError as exc:          # the console then says plainly that nobody watches
+        print(f"mvmtui: no watcher for the demo ({exc})", file=sys.stderr)
+        return None
     try:
         return subprocess.Popen([sys.executable, "-m", "mvmtui", "watch", "--cluster",
                                  lab.name], env=env, stdin=subprocess.DEVNULL, stdout=log,

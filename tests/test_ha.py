@@ -196,3 +196,20 @@ def test_a_console_that_does_not_watch_reads_who_does(tmp_path, world, eng):
         assert not lonely.ha_status("ha").watcher.watched
     finally:
         lonely.stop()
+
+
+def test_the_watcher_rebalances_every_drs_interval(tmp_path, world):
+    eng = ha_engine(ha_inventory(tmp_path / "inv.db", extra=("drs-interval=10",
+                                                              "drs-threshold=3")), world)
+    try:
+        wait_for(lambda: eng.ha_status("ha").watcher.me, 10)
+        assert not [t for t in eng.tasks("ha") if t.kind == "cluster.rebalance"]
+        t = wait_for(lambda: next((t for t in eng.tasks("ha")
+                                   if t.kind == "cluster.rebalance"), None), 25, 0.2)
+        end = eng.call(eng.wait_task(t.id), timeout=30)
+        assert end.status is TaskStatus.SUCCEEDED, end.error
+        assert end.started_by.startswith("watcher · ")
+        moved = [c for c in eng.task_children(t.id)]
+        assert moved and all(eng.vm(c.target).strategy is Strategy.AUTO for c in moved)
+    finally:
+        eng.stop()

@@ -108,9 +108,27 @@ class HighAvailability:
                     await self._read_ha(c)
                 except Exception as exc:     # a console must keep showing the rest
                     log.info("%s: reading who watches failed: %s", c, exc)
-            unread = any(self.ha_status(c).watcher.read_at is None for c in self._clusters
-                         if c not in self._watches)
-            await asyncio.sleep(1.0 if unread else STATUS_POLL)
+                    self._set_ha(HaStatus(c, WatcherInfo(c, read_at=self.clock()),
+                                          message=f"who watches could not be read: {exc}"))
+            # Soon while a cluster was never read (its hosts are still connecting).
+            never = any(self.ha_status(c).watcher.read_at is None for c in self._clusters
+                        if c not in self._watches and (self._only is None or c in self._only))
+            await asyncio.sleep(0.1 if never else STATUS_POLL)
+
+    def _ha_unread(self, cluster: str | None = None) -> bool:
+        """A cluster (of those contacted, not watched here) with a host up that can be
+        asked, whose watcher was never read: wait_ready waits for that first read."""
+        if self.offline:
+            return False
+        for c in list(self._clusters):
+            if (cluster is not None and c != cluster) or c in self._watches \
+                    or (self._only is not None and c not in self._only):
+                continue
+            if self.ha_status(c).watcher.read_at is None and any(
+                    h.status is HostStatus.UP and self._lock_store(c, h.name) is not None
+                    for h in self.hosts(c)):
+                return True
+        return False
 
     async def _read_ha(self, cluster: str) -> None:
         hosts = [h for h in self.hosts(cluster) if h.status is HostStatus.UP]
@@ -123,10 +141,14 @@ class HighAvailability:
             said = await store.read_state(STATUS_FILE)
             break
         else:
-            if self._ha.get(cluster) is not None:   # no host answers: keep, it ages
-                return
-            self._set_ha(HaStatus(cluster, WatcherInfo(cluster, hosts_total=total)))
-            return
+            if hosts:       # up, but reached without SSH (libvirt's test driver)
+                self._set_ha(HaStatus(cluster, WatcherInfo(cluster, hosts_total=total,
+                                                           read_at=self.clock()),
+                                      message="who watches cannot be read: its hosts are "
+                                              "reached without SSH"))
+            elif self._ha.get(cluster) is None:     # no host answers yet
+                self._set_ha(HaStatus(cluster, WatcherInfo(cluster, hosts_total=total)))
+            return                                  # (else: keep what was read; it ages)
         now = self.clock()
         info = WatcherInfo(cluster, hosts_total=total, read_at=now)
         if holder is not None and holder.get("age", 0) <= LEASE_STALE:
@@ -237,6 +259,7 @@ class HighAvailability:
                 log.info("%s: %s the watcher lease (%d of %d hosts)", cluster,
                          "holding" if w.active else "lost", len(held), len(hosts))
                 if w.active:     # hosts that booted while nobody watched: check them
+                    w.last_drs = self.clock()    # and the first rebalance one interval on
                     for h in hosts:
                         if h.status is HostStatus.UP:
                             self._track(self._check_gate(cluster, h.name, w))
@@ -703,6 +726,10 @@ class HighAvailability:
                     self._event(cluster, host, copy.uuid, "vm.split", msg)
                     ctx.log(msg, "error")
                     timeline(msg, "error")
+                    continue
+                if held.failed_from != host:   # not ours to judge: said, left alone
+                    ctx.log(f"{copy.name} is defined, stopped, on {host} too; it runs on "
+                            f"{held.host}. Left as it is")
                     continue
                 try:
                     await self._lv(link, link.hv.undefine, copy.uuid)

@@ -291,11 +291,12 @@ class HostLinks:
 
     async def wait_ready(self, timeout: float = 15.0, cluster: str | None = None,
                          complete: bool = False) -> None:
-        """Until every host has left 'connecting' (first contact done, either way);
+        """Until every host has left 'connecting' (first contact done, either way), and
+        who watches each cluster was read once (a console never shows a guess);
         `complete`: and every live host's VM definitions are read too."""
         async def wait():
             while any(h.status is HostStatus.CONNECTING or (complete and self._details_left(h))
-                      for h in self.hosts(cluster)):
+                      for h in self.hosts(cluster)) or self._ha_unread(cluster):
                 await asyncio.sleep(0.05)
         try:
             await self._on_io(asyncio.wait_for(wait(), timeout))

@@ -59,8 +59,8 @@ KEYS = {
     "ha-return": ("ha_return", str.lower, lambda v: v in ("migrate", "stay"),
                   "when a lost host returns, its VMs migrate back live (migrate) or "
                   "stay where they restarted (stay)"),
-    "drs-interval": ("drs_interval", int, lambda v: v == 0 or 60 <= v <= 86400,
-                     "seconds between the watcher's rebalances, 60–86400; 0 = off"),
+    "drs-interval": ("drs_interval", int, lambda v: v == 0 or 10 <= v <= 86400,
+                     "seconds between the watcher's rebalances, 10–86400; 0 = off"),
     "drs-threshold": ("drs_threshold", int, lambda v: 1 <= v <= 5,
                       "rebalance threshold, 1 (conservative) to 5 (aggressive)"),
     "drs-cooldown": ("drs_cooldown", int, lambda v: 0 <= v <= 7 * 86400,

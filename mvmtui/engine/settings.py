@@ -12,6 +12,10 @@
     [timeouts]           # seconds
     shutdown = 90        # a guest's ACPI shutdown
     reboot = 90          # a guest's ACPI reboot
+    [ha]
+    watch = false        # the console watches its clusters for host loss while it runs
+                         # (as `mvmtui watch` does): it competes for each cluster's
+                         # watcher lease and, holding one, fences and fails over
 
 A missing file means the defaults. A bad value is never fatal: it is named in
 `problems` (the CLI prints them on stderr, the console shows them) and that one
@@ -35,7 +39,10 @@ MEANINGS = {
 }
 _SECTIONS = {"intervals": ("stats", "reconcile", "reconnect"),
              "timeouts": ("shutdown", "reboot"),
+             "ha": ("watch",),
              "keys": ()}
+# Yes/no settings: name -> (section, meaning)
+SWITCHES = {"watch": ("ha", "this console watches for host loss, as `mvmtui watch` does")}
 _TOP = ("theme",)     # settings outside any [section]
 
 
@@ -46,6 +53,7 @@ class Settings:
     reconnect: float = 2.0
     shutdown: float = 90.0
     reboot: float = 90.0
+    watch: bool = False                            # [ha] watch
     theme: str = ""                                # "" = the console's default theme
     keys: tuple[tuple[str, str], ...] = ()         # (binding id, "key,key"), as written
     problems: tuple[str, ...] = ()                 # what the file got wrong, in words
@@ -59,14 +67,19 @@ class Settings:
     def console_options(self) -> dict:
         """What the console applies and shows (the app's Preferences)."""
         return dict(theme=self.theme, keys=self.keys, path=self.path,
-                    problems=self.problems, others=self.describe())
+                    problems=self.problems, others=self.describe(), ha_watch=self.watch)
 
     def describe(self) -> tuple[tuple[str, str, str, str], ...]:
-        """(setting as in the file, value, default, meaning) of the engine's settings."""
+        """(setting as in the file, value, default, meaning) of the engine's settings,
+        then the console's yes/no ones."""
         default = Settings()
-        return tuple((f"[{section}] {name}", f"{getattr(self, name):g} s",
-                      f"{getattr(default, name):g} s", means)
-                     for name, (section, means) in MEANINGS.items())
+        seconds = tuple((f"[{section}] {name}", f"{getattr(self, name):g} s",
+                         f"{getattr(default, name):g} s", means)
+                        for name, (section, means) in MEANINGS.items())
+        return seconds + tuple(
+            (f"[{section}] {name}", _toml_bool(getattr(self, name)),
+             _toml_bool(getattr(default, name)), means)
+            for name, (section, means) in SWITCHES.items())
 
 
 def default_path() -> Path:
@@ -114,6 +127,13 @@ def load(path: Path | None = None) -> Settings:
             if key not in known:
                 problems.append(f"[{section}] has no setting {key!r} (skipped); "
                                 f"known: {', '.join(known)}.")
+            elif key in SWITCHES:
+                if isinstance(value, bool):
+                    values[key] = value
+                else:
+                    problems.append(f"[{section}] {key} must be true or false (no quotes), "
+                                    f"not {value!r}; using the default, "
+                                    f"{_toml_bool(getattr(defaults, key))}.")
             elif isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not 0 < value <= 86400:
                 problems.append(f"[{section}] {key} must be a number of seconds between "
@@ -123,6 +143,10 @@ def load(path: Path | None = None) -> Settings:
                 values[key] = float(value)
     assert set(values) <= {f.name for f in fields(Settings)}
     return Settings(**values, problems=tuple(problems), path=str(path))  # type: ignore[arg-type]
+
+
+def _toml_bool(flag: bool) -> str:
+    return "true" if flag else "false"
 
 
 def _top(name: str, value: object, values: dict, problems: list[str]) -> None:

@@ -15,8 +15,8 @@ from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widgets import Input
 
-from ..engine.errors import NotFound
-from ..engine.model import Capacity, Host, Task, Vm
+from ..engine.errors import EngineError, NotFound
+from ..engine.model import Capacity, HaStatus, Host, Task, Vm
 from ..widgets.fast_table import FastTable
 from ..widgets.footer import KeysBar
 from ..widgets.listing import Listing, plural
@@ -92,6 +92,29 @@ class EngineChanges(Message):
     def __init__(self, changes: Changes) -> None:
         super().__init__()
         self.changes = changes
+
+
+class HaUpdate(Message):
+    """What the HA watcher says changed (or who watches): cluster -> its HaStatus.
+    Apart from EngineChanges: a few a minute, and no screen re-reads its VMs for it."""
+
+    def __init__(self, statuses: dict[str, HaStatus]) -> None:
+        super().__init__()
+        self.statuses = statuses
+
+
+# The planner's questions (a failover plan, N−1, a DRS preview) are answered on the
+# UI loop for a cluster this small (a few ms), in a thread beyond: N−1 over 10,000
+# VMs takes a second or two.
+PLAN_INLINE_VMS = 500
+
+
+class Planned(Message):
+    """A planner answer computed in a thread (ConsoleScreen.planned)."""
+
+    def __init__(self, name: str, generation: int, result: object, error: str) -> None:
+        super().__init__()
+        self.name, self.generation, self.result, self.error = name, generation, result, error
 
 
 class FilterBar(Input):
@@ -183,6 +206,10 @@ class ConsoleScreen(Screen):
         self._behind = False    # changes came while another screen covered this one
         self._vm_keys: tuple[str, ...] = ()     # the VM actions the footer shows now
         self._cancellable: set[int] = set()     # tasks shown here that can be cancelled
+        # planned(): name -> (generation, show); the names asked again meanwhile
+        self._planning: dict[str, tuple[int, object]] = {}
+        self._plan_again: dict[str, tuple] = {}
+        self._plan_generation = 0
 
     @property
     def engine(self) -> "Engine":
@@ -247,6 +274,12 @@ class ConsoleScreen(Screen):
             return
         self.apply_changes(message.changes)
 
+    def on_ha_update(self, message: HaUpdate) -> None:
+        if self.mvm.top_console_screen() is not self:
+            self._behind = True
+            return
+        self.apply_ha(message.statuses)
+
     def on_screen_resume(self) -> None:
         if self._behind:
             self._behind = False
@@ -255,6 +288,13 @@ class ConsoleScreen(Screen):
     def apply_changes(self, changes: Changes) -> None:
         """Engine changes since the last flush; the default re-reads everything."""
         self.reload()
+
+    def apply_ha(self, statuses: dict[str, HaStatus]) -> None:
+        """What the watcher says changed: the default redraws who watches."""
+        from .ha import WatchBanner
+        for banner in self.query(WatchBanner):
+            if banner.cluster in statuses:
+                banner.show()
 
     def throttle(self, name: str, callback, interval: float = 1.0) -> None:
         """Run callback now if it has not run for `interval` seconds, else once at the
@@ -274,6 +314,38 @@ class ConsoleScreen(Screen):
             timers[name] = (time.monotonic(), None)
             callback()
         timers[name] = (last, self.set_timer(wait, fire))
+
+    # -- the planner ----------------------------------------------------------------
+    def planned(self, name: str, compute, show, vms: int) -> None:
+        """Ask the planner (`compute()`, an engine call such as failover_plan) and
+        `show(result, error)`: at once on a cluster of up to PLAN_INLINE_VMS VMs, else
+        in a thread, one at a time per name (asked again meanwhile: once more after)."""
+        if vms <= PLAN_INLINE_VMS:
+            result, error = _ask(compute)
+            show(result, error)
+            return
+        if name in self._planning:
+            self._plan_again[name] = (compute, show, vms)
+            return
+        self._plan_generation += 1
+        generation = self._plan_generation
+        self._planning[name] = (generation, show)
+
+        def work() -> None:
+            result, error = _ask(compute)
+            self.post_message(Planned(name, generation, result, error))
+        self.run_worker(work, thread=True, group=f"plan-{name}", exit_on_error=False)
+
+    def on_planned(self, message: Planned) -> None:
+        generation, show = self._planning.get(message.name, (None, None))
+        if generation != message.generation:
+            return
+        del self._planning[message.name]
+        if self.is_attached:
+            show(message.result, message.error)   # type: ignore[operator]
+        again = self._plan_again.pop(message.name, None)
+        if again is not None and self.is_attached:
+            self.planned(message.name, *again)
 
     # -- filter -------------------------------------------------------------------
     def current_listing(self) -> Listing | None:
@@ -429,3 +501,14 @@ class ConsoleScreen(Screen):
         tid = self.cancellable_task_id()
         if tid is not None:
             self.mvm.ask_cancel_task(tid)
+
+
+def _ask(compute) -> tuple[object, str]:
+    """(answer, "") or (None, the engine's refusal: "definitions are still being read")."""
+    try:
+        return compute(), ""
+    except EngineError as exc:
+        return None, str(exc)
+    except Exception as exc:  # never a traceback on screen
+        from ..app import unexpected
+        return None, unexpected(exc)

@@ -1,4 +1,5 @@
-"""One cluster: Summary, Hosts, VMs and History tabs (keys 1–4)."""
+"""One cluster: Summary, Hosts, VMs, History and HA tabs (keys 1–5), under the line
+that says who watches it for host loss."""
 from __future__ import annotations
 
 import itertools
@@ -13,28 +14,36 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static, TabbedContent, TabPane, Tabs
 
 from ..engine.errors import NotFound
-from ..engine.model import ClusterSummary, Host, HostStatus, Task, Vm, VmState
+from ..engine.model import (ClusterSummary, HaStatus, Host, HostLossCheck, HostStatus, Task,
+                            Vm, VmState)
 from ..widgets import format as fmt
 from ..widgets.fast_table import FastTable
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen, capacity_note, show_capacity
+from .fence import fence_offered, fenced_binding, host_fenced
+from .ha import (LOSS_COLUMNS, PLAN_COLUMNS, WatchBanner, host_ha_text, loss_cells,
+                 n_minus_one_text, plan_rows, plan_title, watcher_policy_text)
 from .maintenance import host_maintenance, maintenance_binding
 from .rows import HOST_COLUMNS, TASK_COLUMNS, VM_COLUMNS, host_cells, vm_cells
 from .vm_actions import vm_action_bindings
 
-TABS = {"summary": "Summary", "hosts": "Hosts", "vms": "VMs", "history": "History"}
+TABS = {"summary": "Summary", "hosts": "Hosts", "vms": "VMs", "history": "History",
+        "ha": "HA"}
+TAB_LISTINGS = {"hosts": "hosts", "vms": "vms", "history": "history", "ha": "loss"}
 ROWS_PER_FRAME = 500    # VM rows drawn per frame when thousands change at once
 
 
 class ClusterScreen(ConsoleScreen):
-    CSS_PATH = Path(__file__).with_name("cluster.tcss")
+    CSS_PATH = [Path(__file__).with_name("cluster.tcss"), Path(__file__).with_name("ha.tcss")]
     BINDINGS = [
         *[Binding(str(n), f"show_tab('{tab}')", label, show=False, id=f"cluster.tab_{tab}")
           for n, (tab, label) in enumerate(TABS.items(), 1)],
         Binding("S", "settings", "Settings", show=False, id="cluster.settings"),
+        Binding("R", "rebalance", "Rebalance", show=False, id="cluster.rebalance"),
         *vm_action_bindings(),
         maintenance_binding(),
+        fenced_binding(),      # Hosts tab: a host that does not answer
     ]
 
     def __init__(self, cluster: str, tab: str = "summary") -> None:
@@ -48,6 +57,7 @@ class ClusterScreen(ConsoleScreen):
         self._due_scheduled = False
         self._history_day: tuple[int, ...] = ()    # the day the history was last read
         self._pending: dict[str, Task] = {}         # VM uuid -> its unfinished task
+        self._loss: HostLossCheck | None = None     # N−1 as last computed
 
     @property
     def TITLE_TEXT(self) -> str:  # type: ignore[override]
@@ -58,6 +68,7 @@ class ClusterScreen(ConsoleScreen):
 
     # -- layout ---------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
+        yield WatchBanner(self.cluster, hosts=True)
         with TabbedContent(initial=f"tab-{self.initial_tab}", id="tabs"):
             with TabPane("1 Summary", id="tab-summary"):
                 with VerticalScroll(id="summary"):
@@ -67,6 +78,7 @@ class ClusterScreen(ConsoleScreen):
                     yield Gauge("vCPUs allocated", detail_width=40, warn=None, bad=None, id="g-vcpu")
                     yield Gauge("Memory allocated", detail_width=40, warn=90, bad=100, id="g-memalloc")
                     yield Static(id="capacity-note")
+                    yield Static(id="n-minus-one")
                     yield Static("Health", classes="section-title")
                     yield Static(id="health")
             with TabPane("2 Hosts", id="tab-hosts"):
@@ -75,12 +87,20 @@ class ClusterScreen(ConsoleScreen):
                 yield Listing(VM_COLUMNS, "VM", sort="name", id="vms")
             with TabPane("4 History", id="tab-history"):
                 yield Listing(TASK_COLUMNS, "task", sort="id", reverse=True, id="history")
+            with TabPane("5 HA", id="tab-ha"):
+                yield Static(id="ha-check")
+                yield Listing(LOSS_COLUMNS, "host", sort="host", id="loss")
+                yield Static(id="ha-plan-title", classes="plan-title")
+                yield Listing(PLAN_COLUMNS, "VM", id="ha-plan")
 
     def focus_first(self) -> None:
         self._focus_tab(self.active_tab)
 
     def action_settings(self) -> None:
         self.mvm.open_settings(self.cluster)
+
+    def action_rebalance(self) -> None:
+        self.mvm.open_rebalance(self.cluster)
 
     @property
     def active_tab(self) -> str:
@@ -96,15 +116,15 @@ class ClusterScreen(ConsoleScreen):
         self._focus_tab(self.active_tab)
 
     def _focus_tab(self, tab: str) -> None:
-        if tab in ("hosts", "vms", "history"):
-            self.query_one(f"#{tab}", Listing).table.focus()
+        if tab in TAB_LISTINGS:
+            self.query_one(f"#{TAB_LISTINGS[tab]}", Listing).table.focus()
         else:   # Summary has no table: the tab strip takes the keys (←/→ switch tabs)
             self.query_one(Tabs).focus(scroll_visible=False)
         self.sync_vm_bindings(force=True)
 
     def main_listing(self) -> Listing | None:
-        tab = self.active_tab
-        return self.query_one(f"#{tab}", Listing) if tab != "summary" else None
+        listing = TAB_LISTINGS.get(self.active_tab)
+        return self.query_one(f"#{listing}", Listing) if listing else None
 
     # -- data -----------------------------------------------------------------------
     def reload(self) -> None:
@@ -148,6 +168,8 @@ class ClusterScreen(ConsoleScreen):
             self._load_summary(s, hosts, vms)
         if vm_rows == "all" or tab == "hosts":
             self._load_hosts(hosts, vms)
+        if vm_rows == "all" or tab in ("summary", "ha"):
+            self._load_loss(len(vms))
         if vm_rows == "none":
             return
         now, pal, seen = self.now(), self.palette, self.engine.vm_seen_at
@@ -192,10 +214,69 @@ class ClusterScreen(ConsoleScreen):
             c = counts.setdefault(v.host, [0, 0])
             c[0] += v.state.active
             c[1] += 1
+        ha = self.engine.ha_status(self.cluster)
         self.query_one("#hosts", Listing).set_rows(
             [(h.name, host_cells(h, now, pal, *counts.get(h.name, (0, 0)),
-                                 moved=self.engine.maintenance_progress(h.cluster, h.name)))
+                                 moved=self.engine.maintenance_progress(h.cluster, h.name),
+                                 ha=host_ha_text(ha.of(h.name), pal)))
              for h in hosts])
+        if self.active_tab == "hosts":
+            self.refresh_bindings()      # F: the host under the cursor may have gone down
+
+    # -- host loss: N−1 (Summary's line, the HA tab) ----------------------------------
+    def _load_loss(self, vms: int) -> None:
+        c = self.cluster
+        self.planned("n-1", lambda: self.engine.host_loss_check(c), self._show_loss, vms)
+
+    def _show_loss(self, check: HostLossCheck | None, error: str) -> None:
+        """N−1 on the Summary; on the HA tab, with a row per host and the plan of the
+        host under the cursor. While the definitions are read: the engine's words, and
+        again on the next tick."""
+        if not self.is_attached:
+            return
+        pal = self.palette
+        if check is not None or self._loss is None:
+            self._loss = check
+        line = n_minus_one_text(check, error, pal)
+        self.query_one("#n-minus-one", Static).update(line)
+        text = line.copy()
+        try:
+            text.append("\n")
+            text.append_text(watcher_policy_text(self.engine.policy(self.cluster), pal))
+        except NotFound:
+            pass
+        self.query_one("#ha-check", Static).update(text)
+        if check is None:
+            return
+        vms = {v.uuid: v for v in self.engine.vms(self.cluster)}
+        ha = self.engine.ha_status(self.cluster)
+        self.query_one("#loss", Listing).set_rows(
+            [(p.host, loss_cells(p, vms, ha.of(p.host), pal)) for p in check.plans])
+        self._show_ha_plan()
+
+    def _show_ha_plan(self) -> None:
+        check, pal = self._loss, self.palette
+        key = self.query_one("#loss", Listing).table.cursor_key
+        plan = next((p for p in check.plans if p.host == key), None) if check else None
+        title = self.query_one("#ha-plan-title", Static)
+        if plan is None:
+            title.update(Text("No host is up to check." if check else "", style=pal.muted))
+            self.query_one("#ha-plan", Listing).set_rows([])
+            return
+        title.update(plan_title(plan.host, plan, "", pal))
+        self.query_one("#ha-plan", Listing).set_rows(plan_rows(plan, pal))
+
+    @on(FastTable.CursorMoved, "#loss-table")
+    def _loss_row_moved(self, message: FastTable.CursorMoved) -> None:
+        self._show_ha_plan()
+
+    @on(FastTable.RowSelected, "#loss-table")
+    def _open_loss_host(self, message: FastTable.RowSelected) -> None:
+        self.mvm.open_host(self.cluster, message.key)
+
+    @on(FastTable.RowSelected, "#ha-plan-table")
+    def _open_plan_vm(self, message: FastTable.RowSelected) -> None:
+        self.mvm.open_vm(message.key)
 
     def _load_summary(self, s: ClusterSummary, hosts: list[Host], vms: list[Vm]) -> None:
         pal, cap = self.palette, s.capacity
@@ -279,6 +360,13 @@ class ClusterScreen(ConsoleScreen):
             self.throttle("aggregates", lambda: self._refresh(vm_rows="none"))
         self.update_history(tasks)
 
+    def apply_ha(self, statuses: dict[str, HaStatus]) -> None:
+        """Who watches (the banner), what the watcher says of the hosts (their HA
+        column, the banner's second line, the N−1 table's HA column)."""
+        if self.cluster in statuses:
+            self.query_one(WatchBanner).show()
+            self.throttle("aggregates", lambda: self._refresh(vm_rows="none"))
+
     def _draw_due(self, removed: list[str] = ()) -> None:
         """Draw the VM rows due, ROWS_PER_FRAME of them, the next slice after the next
         frame: 10,000 rows changing at once (a host answering) never hold the screen
@@ -330,7 +418,16 @@ class ClusterScreen(ConsoleScreen):
         if action == "maintenance":
             return (not (self.engine.readonly or self.engine.offline)
                     and self.selected_host() is not None)
+        if action == "fenced":
+            return fence_offered(self.app, self.selected_host())
         return super().check_action(action, parameters)
 
     def action_maintenance(self) -> None:
         host_maintenance(self.app, self.selected_host())
+
+    def action_fenced(self) -> None:
+        host_fenced(self.app, self.selected_host())
+
+    @on(FastTable.CursorMoved, "#hosts-table")
+    def _host_row_moved(self, message: FastTable.CursorMoved) -> None:
+        self.refresh_bindings()      # F comes and goes with the host under the cursor

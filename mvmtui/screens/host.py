@@ -1,22 +1,27 @@
-"""One host: what it is, how loaded it is, its VMs and what was done on it."""
+"""One host: what it is, how loaded it is, its VMs, what would become of them if it
+died now (its failover plan), and what was done on it. Under the line that says who
+watches the cluster; a host the watcher is worried about says so, and one that does
+not answer offers F, "I have powered it off"."""
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
 from rich.text import Text
-from textual import events
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from ..engine.errors import NotFound
-from ..engine.model import Host, Vm
+from ..engine.model import FailoverPlan, HaStatus, Host, Strategy, Vm
 from ..widgets import format as fmt
 from ..widgets.fast_table import FastTable
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import STALE_FIGURES, Changes, ConsoleScreen, show_capacity
+from .fence import fence_offered, fenced_binding, host_fenced
+from .ha import PLAN_COLUMNS, WatchBanner, host_banner, plan_heading, plan_rows, plan_title
 from .maintenance import host_maintenance, maintenance_binding
 from .rows import (STORAGE_COLUMNS, TASK_COLUMNS, VM_COLUMNS, datastore_cells, facts_table,
                    host_state_text, network_cells, vm_cells)
@@ -25,12 +30,19 @@ from .vm_actions import vm_action_bindings
 
 # Every VM here is on this host: its Host column is the first to give way.
 HOST_VM_COLUMNS = [replace(c, priority=9) if c.key == "host" else c for c in VM_COLUMNS]
+UNFENCED_NOTE = "not restarted: host not fenced"
 
 
 class HostScreen(ConsoleScreen):
-    CSS_PATH = Path(__file__).with_name("host.tcss")
-    BINDINGS = [*vm_action_bindings(), maintenance_binding()]
-    footer_vm_keys = 3      # the footer keeps room for m Maintenance at 80 columns
+    CSS_PATH = [Path(__file__).with_name("host.tcss"), Path(__file__).with_name("ha.tcss")]
+    # F: a VM's Force off, or (the host not answering) "I have powered it off": never
+    # both (vm_keys).
+    BINDINGS = [*vm_action_bindings(), maintenance_binding(), fenced_binding()]
+
+    @property
+    def footer_vm_keys(self) -> int:  # type: ignore[override]
+        """The footer keeps room for m Maintenance (and F Powered off…) at 80 columns."""
+        return 2 if self._fence_offered else 3
 
     def __init__(self, cluster: str, name: str) -> None:
         super().__init__()
@@ -39,6 +51,8 @@ class HostScreen(ConsoleScreen):
         self.host: Host | None = None
         self._vm_uuids: set[str] = set()
         self._vms_table_current = True     # VM keys follow the VMs table, not the history
+        self._fence_offered = False
+        self._plan_heading = ""            # "If kvm-01 dies now", "Once kvm-01 is fenced"
 
     @property
     def TITLE_TEXT(self) -> str:  # type: ignore[override]
@@ -48,6 +62,8 @@ class HostScreen(ConsoleScreen):
         return ["mvmtui", self.cluster, self.host_name]
 
     def compose_body(self) -> ComposeResult:
+        yield WatchBanner(self.cluster)
+        yield Static(id="host-ha")
         with Horizontal(id="host-top"):
             facts = Static(id="facts", classes="panel")
             facts.border_title = f"Host {self.host_name}"
@@ -60,6 +76,8 @@ class HostScreen(ConsoleScreen):
                 yield Gauge("Memory alloc.", label_width=14, detail_width=18, warn=90, bad=100, id="g-memalloc")
                 yield Static(id="capacity-note")
         yield Listing(HOST_VM_COLUMNS, "VM", sort="name", id="vms")
+        yield Static(id="plan-title", classes="plan-title")
+        yield Listing(PLAN_COLUMNS, "VM", id="plan")
         yield Listing(STORAGE_COLUMNS, "storage item", sort="name", id="storage")
         yield Listing(TASK_COLUMNS, "task", sort="id", reverse=True, id="history")
 
@@ -94,8 +112,24 @@ class HostScreen(ConsoleScreen):
         self._vm_uuids = {v.uuid for v in vms}
         pending = {t.target: t for t in reversed(self.engine.tasks(self.cluster, unfinished=True))
                    if t.target_kind == "vm" and t.target in self._vm_uuids}
+        ha = self.engine.ha_status(self.cluster).of(h.name)
+        banner = self.query_one("#host-ha", Static)
+        banner.display = bool(ha.state)
+        if ha.state:
+            banner.update(host_banner(h.name, ha, now, pal,
+                                      not (self.engine.readonly or self.engine.offline)))
+        unfenced = ha.state == "unfenced"
+
+        def note(v: Vm) -> str:
+            """What the watcher waits for before it restarts this one elsewhere."""
+            return UNFENCED_NOTE if (unfenced and v.state.active
+                                     and v.strategy is not Strategy.PINNED) else ""
         self.query_one("#vms", Listing).set_rows(
-            [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid), seen)) for v in vms])
+            [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid), seen, note(v))) for v in vms])
+        c, name = self.cluster, h.name
+        self._plan_heading = plan_heading(name, h.status.live, ha)
+        self.planned("plan", lambda: self.engine.failover_plan(c, name), self._show_plan,
+                     len(self.engine.vms(c)))
         self.query_one("#storage", Listing).set_rows(
             [(f"ds:{d.name}", datastore_cells(d, pal, h.status.live))
              for d in self.engine.datastores(self.cluster, h.name)]
@@ -103,6 +137,23 @@ class HostScreen(ConsoleScreen):
                for n in self.engine.networks(self.cluster, h.name)])
         self.set_history(self.engine.tasks(self.cluster, host=h.name))
         self.sync_vm_bindings()
+        offered = fence_offered(self.app, h)
+        if offered != self._fence_offered:      # F: Force off, or "I have powered it off"
+            self._fence_offered = offered
+            self.refresh_bindings()
+
+    def _show_plan(self, plan: FailoverPlan | None, error: str) -> None:
+        """If it dies now: where each VM restarts, or why not. While the definitions
+        are read, the engine's words; the next tick asks again."""
+        pal = self.palette
+        self.query_one("#plan-title", Static).update(
+            plan_title(self.host_name, plan, error, pal, self._plan_heading))
+        if plan is not None:
+            self.query_one("#plan", Listing).set_rows(plan_rows(plan, pal))
+
+    @on(FastTable.RowSelected, "#plan-table")
+    def _open_plan_vm(self, message: FastTable.RowSelected) -> None:
+        self.mvm.open_vm(message.key)
 
     def apply_changes(self, ch: Changes) -> None:
         shown = self._vm_uuids
@@ -123,6 +174,12 @@ class HostScreen(ConsoleScreen):
             return
         self.update_history(tasks)
 
+    def apply_ha(self, statuses: dict[str, HaStatus]) -> None:
+        """Who watches; what the watcher says of this host (its line, its VMs' notes, F)."""
+        if self.cluster in statuses:
+            self.query_one(WatchBanner).show()
+            self.reload()
+
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # Remember which table was last in use: the palette takes focus for a moment
         # and must not change what "the current VM" is.
@@ -138,7 +195,23 @@ class HostScreen(ConsoleScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "maintenance":
             return not (self.engine.readonly or self.engine.offline) and self.host is not None
+        if action == "fenced":
+            return fence_offered(self.app, self.host)
         return super().check_action(action, parameters)
+
+    def vm_keys(self) -> tuple[str, ...]:
+        """While F is "I have powered it off", no Force off: the host could not do it."""
+        keys = super().vm_keys()
+        return tuple(k for k in keys if k != "destroy") if fence_offered(self.app, self.host) \
+            else keys
+
+    def action_fenced(self) -> None:
+        try:
+            host = self.engine.host(self.cluster, self.host_name)
+        except NotFound as exc:
+            self.notify(str(exc), severity="error")
+            return
+        host_fenced(self.app, host)
 
     def action_maintenance(self) -> None:
         try:

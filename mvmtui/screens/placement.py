@@ -1,9 +1,12 @@
-"""Manage Placement (P on a VM): its strategy (Auto, Failover, Pinned) and, if asked,
-a move to another host, with every other host's fit or the reason it does not fit.
+"""Manage Placement (P on a VM): its strategy (Auto, Failover, Pinned), its restart
+priority after a host loss (High, Medium, Low: high ones restart first, and when room
+runs out it is the low ones that wait) and, if asked, a move to another host, with
+every other host's fit or the reason it does not fit.
 
-Nothing happens until Apply and a yes: the strategy is changed first (a pinned VM
-must stop being pinned before it may move), then the move starts as a task and its
-screen opens (progress, cancel). A refusal is shown in the dialog; nothing changes.
+Nothing happens until Apply and a yes: the strategy and priority are changed first (a
+pinned VM must stop being pinned before it may move), then the move starts as a task
+and its screen opens (progress, cancel). A refusal is shown in the dialog; nothing
+changes.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from textual.widgets import Checkbox, OptionList, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
 from ..engine.errors import Busy, EngineError, InventoryError, NotFound
-from ..engine.model import HostFit, MoveRequest, Strategy, TaskStatus, Vm, VmState
+from ..engine.model import PRIORITIES, HostFit, MoveRequest, Strategy, TaskStatus, Vm, VmState
 from ..widgets import format as fmt
 from ..widgets.footer import KeysBar
 from .follow import follow_task
@@ -32,6 +35,11 @@ STRATEGY_WORDS = {
     Strategy.AUTO: "moved by load, for maintenance and when its host is lost",
     Strategy.FAILOVER: "moved only when its host is lost, or for maintenance",
     Strategy.PINNED: "never moved from its home host",
+}
+PRIORITY_WORDS = {
+    "high": "restarts first when its host is lost",
+    "medium": "restarts after the high ones when its host is lost",
+    "low": "restarts last when its host is lost: the first to wait when room runs out",
 }
 
 
@@ -59,8 +67,9 @@ def host_option(fit: HostFit, pal: Palette) -> Option:
 
 
 class PlacementScreen(ModalScreen[None]):
-    """One VM's placement. The operator picks a strategy, a host (or to stay) and the
-    move's options; the plan line says what Apply will do, or why it cannot."""
+    """One VM's placement. The operator picks a strategy, a restart priority, a host
+    (or to stay) and the move's options; the plan line says what Apply will do, or
+    why it cannot."""
 
     CSS_PATH = [_HERE / "dialogs.tcss", _HERE / "placement.tcss"]
     BINDINGS = [
@@ -75,6 +84,7 @@ class PlacementScreen(ModalScreen[None]):
         self.uuid = vm.uuid
         self.vm: Vm | None = vm
         self.strategy = Strategy.AUTO
+        self.priority = vm.priority
         self.target = ""                  # "" = stay where it is
         self.fits: list[HostFit] = []
         self.busy = False                 # applying: keys wait
@@ -96,6 +106,7 @@ class PlacementScreen(ModalScreen[None]):
         vm = self.vm
         assert vm is not None
         self.strategy = vm.strategy
+        self.priority = vm.priority
         running = vm.state.active
         with Vertical(classes="dialog placement"):
             yield Static(f"Manage placement: {vm.name}", classes="dialog-title", markup=False)
@@ -106,6 +117,12 @@ class PlacementScreen(ModalScreen[None]):
                     for s in Strategy:
                         yield RadioButton(s.value.capitalize(), value=s is vm.strategy,
                                           id=f"strategy-{s.value}", compact=True)
+            with Horizontal(id="priority-row"):
+                yield Static("Priority", classes="placement-label")
+                with RadioSet(id="priority", compact=True):
+                    for p in PRIORITIES:
+                        yield RadioButton(p.capitalize(), value=p == vm.priority,
+                                          id=f"priority-{p}", compact=True)
             yield Static(id="strategy-means", classes="placement-means", markup=False)
             yield Static(f"Host (now {vm.host})", classes="placement-label")
             yield OptionList(id="hosts")
@@ -120,7 +137,7 @@ class PlacementScreen(ModalScreen[None]):
                                id="start-after", compact=True, disabled=running)
             yield Static(id="plan", classes="placement-plan")
             yield Static(id="placement-error", classes="dialog-error", markup=False)
-            yield Static("tab: strategy · host · options — a applies · esc cancels",
+            yield Static("tab: strategy · priority · host · options — a applies · esc cancels",
                          classes="dialog-hint", markup=False)
         yield KeysBar()
 
@@ -130,9 +147,9 @@ class PlacementScreen(ModalScreen[None]):
                     f"{fmt.size_mib(vm.memory_mib)} · placement {placement_text(vm)}")
 
     def on_mount(self) -> None:
-        # The arrows start from the strategy in effect (RadioSet starts at its first).
-        radio = self.query_one("#strategy", RadioSet)
-        radio._selected = radio.pressed_index if radio.pressed_index >= 0 else 0
+        # The arrows start from the choice in effect (RadioSet starts at its first).
+        for radio in self.query(RadioSet):
+            radio._selected = radio.pressed_index if radio.pressed_index >= 0 else 0
         self.query_one("#placement-error", Static).display = False
         self._load_hosts()
         self._update()
@@ -168,6 +185,11 @@ class PlacementScreen(ModalScreen[None]):
     @on(RadioSet.Changed, "#strategy")
     def _strategy_changed(self, event: RadioSet.Changed) -> None:
         self.strategy = Strategy(event.pressed.id.removeprefix("strategy-"))
+        self._update()
+
+    @on(RadioSet.Changed, "#priority")
+    def _priority_changed(self, event: RadioSet.Changed) -> None:
+        self.priority = event.pressed.id.removeprefix("priority-")
         self._update()
 
     @on(OptionList.OptionHighlighted, "#hosts")
@@ -207,9 +229,13 @@ class PlacementScreen(ModalScreen[None]):
         if self.strategy is not vm.strategy:
             home = f" (home {vm.home or vm.host})" if self.strategy is Strategy.PINNED else ""
             steps.append(f"Placement {vm.strategy.value} → {self.strategy.value}{home}.")
+        if self.priority != vm.priority:
+            steps.append(f"Restart priority {vm.priority} → {self.priority}: "
+                         f"{PRIORITY_WORDS[self.priority]}.")
         req = self.request()
         if req is None:
-            return steps, "" if steps else "Nothing to change: pick a strategy or a host."
+            return steps, "" if steps else ("Nothing to change: pick a strategy, a priority "
+                                            "or a host.")
         if self.strategy is Strategy.PINNED:
             return steps, (f"A pinned VM never moves: choose Auto or Failover to move "
                            f"{vm.name} (then pin it on its new host).")
@@ -312,9 +338,11 @@ class PlacementScreen(ModalScreen[None]):
     async def _do(self, vm: Vm) -> None:
         engine, req = self.engine, self.request()
         changed = ""
-        if self.strategy is not vm.strategy:
+        strategy = self.strategy.value if self.strategy is not vm.strategy else None
+        priority = self.priority if self.priority != vm.priority else None
+        if strategy or priority:
             try:
-                task = await engine.set_placement(vm.uuid, self.strategy.value, None)
+                task = await engine.set_placement(vm.uuid, strategy, None, priority)
             except (EngineError, Busy, InventoryError) as exc:
                 self._say(str(exc))
                 return
@@ -322,21 +350,22 @@ class PlacementScreen(ModalScreen[None]):
                 self._say(f"The placement was not changed: {task.error or task.status.value} "
                           f"(task {task.id}).")
                 return
-            changed = self.strategy.value
+            changed = ", ".join(w for w in (strategy, priority and f"priority {priority}") if w)
             try:
                 self.vm = vm = engine.vm(vm.uuid)
             except NotFound:
                 pass
             self.query_one("#placement-facts", Static).update(self._facts(vm))
         if req is None:
-            self.app.notify(f"Placement of {vm.name}: now {placement_text(vm)}.")
+            now = placement_text(vm) + (f", restart priority {vm.priority}" if priority else "")
+            self.app.notify(f"Placement of {vm.name}: now {now}.")
             self.dismiss(None)
             return
         try:
             task = await engine.migrate_vm(req)
         except (EngineError, Busy, InventoryError) as exc:
             if changed:
-                self._say(f"The strategy is now {changed}, but the move was refused: {exc}",
+                self._say(f"The placement is now {changed}, but the move was refused: {exc}",
                           unchanged=False)
             else:
                 self._say(str(exc))

@@ -167,10 +167,12 @@ CLUSTER_COLUMNS = [
     Column("cpu", "CPU %", 6, align="right", priority=3),
     Column("memory", "Memory used", 18, align="right", priority=3, min_width=17),
     Column("health", "Health", 20, flex=True, priority=2, min_width=12),
+    # Who watches for host loss ("nobody watches" in warning colours): screens/ha.py.
+    Column("ha", "HA", 14, priority=3),
 ]
 
 
-def cluster_cells(s: ClusterSummary, pal: Palette) -> tuple:
+def cluster_cells(s: ClusterSummary, pal: Palette, ha: Text | str = "") -> tuple:
     problems = len(s.problems)
     if problems:
         health = Text(f"{problems} problem{'s' if problems != 1 else ''}",
@@ -182,7 +184,7 @@ def cluster_cells(s: ClusterSummary, pal: Palette) -> tuple:
     return (s.cluster.name, s.cluster.layout,
             Num(s.hosts_up, fmt.ratio(s.hosts_up, s.hosts_total)),
             Num(s.vms_running, fmt.ratio(s.vms_running, s.vms_total)),
-            *capacity_cells(s.capacity), health)
+            *capacity_cells(s.capacity), health, ha)
 
 
 def capacity_cells(cap: Capacity) -> tuple:
@@ -197,6 +199,9 @@ def capacity_cells(cap: Capacity) -> tuple:
 HOST_COLUMNS = [
     Column("name", "Name", 12, min_width=10),
     Column("status", "Status", 17, priority=1, min_width=11),   # "up · entering 2/3"
+    # What the HA watcher says of it ("lost — not restarted: host not fenced"): narrow
+    # (80 columns keep Data age and Problem), it grows where there is room.
+    Column("ha", "HA", 7, flex=True, priority=3, max_width=48),
     Column("address", "Address", 15, priority=6, min_width=11),
     Column("cpus", "CPUs", 4, align="right", priority=5),
     Column("memory", "Memory used", 17, align="right", priority=4),
@@ -209,10 +214,11 @@ HOST_COLUMNS = [
 
 
 def host_cells(h: Host, now: float, pal: Palette, vms_running: int, vms_total: int,
-               moved: tuple[int, int] | None = None) -> tuple:
+               moved: tuple[int, int] | None = None, ha: Text | str = "") -> tuple:
+    """`ha`: the watcher's words for the host (screens/ha.py host_ha_text)."""
     live = h.status.live
     used = h.mem_used_mib if live else None
-    return (h.name, host_status_text(h, pal, moved, short=True), h.address, h.cpus or DASH,
+    return (h.name, host_status_text(h, pal, moved, short=True), ha, h.address, h.cpus or DASH,
             mib_of_cell(used, h.memory_mib), pct_cell(h.cpu_pct if live else None),
             Num(vms_total, fmt.ratio(vms_running, vms_total)),
             data_age(h.seen_at, now, live), host_problem(h))
@@ -246,23 +252,28 @@ def pending_words(task: Task | None) -> str:
     return PENDING_WORDS.get(task.kind, f"{task.title.lower()}…")
 
 
-def vm_state_with_task(vm: Vm, pal: Palette, pending: Task | None = None) -> Text:
-    """The VM's state, then what the task running on it is doing."""
+def vm_state_with_task(vm: Vm, pal: Palette, pending: Task | None = None,
+                       note: str = "") -> Text:
+    """The VM's state, then what the task running on it is doing; `note`: what else
+    holds it ("not restarted: host not fenced"), as an alarm."""
     text = vm_state_text(vm, pal)
     words = pending_words(pending)
-    if words:
+    if words or note:
         text = text.copy()
+    if words:
         text.append(f" · {words}", style=pal.busy)
+    if note:
+        text.append(f" · {note}", style=pal.alarm)
     return text
 
 
 def vm_cells(vm: Vm, now: float, pal: Palette, pending: Task | None = None,
-             seen=None) -> tuple:
+             seen=None, note: str = "") -> tuple:
     """`seen(uuid)`: when the engine last confirmed the VM. Each stats pass confirms
     every VM of a live host but announces only changes, so the age is read when drawn."""
     live = not vm.stale
     source = (lambda u=vm.uuid: seen(u)) if seen is not None and live else None
-    return (vm.name, vm_state_with_task(vm, pal, pending), vm.host, vm.vcpus,
+    return (vm.name, vm_state_with_task(vm, pal, pending, note), vm.host, vm.vcpus,
             mib_cell(vm.memory_mib),
             pct_cell(vm.cpu_pct if live and vm.state.active else None),
             data_age(vm.seen_at, now, live, source))
@@ -441,4 +452,15 @@ def placement_text(vm: Vm) -> str:
     if vm.strategy.value == "pinned":
         return f"pinned to {vm.home or vm.host}"
     return vm.strategy.value + (f" · home {vm.home}" if vm.home else "")
+
+
+def placement_words(vm: Vm) -> str:
+    """The placement, then what host loss does with it when that is not the usual:
+    "auto · restart priority high · failed over from kvm-01"."""
+    text = placement_text(vm)
+    if vm.priority != "medium":
+        text += f" · restart priority {vm.priority}"
+    if vm.failed_from:
+        text += f" · failed over from {vm.failed_from}"
+    return text
 

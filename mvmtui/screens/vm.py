@@ -16,7 +16,7 @@ from ..widgets.listing import Listing
 from ..widgets.listing import plural
 from .base import Changes, ConsoleScreen
 from .rows import (DISK_COLUMNS, NIC_COLUMNS, TASK_COLUMNS, disk_cells, facts_table,
-                   host_state_text, nic_cells, placement_text, vm_state_with_task)
+                   host_state_text, nic_cells, placement_words, vm_state_with_task)
 from .vm_actions import vm_action_bindings
 
 
@@ -92,7 +92,7 @@ class VmScreen(ConsoleScreen):
             ("Memory", memory),
             ("Autostart", fmt.yes_no(vm.autostart)),
             ("Persistent", fmt.yes_no(vm.persistent)),
-            ("Placement", placement_text(vm)),
+            ("Placement", placement_words(vm)),
         ], pal))
         if self.gone_at is not None:
             state = Text.assemble(

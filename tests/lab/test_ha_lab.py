@@ -357,3 +357,26 @@ def test_short_of_room_the_high_priority_vm_restarts_and_the_other_says_why(
     finally:
         engine.set_policy(c, ["host-reserve=2048", "must-run-on="])
         asyncio.run(engine.set_placement(web02.uuid, priority="medium"))
+
+
+def test_the_cli_failover_plan_and_rebalance_preview(engine, lab_cluster):
+    import json
+    c = lab_cluster.name
+    r = subprocess.run(CLI + ["cluster", "failover-plan", c, "--json"], env=_env(lab_cluster),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["n_minus_one"]["ok"] and [p["host"] for p in out["plans"]] == [
+        "kvm-01", "kvm-02", "kvm-03"]
+    kvm01 = {row["name"]: row for row in out["plans"][0]["rows"]}
+    assert kvm01["web-01"]["outcome"] == kvm01["web-02"]["outcome"] == "restart"
+    assert kvm01["db-01"]["outcome"] == "stays"
+    r = subprocess.run(CLI + ["cluster", "failover-plan", c, "--host", "kvm-01"],
+                       env=_env(lab_cluster), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "If kvm-01 died now: 2 restart elsewhere" in r.stdout
+    r = subprocess.run(CLI + ["cluster", "rebalance", c, "--dry-run", "--threshold", "3"],
+                       env=_env(lab_cluster), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "imbalance" in r.stdout, r.stderr
+    r = subprocess.run(CLI + ["cluster", "rebalance", c, "--threshold", "9"],
+                       env=_env(lab_cluster), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
