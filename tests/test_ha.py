@@ -62,12 +62,14 @@ def test_a_lost_host_is_fenced_its_vms_restart_and_come_home(eng, world):
     assert sorted(c.title.split(" on ")[0] for c in children) == ["Restart web-01",
                                                                    "Restart web-02"]
     assert eng.ha_status("ha").of("kvm-01").state == "failed-over"
+    assert eng.vm(uuid("web-01")).autostart      # set again where it restarted
     # The host returns: its stale copies are undefined, the two come back live.
     world.revive("ha", "kvm-01")
     wait_for(lambda: all(eng.vm(uuid(n)).host == "kvm-01" and not eng.vm(uuid(n)).failed_from
                          for n in ("web-01", "web-02")), 20)
     assert _where(world, "web-01") == [("kvm-01", "running")]
     assert _where(world, "db-01") == [("kvm-01", "shut off")]   # pinned: there, stopped
+    assert world.hosts[("ha", "kvm-01")].vms[uuid("web-01")].autostart   # and back home
     assert world.hosts[("ha", "kvm-01")].files.get("ha-checked")    # the gate opened
     wait_for(lambda: not eng.ha_status("ha").of("kvm-01").state, 10)
     log = "\n".join(e.message for e in eng.task(t.id).logs)

@@ -556,6 +556,8 @@ class HighAvailability:
                     try:
                         await self._lv(link, link.hv.define, saved[1])
                         await self._lv(link, link.hv.set_placement, vm.uuid, marked)
+                        if vm.autostart:     # not part of a definition: set it again
+                            await self._lv(link, link.hv.set_autostart, vm.uuid, True)
                     except HypervisorError as exc:
                         raise TaskFailed(f"{target} refused the definition: {exc}") from None
                     ctx.log(f"Defined on {target} from the definition saved "

@@ -501,6 +501,11 @@ class LibvirtHypervisor:
     def define(self, xml: str) -> None:
         self._c().defineXML(xml)
 
+    def set_autostart(self, uuid: str, on: bool) -> None:
+        """A definition carries no autostart (libvirt keeps it beside it): a VM moved or
+        restarted elsewhere gets its flag set there again."""
+        self._c().lookupByUUIDString(uuid).setAutostart(1 if on else 0)
+
     def undefine(self, uuid: str) -> None:
         """Forget a stopped domain; its disks and NVRAM stay where they are. A running
         one is refused (libvirt would leave it running, transient)."""

@@ -356,6 +356,13 @@ class Migration:
             await self._where(vm, [vm.host])
             ctx.log(f"{vm.host} still listed {vm.name} ({left.value}): undefined there")
         ctx.log(f"{target} shows {vm.name} {there.value}; {vm.host} no longer lists it")
+        if vm.autostart:     # libvirt keeps the flag beside the definition: set it again
+            dst = self._links.get((vm.cluster, target))
+            try:
+                await self._lv(dst, dst.hv.set_autostart, vm.uuid, True)
+                await self._refresh_vm(dst, dst.hv, vm.uuid)
+            except (HypervisorError, AttributeError) as exc:
+                ctx.log(f"autostart was not set on {target}: {exc}", "warning")
         ctx.checkpoint(phase="done")
 
     async def _offline_move(self, ctx: TaskContext, vm: Vm, req: MoveRequest) -> None:

@@ -351,6 +351,11 @@ class ScriptedHypervisor:
         return {d.target: "qcow2" if d.source.endswith(".qcow2") else "raw"
                 for d in self._dom(uuid).disks}
 
+    def set_autostart(self, uuid: str, on: bool) -> None:
+        self._alive()
+        with self.world.lock:
+            self.h.vms[uuid] = replace(self._dom(uuid), autostart=on)
+
     def undefine(self, uuid: str) -> None:
         self._alive()
         with self.world.lock:
