@@ -76,6 +76,7 @@ class _Watch:
         self.message = ""
         self.published = ""
         self.last_drs = 0.0
+        self.other: dict | None = None         # another watcher's lease record
 
 
 class HighAvailability:
@@ -230,6 +231,7 @@ class HighAvailability:
         while True:
             hosts = self.hosts(cluster)
             held = set()
+            others: list[dict] = []     # another watcher's lease, fresh, as a host said
 
             async def one(name: str) -> None:
                 store = self._lock_store(cluster, name)
@@ -249,10 +251,13 @@ class HighAvailability:
                     elif holder.get("owner") == me:
                         await store.touch([LEASE], me)
                         held.add(name)
+                    else:
+                        others.append(holder)
                 except Exception as exc:
                     log.debug("%s/%s: lease: %s", cluster, name, exc)
             await asyncio.gather(*(one(h.name) for h in hosts if h.status is HostStatus.UP))
             w.held = held
+            w.other = min(others, key=lambda r: r.get("age", 0)) if others else None
             was = w.active
             w.active = len(held) > len(hosts) / 2
             if w.active != was:
@@ -306,14 +311,30 @@ class HighAvailability:
         """Our view into ha_status, and (when it changed) onto every live host."""
         w = self._watches[cluster]
         hosts = self.hosts(cluster)
-        info = WatcherInfo(cluster, holder=self.journal.started_by if w.active else "",
-                           pid=os.getpid() if w.active else None,
-                           machine=socket.gethostname() if w.active else "",
-                           age=0.0 if w.active else None, hosts_held=len(w.held),
-                           hosts_total=len(hosts), me=w.active, read_at=self.clock())
+        now = self.clock()
+        if w.active:
+            info = WatcherInfo(cluster, holder=self.journal.started_by, pid=os.getpid(),
+                               machine=socket.gethostname(), age=0.0,
+                               hosts_held=len(w.held), hosts_total=len(hosts), me=True,
+                               read_at=now)
+        elif w.other is not None:        # a standby: the holder, as the hosts name it
+            owner = str(w.other.get("owner", ""))
+            pid = owner.split(":", 1)[0]
+            info = WatcherInfo(cluster, holder=str(w.other.get("holder", "?")),
+                               pid=int(pid) if pid.isdigit() else None,
+                               machine=owner.rsplit("@", 1)[-1], age=w.other.get("age"),
+                               hosts_total=len(hosts), read_at=now)
+        else:
+            info = WatcherInfo(cluster, hosts_total=len(hosts), read_at=now)
         rows = tuple(sorted((r for r in w.hosts.values() if r.state), key=lambda r: r.host))
-        message = w.message if w.active or w.message.startswith("isolated") else (
-            "standby: another watcher holds the lease" if not w.active else "")
+        if w.active or w.message.startswith("isolated"):
+            message = w.message
+        elif w.other is not None:
+            message = "standby: this engine takes over if the holder stops renewing"
+        else:
+            up = sum(h.status is HostStatus.UP for h in hosts)
+            message = (f"not holding the lease: {len(w.held)} of {len(hosts)} hosts held, "
+                       f"{up} answer; failover needs more than half")
         self._set_ha(HaStatus(cluster, info, rows, message))
         if not w.active:
             return
