@@ -237,22 +237,21 @@ class HighAvailability:
                 store = self._lock_store(cluster, name)
                 if store is None:
                     return
-                try:
-                    holder = await store.take(LEASE, {**record, "taken_at": int(self.clock())})
-                    if holder is not None and holder.get("owner") != me \
-                            and holder.get("age", 0) > LEASE_STALE:
+                try:     # one command a host a beat: take it, or renew it
+                    got = await store.hold(LEASE, {**record, "taken_at": int(self.clock())},
+                                           me)
+                    if isinstance(got, dict) and got.get("age", 0) > LEASE_STALE:
                         log.info("%s/%s: taking over a stale watcher lease (%s)", cluster,
-                                 name, holder.get("holder"))
-                        await store.break_stale(LEASE, holder["raw"])
-                        holder = await store.take(LEASE, record)
-                    if holder is None:
+                                 name, got.get("holder"))
+                        await store.break_stale(LEASE, got["raw"])
+                        got = await store.hold(LEASE, record, me)
+                    if got == "taken":
                         held.add(name)
                         await store.write_state(GATE_MARK, cluster)
-                    elif holder.get("owner") == me:
-                        await store.touch([LEASE], me)
+                    elif got == "renewed":
                         held.add(name)
                     else:
-                        others.append(holder)
+                        others.append(got)
                 except Exception as exc:
                     log.debug("%s/%s: lease: %s", cluster, name, exc)
             await asyncio.gather(*(one(h.name) for h in hosts if h.status is HostStatus.UP))

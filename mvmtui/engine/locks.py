@@ -87,6 +87,28 @@ class SshLocks:
         holder["raw"] = body
         return holder
 
+    async def hold(self, resource: str, record: dict, owner: str) -> dict | str:
+        """Take the lock, or renew it if `owner` holds it, in one command (a watcher
+        renews its lease on every host every 2 s): "taken", "renewed", or the other
+        holder's record (with its "age")."""
+        f = f"{LOCK_DIR}/locks/{_file(resource)}"
+        rec = shlex.quote(json.dumps(record, sort_keys=True))
+        out = await self._sh(
+            f"mkdir -p {LOCK_DIR}/locks && if (set -C; printf %s {rec} > {f}) 2>/dev/null; "
+            f"then echo TAKEN; elif grep -qF {shlex.quote(_owner_field(owner))} {f} "
+            f"2>/dev/null; then touch {f}; echo RENEWED; else echo HELD $(( $(date +%s) - "
+            f"$(stat -c %Y {f} 2>/dev/null || date +%s) )); cat {f} 2>/dev/null; fi; true")
+        head, _, body = out.partition("\n")
+        if head.strip() in ("TAKEN", "RENEWED"):
+            return "taken" if head.strip() == "TAKEN" else "renewed"
+        try:
+            holder = json.loads(body or "{}")
+        except ValueError:
+            holder = {"holder": "unknown", "title": body.strip()[:80]}
+        holder["age"] = float(head.split()[1]) if len(head.split()) > 1 else 0.0
+        holder["raw"] = body
+        return holder
+
     async def break_stale(self, resource: str, raw: str) -> None:
         f = f"{LOCK_DIR}/locks/{_file(resource)}"
         await self._sh(f"[ \"$(cat {f} 2>/dev/null)\" = {shlex.quote(raw)} ] && rm -f {f}; true")
@@ -153,6 +175,19 @@ class MemoryLocks:
         raw, touched = held
         holder = json.loads(raw)
         holder["age"], holder["raw"] = self.clock() - touched, raw
+        return holder
+
+    async def hold(self, resource: str, record: dict, owner: str) -> dict | str:
+        key = _file(resource)
+        held = self.files.get(key)
+        if held is None:
+            self.files[key] = (json.dumps(record, sort_keys=True), self.clock())
+            return "taken"
+        if _owner_field(owner) in held[0]:
+            self.files[key] = (held[0], self.clock())
+            return "renewed"
+        holder = json.loads(held[0])
+        holder["age"], holder["raw"] = self.clock() - held[1], held[0]
         return holder
 
     async def break_stale(self, resource: str, raw: str) -> None:
