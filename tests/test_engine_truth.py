@@ -408,9 +408,11 @@ def test_a_re_read_writes_only_the_vms_that_changed(sim, world, monkeypatch):
     real = sim.inv.save_vms
     monkeypatch.setattr(sim.inv, "save_vms", lambda vms: (written.extend(vms), real(vms)))
     asyncio.run(sim.refresh("sim"))
+    sim._writes_done()     # rows are written on the writer thread: wait for it
     assert written == []
     world.change_vm("sim", "hv-1", U1, autostart=True)
     asyncio.run(sim.refresh("sim"))
+    sim._writes_done()
     assert [v.uuid for v in written] == [U1]
 
 
