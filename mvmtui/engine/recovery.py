@@ -237,9 +237,18 @@ class Recovery:
                                  f"{host} is no longer entering maintenance: nothing to resume")
             return True
         # Its moves interrupted with it are recovered first (their VMs must be settled).
-        for k in self.inv.children(t.id):
-            if k.status is TaskStatus.INTERRUPTED and not k.checkpoint.get("recovered"):
-                await self._recover(k.id)
+        kids = [k for k in self.inv.children(t.id)
+                if k.status is TaskStatus.INTERRUPTED and not k.checkpoint.get("recovered")]
+        for k in kids:
+            await self._recover(k.id)
+        # A move whose recovery another claimed (this engine's own start, another
+        # console) is settled by it: wait until that recovery has ended and let go of
+        # the VM's lock, or the resumed evacuation is refused as busy.
+        end = time.monotonic() + HOSTS_WAIT
+        while time.monotonic() < end and any(
+                not self.inv.task(k.id).checkpoint.get("recovered")
+                or self.pending_task(k.target) is not None for k in kids):
+            await asyncio.sleep(0.5)
         try:
             new = await self.enter_maintenance(t.cluster, host, host)
         except (EngineError, Busy) as exc:
