@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mvmtui.engine.errors import LabError  # noqa: E402
 from mvmtui.engine.inventory import Inventory  # noqa: E402
 from mvmtui.engine.lab import Lab  # noqa: E402
 
@@ -42,7 +43,10 @@ VMS = ("web-01", "web-02")
 def running_on(lab: Lab, vm: str) -> list[str]:
     out = []
     for h in lab.running_hosts():
-        r = lab.virsh(h, "list", "--name", check=False)
+        try:
+            r = lab.virsh(h, "list", "--name", check=False)
+        except LabError:        # it died just now (a fence): it runs nothing
+            continue
         if r.returncode == 0 and vm in r.stdout.split():
             out.append(h)
     return out

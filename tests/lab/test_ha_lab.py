@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 
+from mvmtui.engine.errors import LabError
 from mvmtui.engine.model import TaskStatus
 
 from .conftest import wait_for
@@ -52,7 +53,10 @@ def running_on(lab, vm: str) -> list[str]:
     """Every lab host whose libvirt runs the VM now."""
     out = []
     for h in lab.running_hosts():
-        r = lab.virsh(h, "list", "--name", check=False)
+        try:
+            r = lab.virsh(h, "list", "--name", check=False)
+        except LabError:        # it died just now (a fence): it runs nothing
+            continue
         if r.returncode == 0 and vm in r.stdout.split():
             out.append(h)
     return out
