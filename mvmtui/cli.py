@@ -35,7 +35,7 @@ OK, FAILED, USAGE, NOT_FOUND, UNREACHABLE, INVENTORY, READONLY, BUSY, LAB = rang
 KINDS = {FAILED: "failed", USAGE: "usage", NOT_FOUND: "not-found",
          UNREACHABLE: "unreachable", INVENTORY: "inventory", READONLY: "read-only",
          BUSY: "busy", LAB: "lab"}
-VERBS = {"console", "cluster", "host", "vm", "task", "lab", "demo", "watch"}
+VERBS = {"console", "cluster", "host", "vm", "task", "lab", "demo", "watch", "ceph"}
 
 
 class UsageError(EngineError):
@@ -499,6 +499,12 @@ def cmd_host_maintenance(args) -> int:
         if args.dry_run or not args.json:
             if counts:
                 _print_preview(args, preview, args.verb2)
+            if args.verb2 == "enter" and not args.json:
+                ids, ok = asyncio.run(eng.ceph_maintenance_check(cluster, h.name))
+                if ok is not None:
+                    names = ", ".join(f"osd.{i}" for i in ids)
+                    print(f"Ceph: {names} " + ("may stop (ok-to-stop)" if ok.ok else
+                                               f"may NOT stop now: {ok.reason}"))
             elif not args.json:
                 print(f"Leaving maintenance: {h.name} returns to the placement pool; the "
                       f"{len(preview.moves)} VMs that left it stay where they are "
@@ -512,7 +518,8 @@ def cmd_host_maintenance(args) -> int:
                     raise UsageError(f"entering maintenance moves every VM off {h.name}: "
                                      f"add --yes to confirm without a terminal")
                 confirm = input(f"Type the host's name ({h.name}) to confirm: ").strip()
-            task = asyncio.run(eng.enter_maintenance(cluster, h.name, confirm, expect=preview))
+            task = asyncio.run(eng.enter_maintenance(cluster, h.name, confirm, expect=preview,
+                                                     noout=args.noout))
         else:
             task = asyncio.run(eng.leave_maintenance(cluster, h.name, args.bring_back))
         t = _follow(args, eng, task)
@@ -630,7 +637,7 @@ def cmd_console(args) -> int:
 
 # ---- arguments -----------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
-    from . import cli_ha, cli_lab
+    from . import cli_ceph, cli_ha, cli_lab
     p = _Parser(prog="mvmtui", description=__doc__.split("\n")[0])
     p.add_argument("--inventory", help="inventory file (default: $MVMTUI_INVENTORY or "
                                        "~/.local/share/mvmtui/inventory.db)")
@@ -702,11 +709,14 @@ def parser() -> argparse.ArgumentParser:
         if verb == "enter":
             x.add_argument("--yes", action="store_true",
                            help="confirm without typing the host's name")
+            x.add_argument("--noout", action="store_true",
+                           help="set Ceph's noout on the host's OSDs until it leaves "
+                                "(or the cluster's ceph-noout-expiry)")
         else:
             x.add_argument("--bring-back", action="store_true",
                            help="move back the VMs that left it for maintenance")
         common(x, offline_flag=False)
-        x.set_defaults(func=cmd_host_maintenance, bring_back=False)
+        x.set_defaults(func=cmd_host_maintenance, bring_back=False, noout=False)
 
     vm = sub.add_parser("vm", help="virtual machines").add_subparsers(dest="verb", required=True)
     x = vm.add_parser("list", help="list VMs")
@@ -770,6 +780,7 @@ def parser() -> argparse.ArgumentParser:
 
     cli_lab.add_parsers(sub)
     cli_ha.add_parsers(sub, cl, hl, common)
+    cli_ceph.add_parsers(sub, common)
     return p
 
 

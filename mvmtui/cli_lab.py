@@ -29,7 +29,7 @@ def lab_ssh_argv(lab, host: str, cmd: list[str] | tuple[str, ...] = ()) -> list[
 
 def _lab(args):
     from .engine.lab import Lab
-    return Lab(args.name, hosts=getattr(args, "hosts", 3))
+    return Lab(args.name, hosts=getattr(args, "hosts", None), ceph=getattr(args, "ceph", False))
 
 
 def _inventory(args):
@@ -190,7 +190,11 @@ def add_parsers(sub) -> None:
     ls = lab.add_subparsers(dest="lab_cmd", required=True)
     ls.add_parser("prepare", help="fetch and build the lab's guest image (no hosts)")
     x = ls.add_parser("up", help="start the lab and register it as a cluster")
-    x.add_argument("--hosts", type=_hosts, default=3)
+    x.add_argument("--hosts", type=_hosts, default=None,
+                   help="lab hosts (default 3, or 4 with --ceph)")
+    x.add_argument("--ceph", action="store_true",
+                   help="with a real Ceph: a monitor on 3 hosts, an OSD on each, VM disks "
+                        "on RBD; returns at HEALTH_OK")
     ls.add_parser("down", help="stop the lab and remove all it made")
     x = ls.add_parser("status", help="the lab's hosts")
     x.add_argument("--json", action="store_true")
@@ -209,7 +213,9 @@ def add_parsers(sub) -> None:
     d = sub.add_parser("demo", help="lab up, the console on it, lab down when you quit "
                                     "(needs root)")
     d.add_argument("--name", default="lab", help="lab (and cluster) name (default: lab)")
-    d.add_argument("--hosts", type=_hosts, default=3, help="lab hosts (default 3)")
+    d.add_argument("--hosts", type=_hosts, default=None,
+                   help="lab hosts (default 3, or 4 with --ceph)")
+    d.add_argument("--ceph", action="store_true", help="the lab with a real Ceph")
     d.add_argument("--readonly", action="store_true", help="hide and refuse every change")
     d.set_defaults(func=cmd_demo)
 

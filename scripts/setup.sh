@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 PKGS="libvirt-daemon-system libvirt-clients libvirt-dev pkg-config qemu-system-x86
 qemu-utils openssh-server openssh-client iproute2 util-linux procps python3 python3-venv
-python3-dev gcc"
+python3-dev gcc ceph-mon ceph-osd ceph-mgr ceph-common qemu-block-extra
+libvirt-daemon-driver-storage-rbd"
 
 if [ "$(id -u)" != 0 ]; then
   echo "setup: run as root (it installs Debian packages; the lab needs namespaces)" >&2

@@ -14,6 +14,8 @@ from each other but types):
 - locks.py     ClusterLocks: lock files on the hosts, that other consoles see
 - ha.py        HighAvailability: the watcher (lease, loss, fencing, failover, return),
                the failover plan and N−1, DRS rebalancing
+- ceph/        CephRoom: the Ceph summary, `ceph` commands, noout for maintenance,
+               the guided decommission, storage fencing
 
 Threads (DESIGN rule 3):
 - the caller's thread (Textual's loop, or the CLI) calls the async/sync facade;
@@ -43,6 +45,9 @@ from typing import Awaitable, Callable, Iterable
 
 from .adapter import Hypervisor
 from .errors import EngineError, InventoryError, NotFound, ReadOnly, Offline
+from .ceph import fence as _ceph_fence  # noqa: F401  (registers the storage fence)
+from .ceph.room import CephRoom
+from .ceph.wizard import CephWizard
 from .ha import HighAvailability
 from .inventory import Inventory
 from .links import HostLinks
@@ -71,7 +76,8 @@ log = logging.getLogger("mvmtui.engine")
 
 
 class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, Maintenance,
-             Recovery, ClusterLocks, HighAvailability):
+             Recovery, ClusterLocks, HighAvailability, CephRoom,
+             CephWizard):
     """Every method the screens and the CLI call; see the rooms above."""
 
     def __init__(self, inventory: Inventory | str | os.PathLike | None = None, *,
@@ -80,10 +86,13 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
                  stats_interval: float = 5.0, shutdown_timeout: float = 90.0,
                  reboot_timeout: float | None = None, reconcile_interval: float = 300.0,
                  actor: str = "console", recover: bool = True,
-                 connect: Callable[[Host], Hypervisor] | None = None):
+                 connect: Callable[[Host], Hypervisor] | None = None,
+                 ceph_reader=None, ceph_runner=None):
         """`connect` replaces SSH + libvirt with another way to reach a host's
         hypervisor (tests script hosts with scripted.ScriptedHypervisor); it raises
-        adapter.HostUnreachable or HypervisorError as a real host would fail."""
+        adapter.HostUnreachable or HypervisorError as a real host would fail.
+        `ceph_reader` / `ceph_runner` replace SSH to a Ceph host likewise
+        (ceph/room.py: a reads document for a cluster; a command's rc, out, err)."""
         self.inv = inventory if isinstance(inventory, Inventory) else Inventory(inventory)
         try:
             self._load()
@@ -128,6 +137,8 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         self._watches: dict = {}
         self._watch_tasks: list[asyncio.Task] = []
         self._ha_poller: asyncio.Task | None = None
+        self.ceph_reader, self.ceph_runner = ceph_reader, ceph_runner
+        self._ceph_init()
         # Lock files on hosts that were away when their task ended (locks.py).
         self._leftover_locks: dict[tuple[str, str], set[str]] = {}
         # (host, VM) re-reads already queued: one read for a burst of events
@@ -191,6 +202,7 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
             if not self.readonly and self.recover:
                 self._loop.call_soon_threadsafe(self._start_recovery)
             self._loop.call_soon_threadsafe(self._start_ha_poll)
+            self._loop.call_soon_threadsafe(self._start_ceph_poll)
 
     def stop(self) -> None:
         if not self._thread or not self._loop:

@@ -9,8 +9,10 @@ fence. Methods, per host (cluster policy: fence-method, fence-hosts):
   proves nothing, so a command without a status check is refused);
 - lab: the built-in lab's own power cut (the namespace host dies, guests and all);
 - none: only an operator's typed "I have powered it off" counts (ha.confirm_fenced).
-Storage that can fence (Ceph RBD blocklisting, later) registers in STORAGE_FENCES:
-it is tried when the host's own method cannot fence.
+- ceph: the storage fence (ceph/fence.py), which cuts the host's clients off its VMs'
+  RBD images; with fence-storage=on it also runs after a power fence, as a second guard.
+Storage fences register in STORAGE_FENCES (and what lifts them, once the host has
+returned, in STORAGE_UNFENCES), so this module knows no storage.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ class Fenced:
 # (engine, cluster, host) -> Fenced, or None when this storage has nothing to fence
 StorageFence = Callable[[object, str, str], Awaitable["Fenced | None"]]
 STORAGE_FENCES: list[StorageFence] = []
+# (engine, cluster, host) -> what was lifted ("" nothing), once the host is back
+STORAGE_UNFENCES: list[Callable[[object, str, str], Awaitable[str]]] = []
 
 
 def _fill(template: str, host: str, address: str) -> str:
@@ -101,23 +105,49 @@ async def by_lab(lab_name: str, host: str, root: str = "") -> Fenced:
     return await asyncio.get_running_loop().run_in_executor(None, cut)
 
 
-async def fence(engine, cluster: str, host: str, address: str, method: str,
-                policy) -> Fenced:
-    """Power the host off by its method; storage fences if that cannot."""
-    if method == "lab":
-        done = await by_lab(cluster, host, policy.lab_root)
-    elif method == "command":
-        done = await by_command(policy.fence_command, policy.fence_status, host, address)
-    else:
-        done = Fenced(False, "no fence method is set for it")
-    if done.ok:
-        return done
+async def _storage(engine, cluster: str, host: str) -> Fenced | None:
+    """The first storage fence that has something to say (None: no storage fences)."""
     for storage in STORAGE_FENCES:
         try:
             got = await storage(engine, cluster, host)
         except Exception as exc:        # a storage fence that breaks is not a fence
             log.warning("storage fence of %s failed: %s", host, exc)
-            continue
-        if got is not None and got.ok:
+            return Fenced(False, f"the storage fence failed: {exc}")
+        if got is not None:
             return got
+    return None
+
+
+async def fence(engine, cluster: str, host: str, address: str, method: str,
+                policy) -> Fenced:
+    """Power the host off by its method (or fence it at the storage); with
+    fence-storage on, a power fence is followed by the storage fence."""
+    if method == "lab":
+        done = await by_lab(cluster, host, policy.lab_root)
+    elif method == "command":
+        done = await by_command(policy.fence_command, policy.fence_status, host, address)
+    elif method == "ceph":
+        done = await _storage(engine, cluster, host) or Fenced(
+            False, "fence-method is ceph, but the cluster has no Ceph that answers")
+        return done
+    else:
+        done = Fenced(False, "no fence method is set for it")
+    if done.ok and policy.fence_storage:
+        extra = await _storage(engine, cluster, host)
+        if extra is not None:
+            done = Fenced(True, f"{done.how}; {extra.how}" if extra.ok else
+                          f"{done.how}; the storage fence did not take ({extra.how})")
     return done
+
+
+async def unfence(engine, cluster: str, host: str) -> list[str]:
+    """What storage fences lifted for a host that returned."""
+    out = []
+    for undo in STORAGE_UNFENCES:
+        try:
+            text = await undo(engine, cluster, host)
+        except Exception as exc:
+            text = f"the storage fence could not be lifted: {exc}"
+        if text:
+            out.append(text)
+    return out

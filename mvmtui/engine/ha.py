@@ -194,6 +194,7 @@ class HighAvailability:
         if self._ha_poller is not None:
             self._ha_poller.cancel()
             self._ha_poller = None
+        self._stop_ceph_poll()
         for t in self._watch_tasks:
             t.cancel()
         for t in self._watch_tasks:
@@ -761,6 +762,10 @@ class HighAvailability:
                     continue
                 ctx.log(f"{copy.name}: the stale copy on {host} ({copy.state.value}) is "
                         f"undefined; it runs on {held.host}")
+            # Its stale copies are gone: lift what a storage fence kept out.
+            from . import fence as fencing
+            for said in await fencing.unfence(self, cluster, host):
+                ctx.log(said)
             ctx.step(1)
             store = self._lock_store(cluster, host)
             if store is not None:

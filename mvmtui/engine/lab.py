@@ -78,12 +78,14 @@ class LabHost:
 
 
 class Lab:
-    def __init__(self, name: str = "lab", hosts: int = 3, subnet: int | None = None,
-                 root: Path | None = None):
+    def __init__(self, name: str = "lab", hosts: int | None = None, subnet: int | None = None,
+                 root: Path | None = None, ceph: bool = False):
         if not name.isalnum() or len(name) > 8:
             raise LabError("a lab name is 1–8 letters or digits")
         self.name = name
-        self.nhosts = hosts
+        # Ceph wants four hosts: one can be decommissioned and three copies still fit.
+        self.nhosts = hosts if hosts is not None else (4 if ceph else 3)
+        self.want_ceph = ceph
         self.subnet = subnet if subnet is not None else (
             77 if name == "lab" else 80 + int(hashlib.sha1(name.encode()).hexdigest(), 16) % 100)
         self.root = Path(root or os.environ.get("MVMTUI_LAB_DIR") or DEFAULT_ROOT) / name
@@ -92,6 +94,14 @@ class Lab:
         self.ssh_key = self.root / "ssh" / "id_ed25519"
         self.shared = self.root / "shared"      # SHARED_PATH on every host
         self.known_hosts = self.root / "ssh" / "known_hosts"
+
+    @property
+    def ceph(self):
+        """This lab's Ceph (lab_ceph.LabCeph), or None: a lab without Ceph."""
+        if not (self.want_ceph or self._state().get("ceph")):
+            return None
+        from .lab_ceph import LabCeph
+        return LabCeph(self)
 
     # ---- naming -------------------------------------------------------------
     def host(self, i_or_name: int | str) -> LabHost:
@@ -138,8 +148,12 @@ class Lab:
             kernel = initrd = None
             print(f"lab: no guest kernel ({exc}); VMs boot without an OS "
                   f"(graceful shutdown will time out)")
+        if self.want_ceph:
+            if not shutil.which("ceph-mon") or not shutil.which("ceph-osd"):
+                raise LabError("ceph-mon and ceph-osd are missing: run `make setup` first")
+            self.ceph.prepare()
         self._net_up()
-        st = {"hosts": {}, "subnet": self.subnet}
+        st = {"hosts": {}, "subnet": self.subnet, "ceph": self.want_ceph}
         known = []
         for i in range(1, self.nhosts + 1):
             h = self.host(i)
@@ -153,6 +167,10 @@ class Lab:
             self._start_host(self.host(i))
         for i in range(1, self.nhosts + 1):
             self._wait_ready(self.host(i))
+        if self.want_ceph:
+            self.ceph.bootstrap()
+            for i in range(1, self.nhosts + 1):
+                self.ceph.libvirt_setup(self.host(i))
         if seed:
             for i in range(1, self.nhosts + 1):
                 self._seed(self.host(i), i, kernel, initrd)
@@ -172,6 +190,12 @@ class Lab:
                                               SHARED_POOL})
         # Failover works out of the box: the lab can cut a lost host's power for real.
         policy["fence_method"] = "lab"
+        ceph = self.ceph
+        if ceph:    # RBD is shared storage; its daemons are run by the lab's cephctl
+            policy["shared_datastores"] = sorted({*policy["shared_datastores"],
+                                                  ceph.DATASTORE})
+            policy["ceph_service"] = ceph.service_command()
+            policy["ceph_settle"] = 15
         policy["lab_root"] = str(self.root.parent)
         inv.save_cluster_policy(self.name, policy)
 
@@ -212,6 +236,9 @@ class Lab:
         (etc / "hooks").mkdir(exist_ok=True)
         shutil.copyfile(HOOK, etc / "hooks" / "qemu")
         os.chmod(etc / "hooks" / "qemu", 0o755)
+        ceph = self.ceph
+        if ceph:
+            ceph.host_dirs(d)
         (d / "hostname").write_text(h.name + "\n")
         (d / "hosts").write_text(f"127.0.0.1 localhost\n{h.address} {h.name}\n")
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", h.name,
@@ -236,7 +263,7 @@ mount --bind {d}/cache-libvirt /var/cache/libvirt
 mount --bind {d}/root /root
 mount --bind {d}/hosts /etc/hosts
 mount --bind {d}/hostname /etc/hostname
-virtlogd -d
+{ceph.init_lines(d) if ceph else ""}virtlogd -d
 libvirtd -d
 exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
 """)
@@ -312,12 +339,15 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
         slots = SEED[(i - 1) % len(SEED)] if i <= len(SEED) else [
             (f"app-{i:02d}a", 1, True, False), (f"app-{i:02d}b", 1, False, False)]
         kvm = accel() == "kvm"
+        ceph = self.ceph
         for name, vcpus, running, autostart in slots:
             if name in LOCAL_DISK:
                 disk = f"/var/lib/libvirt/images/{name}.qcow2"
                 _run("qemu-img", "create", "-q", "-f", "qcow2", str(images / f"{name}.qcow2"),
                      f"{DISK_MIB}M")
                 driver = "<driver name='qemu' type='qcow2'/>"
+            elif ceph:      # an RBD image in the pool every host sees
+                ceph.create_image(h, name, DISK_MIB)
             else:   # raw, O_DIRECT: what every host reads is what the guest wrote
                 disk = f"{SHARED_PATH}/{name}.raw"
                 with open(self.shared / f"{name}.raw", "wb") as f:
@@ -336,8 +366,9 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
   <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='file' device='disk'>{driver}
-      <source file='{disk}'/><target dev='vda' bus='virtio'/></disk>
+    {ceph.disk_xml(name) if ceph and name not in LOCAL_DISK else
+     f"<disk type='file' device='disk'>{driver}<source file='{disk}'/>"
+     f"<target dev='vda' bus='virtio'/></disk>"}
     <interface type='user'><mac address='{mac}'/><model type='virtio'/></interface>
     <serial type='file'><source path='/var/log/libvirt/{name}-console.log'/></serial>
     <memballoon model='virtio'/>
@@ -353,12 +384,18 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
     # ---- faults ---------------------------------------------------------------------
     def disk_counter(self, vm: str) -> tuple[int, str] | None:
         """What the guest last wrote on its shared disk: (count, boot id), or None
-        before its first write."""
-        try:
-            with open(self.shared / f"{vm}.raw", "rb") as f:
-                words = f.read(512).split(b"\0", 1)[0].split()
-        except OSError:
-            return None
+        before its first write. On a Ceph lab the disk is an RBD image, read from the OSDs."""
+        if self.ceph and vm not in LOCAL_DISK:
+            try:
+                words = self.ceph.first_sector(vm).encode().split()
+            except (LabError, ValueError, KeyError):
+                return None
+        else:
+            try:
+                with open(self.shared / f"{vm}.raw", "rb") as f:
+                    words = f.read(512).split(b"\0", 1)[0].split()
+            except OSError:
+                return None
         if len(words) >= 3 and words[0] == b"mvmtui-counter" and words[1].isdigit():
             return int(words[1]), words[2].decode()
         return None

@@ -78,10 +78,13 @@ class Maintenance:
 
     # ---- entering ---------------------------------------------------------------------
     async def enter_maintenance(self, cluster: str, host: str, confirm: str,
-                                expect: MaintenancePreview | None = None) -> Task:
+                                expect: MaintenancePreview | None = None,
+                                noout: bool = False) -> Task:
         """Empty the host and mark it in maintenance; returns the parent task running.
         `confirm` must be the host's name (the blast radius is a whole host);
-        `expect`, the preview the operator confirmed: refused if the plan changed."""
+        `expect`, the preview the operator confirmed: refused if the plan changed.
+        A host with Ceph OSDs: Ceph's ok-to-stop for them is logged, and `noout` sets
+        noout on them (ceph osd set-group noout) until it leaves, or expires."""
         self._refuse_changes("entering maintenance")
         h = self.host(cluster, host)
         if confirm != host:
@@ -111,6 +114,7 @@ class Maintenance:
 
         async def body(ctx: TaskContext) -> None:
             ctx.step(0)
+            await self._ceph_before_maintenance(ctx, cluster, host, noout)
             await self._set_maintenance(cluster, host, ENTERING)
             ctx.log(f"{host} is out of the placement pool")
             ctx.step(1)
@@ -122,6 +126,23 @@ class Maintenance:
             await self._set_maintenance(cluster, host, IN_MAINTENANCE)
             ctx.log(f"{host} is in maintenance")
         return await self._on_io(self._submit_locked(spec, body, [host]))
+
+    async def _ceph_before_maintenance(self, ctx: TaskContext, cluster: str, host: str,
+                                       noout: bool) -> None:
+        """Ceph's word on stopping the host's OSDs, and noout if asked for."""
+        ids, ok = await self._ceph_ok_to_stop(cluster, host)
+        if ok is not None:
+            names = ", ".join(f"osd.{i}" for i in ids)
+            if ok.ok:
+                ctx.log(f"Ceph: {names} may stop (ceph osd ok-to-stop)")
+            else:
+                ctx.log(f"Ceph: stopping {names} now is not safe: {ok.reason}. Do not power "
+                        f"{host} off until Ceph is HEALTH_OK", "warning")
+        if noout:
+            if not ids:
+                ctx.log(f"noout was asked for, but {host} has no Ceph OSD: nothing to set")
+            else:
+                ctx.log(await self._noout(cluster, host, True, None, "maintenance"))
 
     async def _run_moves(self, ctx: TaskContext, cluster: str, host: str, moves,
                          concurrency: int, if_failed: str) -> None:
@@ -267,6 +288,14 @@ class Maintenance:
             ctx.step(0)
             await self._set_maintenance(cluster, host, "")
             ctx.log(f"{host} is back in the placement pool")
+            s = self.ceph_summary(cluster)
+            if self.ceph_noout_mark(cluster, host) or (s is not None and any(
+                    f.name == "noout" and f.scope == f"host {host}" for f in s.flags)):
+                try:
+                    ctx.log(await self._noout(cluster, host, False, None, ""))
+                except EngineError as exc:
+                    ctx.log(f"{exc}: clear it by hand (ceph osd unset-group noout {host})",
+                            "warning")
             if back:
                 ctx.step(1)
                 await self._run_moves(ctx, cluster, host, back, pol.migration_concurrency,

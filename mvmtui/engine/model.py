@@ -94,7 +94,7 @@ class ClusterPolicy:
     prefer: str = ""                     # "vm:host": preferred
     # Host loss (engine/ha.py): when a host is lost, how it is fenced, what comes home.
     ha_lost_after: float = 2.0           # seconds a host may not answer before it is lost
-    fence_method: str = "none"           # lab, command, none (each host: fence_hosts)
+    fence_method: str = "none"           # lab, command, ceph, none (each: fence_hosts)
     fence_command: str = ""              # template run on the watcher's machine
     fence_status: str = ""               # template; its output must say "off"
     fence_hosts: str = ""                # "kvm-03:none, kvm-04:command": per-host method
@@ -103,6 +103,12 @@ class ClusterPolicy:
     drs_threshold: int = 3               # 1 conservative … 5 aggressive
     drs_cooldown: int = 3600             # seconds a VM DRS moved is left where it is
     lab_root: str = ""                   # a lab's directory (lab.register): its fence
+    # Ceph (engine/ceph/): how its daemons are run on a host, and the decommission's gates.
+    ceph_service: str = "systemctl {action} ceph-{type}@{id}"
+    ceph_settle: int = 60                # seconds a clean reading must last before a destroy
+    ceph_noout_expiry: int = 7200        # seconds a maintenance's noout lasts, at most
+    ceph_blocklist_seconds: int = 7 * 86400   # a storage fence's blocklist entries last
+    fence_storage: bool = False          # after a power fence, fence at the storage too
 
 
 @dataclass(frozen=True)
@@ -537,7 +543,15 @@ class HaChanged:
     status: HaStatus
 
 
-Event = HostChanged | VmChanged | VmRemoved | TaskChanged | HostKeyQuestion | HaChanged
+@dataclass(frozen=True)
+class CephChanged:
+    """A cluster's Ceph summary was read again (engine.ceph_summary has it)."""
+
+    cluster: str
+
+
+Event = (HostChanged | VmChanged | VmRemoved | TaskChanged | HostKeyQuestion | HaChanged
+         | CephChanged)
 
 __all__ = [name for name in dir() if not name.startswith("_")] + ["field", "replace"]
 

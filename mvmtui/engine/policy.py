@@ -19,6 +19,14 @@ from dataclasses import asdict, fields, replace
 from .errors import BadSetting
 from .model import ClusterPolicy
 
+def _on_off(text: str) -> bool:
+    if text.lower() in ("on", "yes", "true", "1"):
+        return True
+    if text.lower() in ("off", "no", "false", "0"):
+        return False
+    raise ValueError(text)
+
+
 # key as typed -> (field, parse, check, what it means)
 KEYS = {
     "vcpu-ratio": ("vcpu_ratio", float, lambda v: 0.1 <= v <= 64,
@@ -47,8 +55,8 @@ KEYS = {
                       "seconds a host may not answer (after its keepalives fail) before "
                       "it is lost and failed over, 0.5–600"),
     "fence-method": ("fence_method", str.lower, lambda v: v in FENCE_METHODS,
-                     "how a lost host is powered off before its VMs restart: lab, "
-                     "command or none"),
+                     "how a lost host is fenced before its VMs restart: lab, command, "
+                     "ceph (blocklist its clients on the VMs' RBD images) or none"),
     "fence-command": ("fence_command", str, lambda v: True,
                       "fence command run on the watcher's machine; {host} and {address} "
                       "are filled in, e.g. ipmitool -H {address}-ipmi chassis power off"),
@@ -56,6 +64,9 @@ KEYS = {
                      "command whose output must say \"off\" once the host is off"),
     "fence-hosts": ("fence_hosts", lambda t: _host_methods(t), lambda v: True,
                     "per-host fence method: host:method, host2:method"),
+    "fence-storage": ("fence_storage", _on_off, lambda v: True,
+                      "on: after a power fence, also blocklist the host's Ceph clients "
+                      "(a second guard); off: the power fence alone"),
     "ha-return": ("ha_return", str.lower, lambda v: v in ("migrate", "stay"),
                   "when a lost host returns, its VMs migrate back live (migrate) or "
                   "stay where they restarted (stay)"),
@@ -65,6 +76,19 @@ KEYS = {
                       "rebalance threshold, 1 (conservative) to 5 (aggressive)"),
     "drs-cooldown": ("drs_cooldown", int, lambda v: 0 <= v <= 7 * 86400,
                      "seconds a VM that DRS moved is left where it is"),
+    "ceph-service": ("ceph_service", str, lambda v: "{action}" in v and "{id}" in v,
+                     "how a Ceph daemon's service is stopped and disabled on its host; "
+                     "{action} {type} {id} are filled in"),
+    "ceph-settle": ("ceph_settle", int, lambda v: 5 <= v <= 3600,
+                    "seconds every PG must stay active+clean before the decommission "
+                    "destroys anything, 5–3600"),
+    "ceph-noout-expiry": ("ceph_noout_expiry", int, lambda v: 300 <= v <= 7 * 86400,
+                          "seconds a maintenance's noout may last before the summary "
+                          "flags it, 300–604800"),
+    "ceph-blocklist-expiry": ("ceph_blocklist_seconds", int,
+                              lambda v: 3601 <= v <= 365 * 86400,
+                              "seconds a storage fence's blocklist entries last; more "
+                              "than Ceph's default hour, 3601–31536000"),
     "shared-datastores": ("shared_datastores",
                           lambda t: tuple(sorted({x.strip() for x in t.split(",") if x.strip()})),
                           lambda v: all(x.replace("-", "").replace("_", "").isalnum()
@@ -74,7 +98,8 @@ KEYS = {
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-FENCE_METHODS = ("lab", "command", "none")
+FENCE_METHODS = ("lab", "command", "ceph", "none")
+
 
 
 def _host_methods(text: str) -> str:
@@ -184,6 +209,9 @@ def describe(policy: ClusterPolicy) -> list[tuple[str, str]]:
     out = []
     for key, (name, *_rest) in KEYS.items():
         value = getattr(policy, name)
+        if isinstance(value, bool):
+            out.append((key, "on" if value else "off"))
+            continue
         out.append((key, ",".join(value) if isinstance(value, tuple) else f"{value:g}"
                     if isinstance(value, float) else str(value)))
     return out

@@ -243,3 +243,14 @@ async def _run(conn: asyncssh.SSHClientConnection, command: str, timeout: float)
         raise RuntimeError(f"`{command}` exited {result.exit_status}: "
                            f"{(result.stderr or '').strip()[:300]}")
     return str(result.stdout)
+
+
+async def run_full(conn: asyncssh.SSHClientConnection, command: str,
+                   timeout: float = 30.0) -> tuple[int, str, str]:
+    """Run a command on the host (on the SSH loop): (exit status, stdout, stderr),
+    whatever the status. TimeoutError if it did not end in time."""
+    async def go():
+        r = await asyncio.wait_for(conn.run(command, check=False), timeout)
+        return (r.exit_status if r.exit_status is not None else 255,
+                str(r.stdout or ""), str(r.stderr or ""))
+    return await on_ssh(go())

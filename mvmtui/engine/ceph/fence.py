@@ -1,0 +1,128 @@
+"""Fencing at the storage: a lost host's clients are cut off from Ceph before its VMs
+restart elsewhere (fence-method ceph, or fence-storage=on as a second guard after a
+power fence).
+
+For each RBD image of the VMs that ran on the host, the clients that hold it (`rbd
+status`: watchers; `rbd lock ls`: exclusive-lock owners) and whose address is the
+host's are blocklisted with `ceph osd blocklist add`, for longer than Ceph's default of
+one hour (an entry that expires lets the old writer back in). Ceph is then asked
+whether they are listed: only that counts. The entries are kept in Ceph's config-key
+store (mvmtui/blocklist/HOST), and removed once the host has returned and its stale
+copies are gone (ha.py calls `unfence`).
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from .. import fence as fencing
+from ..fence import Fenced
+
+MARK = "mvmtui/blocklist/"
+
+
+def _images(engine, cluster: str, host: str) -> tuple[list[str], list[str]]:
+    """(RBD images of the host's VMs, VMs whose shared disks are not on RBD)."""
+    images, other = [], []
+    for vm in engine.vms(cluster, host):
+        for d in vm.disks:
+            if d.device != "disk" or not d.source or d.readonly:
+                continue
+            if d.kind == "network" and "/" in d.source:
+                images.append(d.source)
+            elif not engine.storage_issue(vm):      # on a shared directory: not ours
+                other.append(vm.name)
+    return sorted(set(images)), sorted(set(other))
+
+
+def _ip(address: str) -> str:
+    """10.0.0.11 of "10.0.0.11:0/3452" (v1) or "v2:10.0.0.11:0/3452"."""
+    return address.removeprefix("v1:").removeprefix("v2:").rsplit(":", 1)[0].strip("[]")
+
+
+async def _json(engine, cluster: str, argv: list[str]):
+    res = await engine._ceph_run(cluster, argv)
+    if not res.ok:
+        return None, res.said()
+    try:    # the first value: `osd blocklist ls` prints two lists (ranges second)
+        return json.JSONDecoder().raw_decode(res.out.strip() or "null")[0], ""
+    except ValueError:
+        return None, f"unreadable answer from `{' '.join(argv)}`"
+
+
+async def storage_fence(engine, cluster: str, host: str) -> Fenced | None:
+    """Blocklist the host's clients on its VMs' images; None if the cluster has no Ceph."""
+    if not engine.ceph_present(cluster):
+        return None
+    h = engine.host(cluster, host)
+    images, other = _images(engine, cluster, host)
+    if other:
+        return Fenced(False, f"{', '.join(other)} keep disks on shared storage that is not "
+                             f"Ceph: the storage fence cannot stop them writing")
+    clients: dict[str, set[str]] = {}
+    for image in images:
+        status, why = await _json(engine, cluster, ["rbd", "status", image, "--format", "json"])
+        if status is None:
+            return Fenced(False, f"`rbd status {image}` failed: {why}")
+        locks, _ = await _json(engine, cluster, ["rbd", "lock", "ls", image, "--format", "json"])
+        found = [w.get("address", "") for w in (status.get("watchers") or [])
+                 if isinstance(w, dict)]
+        if isinstance(locks, list):         # Pacific: a list; older: a dict by lock id
+            found += [lk.get("address", "") for lk in locks if isinstance(lk, dict)]
+        elif isinstance(locks, dict):
+            found += [lk.get("address", "") for lk in locks.values() if isinstance(lk, dict)]
+        for addr in found:
+            if addr and _ip(addr) == h.address:
+                clients.setdefault(addr, set()).add(image)
+    if not clients:
+        return Fenced(True, f"Ceph: no client of {host} holds any of its VMs' "
+                            f"{len(images)} RBD image(s)")
+    seconds = engine.policy(cluster).ceph_blocklist_seconds
+    for addr in sorted(clients):
+        res = await engine._ceph_run(cluster, ["ceph", "osd", "blocklist", "add", addr,
+                                               str(seconds)])
+        if not res.ok:
+            return Fenced(False, f"`ceph osd blocklist add {addr}` was refused: {res.said()}")
+    listed, why = await _json(engine, cluster, ["ceph", "osd", "blocklist", "ls", "-f", "json"])
+    have = {str(e.get("addr", "")) for e in listed if isinstance(e, dict)} \
+        if isinstance(listed, list) else set()
+    missing = [a for a in clients if a not in have]
+    if missing:
+        return Fenced(False, f"Ceph does not list {', '.join(missing)} as blocklisted"
+                             + (f" ({why})" if why else ""))
+    now = time.time()
+    mark = {"addresses": sorted(clients), "images": sorted({i for v in clients.values()
+                                                            for i in v}),
+            "by": engine.journal.started_by, "since": now, "expires": now + seconds}
+    await engine._ceph_run(cluster, ["ceph", "config-key", "set", MARK + host,
+                                     json.dumps(mark)])
+    return Fenced(True, f"Ceph blocklist: {len(clients)} client(s) of {host} on "
+                        f"{len(mark['images'])} image(s) cut off for {seconds // 3600} h "
+                        f"({', '.join(sorted(clients))})")
+
+
+async def unfence(engine, cluster: str, host: str) -> str:
+    """Lift the blocklist entries kept for a host that returned; what was done ("" none)."""
+    if not engine.ceph_present(cluster):
+        return ""
+    res = await engine._ceph_run(cluster, ["ceph", "config-key", "get", MARK + host])
+    if not res.ok:
+        return ""
+    try:
+        mark = json.loads(res.out)
+    except ValueError:
+        mark = {}
+    lifted, failed = [], []
+    for addr in mark.get("addresses", []):
+        r = await engine._ceph_run(cluster, ["ceph", "osd", "blocklist", "rm", addr])
+        (lifted if r.ok else failed).append(addr if r.ok else f"{addr} ({r.said()})")
+    if not failed:
+        await engine._ceph_run(cluster, ["ceph", "config-key", "rm", MARK + host])
+    text = f"Ceph blocklist lifted for {', '.join(lifted)}" if lifted else ""
+    if failed:
+        text += ("; " if text else "") + f"not lifted: {', '.join(failed)}"
+    return text
+
+
+fencing.STORAGE_FENCES.append(storage_fence)
+fencing.STORAGE_UNFENCES.append(unfence)
