@@ -22,6 +22,7 @@ bench: setup
 	$(VENV)/python bench/bench_planner.py
 	$(VENV)/python bench/bench_migration.py
 	$(VENV)/python bench/bench_sampling.py
+	$(VENV)/python bench/bench_ceph.py
 	$(VENV)/python bench/bench_terminal.py
 
 # What an operator sees, in tmux: mvmtui beside VirtUI Manager 3.3.3, 1,000 and 10,000 VMs.

@@ -33,23 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mvmtui.engine.errors import LabError  # noqa: E402
 from mvmtui.engine.inventory import Inventory  # noqa: E402
 from mvmtui.engine.lab import Lab  # noqa: E402
 
 VMS = ("web-01", "web-02")
-
-
-def running_on(lab: Lab, vm: str) -> list[str]:
-    out = []
-    for h in lab.running_hosts():
-        try:
-            r = lab.virsh(h, "list", "--name", check=False)
-        except LabError:        # it died just now (a fence): it runs nothing
-            continue
-        if r.returncode == 0 and vm in r.stdout.split():
-            out.append(h)
-    return out
 
 
 def wait(pred, timeout: float, every: float = 0.05):
@@ -104,11 +91,11 @@ def main() -> int:
         for vm in VMS:
             wait(lambda vm=vm: lab.disk_counter(vm), 60, 0.2)
         for n in range(1, args.rounds + 1):
-            wait(lambda: all(running_on(lab, v) == ["kvm-01"] for v in VMS), 180, 0.5)
+            wait(lambda: all(lab.running_on(v) == ["kvm-01"] for v in VMS), 180, 0.5)
             time.sleep(3)           # settled: the return's last task has ended
             cut = time.time()
             lab.crash("kvm-01")
-            wait(lambda: all(running_on(lab, v) and "kvm-01" not in running_on(lab, v)
+            wait(lambda: all(lab.running_on(v) and "kvm-01" not in lab.running_on(v)
                              for v in VMS), 60)
             seen = time.time()
             t = wait(lambda: (x := failover_task(db, cut - 1)) and x["status"] == "succeeded"
@@ -118,7 +105,7 @@ def main() -> int:
             time.sleep(2)
             lab.revive("kvm-01")
             back_up = time.time()           # its sshd and libvirtd answer
-            wait(lambda: all(running_on(lab, v) == ["kvm-01"] for v in VMS), 180, 0.1)
+            wait(lambda: all(lab.running_on(v) == ["kvm-01"] for v in VMS), 180, 0.1)
             home = time.time()
             rows.append({"round": n, "detect": cp["suspect_at"] - cut,
                          "lost": cp["lost_at"] - cut, "fence": cp["fenced_at"] - cp["lost_at"],

@@ -523,14 +523,19 @@ def cmd_host_maintenance(args) -> int:
         else:
             task = asyncio.run(eng.leave_maintenance(cluster, h.name, args.bring_back))
         t = _follow(args, eng, task)
-        if args.json:
-            _dump([t, *eng.task_children(t.id)])
-        else:
-            for c in eng.task_children(t.id):
-                print(f"  task {c.id}: {c.title}: {c.status.value}"
-                      + (f": {c.error}" if c.error else ""))
-            print(f"task {t.id}: {t.title}: {t.status.value}" + (f": {t.error}" if t.error else ""))
+        _print_tree(args, eng, t)
         return OK if t.status is TaskStatus.SUCCEEDED else FAILED
+
+
+def _print_tree(args, eng: Engine, t) -> None:
+    """A finished parent task and its children (an evacuation's moves): JSON, or a line
+    each."""
+    if args.json:
+        _dump([t, *eng.task_children(t.id)])
+        return
+    for c in eng.task_children(t.id):
+        print(f"  task {c.id}: {c.title}: {c.status.value}" + (f": {c.error}" if c.error else ""))
+    print(f"task {t.id}: {t.title}: {t.status.value}" + (f": {t.error}" if t.error else ""))
 
 
 def _print_preview(args, preview, verb: str) -> None:

@@ -15,7 +15,7 @@ import threading
 from dataclasses import asdict
 
 from .cli import (FAILED, OK, UsageError, _check_scope, _dump_one, _engine, _follow,
-                  _new_engine, _table)
+                  _new_engine, _print_tree, _table)
 from .engine.errors import Ambiguous
 from .engine.model import HaChanged, TaskChanged, TaskStatus
 
@@ -135,15 +135,7 @@ def cmd_rebalance(args) -> int:
             return OK
         task = asyncio.run(eng.rebalance(cluster, preview))
         t = _follow(args, eng, task)
-        if args.json:
-            from .cli import _dump
-            _dump([t, *eng.task_children(t.id)])
-        else:
-            for c in eng.task_children(t.id):
-                print(f"  task {c.id}: {c.title}: {c.status.value}"
-                      + (f": {c.error}" if c.error else ""))
-            print(f"task {t.id}: {t.title}: {t.status.value}"
-                  + (f": {t.error}" if t.error else ""))
+        _print_tree(args, eng, t)
         return OK if t.status is TaskStatus.SUCCEEDED else FAILED
 
 

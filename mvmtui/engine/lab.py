@@ -340,7 +340,10 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
             (f"app-{i:02d}a", 1, True, False), (f"app-{i:02d}b", 1, False, False)]
         kvm = accel() == "kvm"
         ceph = self.ceph
-        for name, vcpus, running, autostart in slots:
+        for n, (name, vcpus, running, autostart) in enumerate(slots):
+            # With Ceph, fewer guests run: one per host of the first three (TCG guests
+            # and Ceph's daemons share the machine's two cores).
+            running = running and not (ceph and (n > 0 or i > len(SEED)))
             if name in LOCAL_DISK:
                 disk = f"/var/lib/libvirt/images/{name}.qcow2"
                 _run("qemu-img", "create", "-q", "-f", "qcow2", str(images / f"{name}.qcow2"),
@@ -487,6 +490,19 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
     def running_hosts(self) -> list[str]:
         """Names of this lab's hosts that run now (none: the lab is not up)."""
         return [n for n in self._state().get("hosts", {}) if self.init_pid(self.host(n))]
+
+    def running_on(self, vm: str) -> list[str]:
+        """Every lab host whose libvirt runs the VM now (a host that dies while it is
+        asked runs nothing)."""
+        out = []
+        for h in self.running_hosts():
+            try:
+                r = self.virsh(h, "list", "--name", check=False)
+            except LabError:
+                continue
+            if r.returncode == 0 and vm in r.stdout.split():
+                out.append(h)
+        return out
 
     def running_host(self, name: str) -> LabHost:
         """The named host if it runs now; LabError says why not."""

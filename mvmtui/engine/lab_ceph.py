@@ -13,6 +13,7 @@ cluster's policy says so (ceph_service), so the engine's commands are the same s
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import time
 import uuid as uuidlib
@@ -185,9 +186,10 @@ admin socket =
             mdir.mkdir(parents=True, exist_ok=True)
             (mdir / "keyring").write_text(key)
             lab.exec(h, str(self.bin), "start", "mgr", h.name)
-        for i in range(1, lab._count() + 1):
-            self.add_osd(lab.host(i))
+        # One OSD per host, all at once (each mkfs takes seconds); osd.N on host N+1.
         n = lab._count()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
+            list(pool.map(lambda i: self.add_osd(lab.host(i), i - 1), range(1, n + 1)))
         self._wait(lambda: self.json(h0, "osd", "stat").get("num_up_osds") == n,
                    90, f"{n} OSDs to come up")
         self.ceph(h0, "osd", "pool", "create", POOL, str(PGS), str(PGS), "replicated")
@@ -196,10 +198,10 @@ admin socket =
         lab.exec(h0, "rbd", "pool", "init", POOL)
         self.wait_health_ok(timeout=120)
 
-    def add_osd(self, h) -> int:
+    def add_osd(self, h, osd_id: int) -> int:
         lab = self.lab
         osd_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{lab.name}.{h.name}.osd.mvmtui"))
-        osd_id = int(self.ceph(h, "osd", "new", osd_uuid).strip())
+        osd_id = int(self.ceph(h, "osd", "new", osd_uuid, str(osd_id)).strip())
         odir = f"/var/lib/ceph/osd/ceph-{osd_id}"
         lab.exec(h, "mkdir", "-p", odir)
         lab.exec(h, "ceph-authtool", "--create-keyring", f"{odir}/keyring", "--gen-key",

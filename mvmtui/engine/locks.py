@@ -50,6 +50,20 @@ def _file(resource: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in resource) + ".lock"
 
 
+def _holder(head: str, body: str) -> dict:
+    """A held lock's record from "HELD AGE" and the file's text (with "age", "raw")."""
+    try:
+        holder = json.loads(body or "{}")
+    except ValueError:
+        holder = {"holder": "unknown", "title": body.strip()[:80]}
+    if not isinstance(holder, dict):
+        holder = {"holder": "unknown", "title": body.strip()[:80]}
+    words = head.split()
+    holder["age"] = float(words[1]) if len(words) > 1 else 0.0
+    holder["raw"] = body
+    return holder
+
+
 class SshLocks:
     """Lock files on one host, through its SSH connection."""
 
@@ -79,13 +93,7 @@ class SshLocks:
         else:
             return {"holder": "unknown", "title": "a lock that keeps changing", "age": 0.0,
                     "raw": ""}
-        try:
-            holder = json.loads(body or "{}")
-        except ValueError:
-            holder = {"holder": "unknown", "title": body.strip()[:80]}
-        holder["age"] = float(head.split()[1]) if len(head.split()) > 1 else 0.0
-        holder["raw"] = body
-        return holder
+        return _holder(head, body)
 
     async def hold(self, resource: str, record: dict, owner: str) -> dict | str:
         """Take the lock, or renew it if `owner` holds it, in one command (a watcher
@@ -101,13 +109,7 @@ class SshLocks:
         head, _, body = out.partition("\n")
         if head.strip() in ("TAKEN", "RENEWED"):
             return "taken" if head.strip() == "TAKEN" else "renewed"
-        try:
-            holder = json.loads(body or "{}")
-        except ValueError:
-            holder = {"holder": "unknown", "title": body.strip()[:80]}
-        holder["age"] = float(head.split()[1]) if len(head.split()) > 1 else 0.0
-        holder["raw"] = body
-        return holder
+        return _holder(head, body)
 
     async def break_stale(self, resource: str, raw: str) -> None:
         f = f"{LOCK_DIR}/locks/{_file(resource)}"
@@ -131,13 +133,7 @@ class SshLocks:
         head, _, body = out.partition("\n")
         if not head.startswith("HELD") or not body.strip():
             return None
-        try:
-            holder = json.loads(body)
-        except ValueError:
-            holder = {"holder": "unknown", "title": body.strip()[:80]}
-        holder["age"] = float(head.split()[1]) if len(head.split()) > 1 else 0.0
-        holder["raw"] = body
-        return holder
+        return _holder(head, body)
 
     async def gate(self, open_it: bool | None = None) -> bool:
         """The host's HA boot gate (assets/libvirt-hook-qemu): closed from boot until a

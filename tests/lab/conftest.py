@@ -20,6 +20,15 @@ class LabCluster:
     name: str
 
 
+_up: dict[str, Lab] = {}        # labs of this session that run now, by kind
+
+
+def _end(kind: str) -> None:
+    lab = _up.pop(kind, None)
+    if lab is not None:
+        lab.down()
+
+
 @pytest.fixture(scope="session")
 def lab_cluster(tmp_path_factory) -> LabCluster:
     if os.geteuid() != 0:
@@ -28,12 +37,39 @@ def lab_cluster(tmp_path_factory) -> LabCluster:
     lab = Lab("citest", hosts=3, subnet=78, root=root / "labs")
     inv_path = root / "inventory.db"
     inv = Inventory(inv_path)
+    _up["plain"] = lab
     lab.up(inv)
     inv.close()
     try:
         yield LabCluster(lab, inv_path, "citest")
     finally:
-        lab.down()
+        _end("plain")
+
+
+@pytest.fixture(scope="session")
+def ceph_cluster(tmp_path_factory) -> LabCluster:
+    """The lab with a real Ceph: four hosts, monitors on three, an OSD on each, VM disks
+    on RBD. Its tests run last (pytest_collection_modifyitems), and the plain lab is
+    taken down first: two labs at once would share two cores."""
+    if os.geteuid() != 0:
+        pytest.fail("lab tests need root (network namespaces, libvirtd); run `make test` as root")
+    _end("plain")
+    root = tmp_path_factory.mktemp("cephlab")
+    lab = Lab("citceph", ceph=True, subnet=76, root=root / "labs")
+    inv_path = root / "inventory.db"
+    inv = Inventory(inv_path)
+    _up["ceph"] = lab
+    lab.up(inv)
+    inv.close()
+    try:
+        yield LabCluster(lab, inv_path, "citceph")
+    finally:
+        _end("ceph")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests on the Ceph lab run after every other test (see ceph_cluster)."""
+    items.sort(key=lambda item: "ceph_cluster" in getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture
