@@ -127,7 +127,8 @@ def cmd_demo(args) -> int:
     if not _has_terminal():
         raise UsageError("The demo opens the console, which needs a terminal.")
     lab = _lab(args)
-    if len(lab.running_hosts()) == args.hosts:
+    if lab.running_hosts() and len(lab.running_hosts()) == lab.nhosts \
+            and bool(lab._state().get("ceph")) == bool(getattr(args, "ceph", False)):
         inv = _inventory(args)
         try:
             lab.register(inv)             # already up: make sure it is registered

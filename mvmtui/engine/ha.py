@@ -138,8 +138,7 @@ class HighAvailability:
             store = self._lock_store(cluster, h.name)
             if store is None:
                 continue
-            holder = await store.peek(LEASE)
-            said = await store.read_state(STATUS_FILE)
+            holder, said = await store.peek_with_state(LEASE, STATUS_FILE)
             break
         else:
             if hosts:       # up, but reached without SSH (libvirt's test driver)

@@ -135,6 +135,18 @@ class SshLocks:
             return None
         return _holder(head, body)
 
+    async def peek_with_state(self, resource: str, name: str) -> tuple[dict | None, str]:
+        """peek(resource) and read_state(name) in one command (a console reads who
+        watches every few seconds)."""
+        f = f"{LOCK_DIR}/locks/{_file(resource)}"
+        out = await self._sh(f"cat {LOCK_DIR}/{name} 2>/dev/null; echo; echo @@LOCK; "
+                             f"if [ -e {f} ]; then echo HELD $(( $(date +%s) - $(stat -c %Y "
+                             f"{f} 2>/dev/null || date +%s) )); cat {f} 2>/dev/null; fi; true")
+        state, _, lock = out.partition("\n@@LOCK\n")
+        head, _, body = lock.partition("\n")
+        held = _holder(head, body) if head.startswith("HELD") and body.strip() else None
+        return held, state.strip()
+
     async def gate(self, open_it: bool | None = None) -> bool:
         """The host's HA boot gate (assets/libvirt-hook-qemu): closed from boot until a
         watcher has checked the host, it keeps Auto and Failover VMs from starting
@@ -211,6 +223,9 @@ class MemoryLocks:
         holder = json.loads(raw)
         holder["age"], holder["raw"] = self.clock() - touched, raw
         return holder
+
+    async def peek_with_state(self, resource: str, name: str) -> tuple[dict | None, str]:
+        return await self.peek(resource), await self.read_state(name)
 
     async def gate(self, open_it: bool | None = None) -> bool:
         if open_it:
