@@ -77,6 +77,8 @@ class _Watch:
         self.published = ""
         self.last_drs = 0.0
         self.other: dict | None = None         # another watcher's lease record
+        self.policy = None                     # the cluster's policy, read every beat
+        self.policy_at = float("-inf")
 
 
 class HighAvailability:
@@ -376,7 +378,12 @@ class HighAvailability:
 
     def _watch_once(self, cluster: str, w: _Watch) -> None:
         now = self.clock()
-        pol = self.policy(cluster)
+        # The policy from the inventory once a lease beat, not every tick: a change
+        # made elsewhere (`cluster set`) is seen within LEASE_BEAT s.
+        beat = time.monotonic()
+        if w.policy is None or not 0 <= beat - w.policy_at < LEASE_BEAT:
+            w.policy, w.policy_at = self.policy(cluster), beat
+        pol = w.policy
         hosts = [h for h in self.hosts(cluster)]
         pool = [h for h in hosts if not h.maintenance]
         for h in hosts:
