@@ -96,16 +96,18 @@ class CephRoom:
         reader = getattr(self, "ceph_reader", None)
         if reader is not None:          # tests: a scripted Ceph
             return await reader(cluster, names, extra or {})
-        errors = []
-        for name in self._ceph_hosts(cluster):
+        errors, absent = [], []
+        hosts = self._ceph_hosts(cluster)
+        for name in hosts:
             conn = self._links[(cluster, name)].ssh
             try:
                 rc, out, err = await sshmod.run_full(conn, reads.script(names, extra),
                                                      timeout=READ_TIMEOUT)
                 if rc == 0 and out.strip().startswith("{"):
                     doc = json.loads(out)
-                    if doc.get("absent"):
-                        return {"absent": True, "host": name}
+                    if doc.get("absent"):       # this host has no Ceph; another may
+                        absent.append(name)
+                        continue
                     if not doc.get("error"):
                         return doc
                     errors.append(f"{name}: {doc['error']}")
@@ -121,6 +123,8 @@ class CephRoom:
                 errors.append(f"{name}: no answer within {READ_TIMEOUT:.0f} s")
             except Exception as exc:      # a host that fails: try the next one
                 errors.append(f"{name}: {exc}")
+        if absent and len(absent) == len(hosts):
+            return {"absent": True, "host": absent[0]}
         return {"error": "; ".join(errors) or "no host of the cluster is up", "host": ""}
 
     async def _ceph_read(self, cluster: str, extra: dict | None = None
@@ -131,7 +135,8 @@ class CephRoom:
                              ) -> tuple[CephSummary | None, dict]:
         """Read the summary (and `extra` reads); the document too, for what the
         summary does not keep (config-key marks, the extra reads)."""
-        summary = await self._ceph_parse(cluster, doc := await self._ceph_doc(cluster, extra=extra))
+        doc = await self._ceph_doc(cluster, extra=extra)
+        summary = await self._ceph_parse(cluster, doc)
         if isinstance(doc.get("reads", {}).get("marks", {}).get("out"), dict):
             self._ceph_marks[cluster] = doc["reads"]["marks"]["out"]
         return summary, doc
