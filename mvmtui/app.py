@@ -24,9 +24,10 @@ from textual.worker import Worker
 from . import launch
 from .engine.engine import VM_ACTIONS, Engine
 from .engine.errors import Busy, EngineError, InventoryError, Offline, ReadOnly
-from .engine.model import (Event, HaChanged, HostChanged, HostKeyQuestion, Task,
-                           TaskChanged, TaskStatus, Vm, VmChanged, VmRemoved)
+from .engine.model import (CephChanged, Event, HaChanged, HostChanged, HostKeyQuestion,
+                           Task, TaskChanged, TaskStatus, Vm, VmChanged, VmRemoved)
 from .screens.base import Changes, ConsoleScreen, EngineChanges, HaUpdate
+from .screens.ceph import CephUpdate
 from .screens.rows import Palette
 from .widgets.fast_table import FastTable
 from .widgets.listing import plural
@@ -173,6 +174,9 @@ class ConsoleCommands(Provider):
                    lambda name=c.name: app.open_cluster(name, "ha"))
             yield (f"Rebalance cluster {c.name}", "DRS: the moves that even the load, "
                    "previewed", lambda name=c.name: app.open_rebalance(name))
+            if engine.ceph_present(c.name) is not False:
+                yield (f"Ceph of cluster {c.name}", "health, flags, OSDs, PGs, pools",
+                       lambda name=c.name: app.open_ceph(name))
         for h in engine.hosts():
             yield (f"Open host {h.name}", f"{h.cluster} · {h.address} · {h.status.value}",
                    lambda c=h.cluster, n=h.name: app.open_host(c, n))
@@ -466,6 +470,8 @@ class MvmApp(App):
             key = ("hostkey", event.host.cluster, event.host.name)
         elif isinstance(event, HaChanged):
             key = ("ha", event.status.cluster)
+        elif isinstance(event, CephChanged):
+            key = ("ceph", event.cluster)
         else:
             return
         with self._pending_lock:
@@ -478,6 +484,7 @@ class MvmApp(App):
             pending, self._pending = self._pending, {}
         changes = Changes()
         ha: dict = {}
+        ceph: set[str] = set()
         questions: list[HostKeyQuestion] = []
         for event in pending.values():
             if isinstance(event, HostChanged):
@@ -492,6 +499,8 @@ class MvmApp(App):
                 questions.append(event)
             elif isinstance(event, HaChanged):
                 ha[event.status.cluster] = event.status
+            elif isinstance(event, CephChanged):
+                ceph.add(event.cluster)
         if changes:
             for screen in self.screen_stack:
                 if isinstance(screen, ConsoleScreen):
@@ -500,6 +509,10 @@ class MvmApp(App):
             for screen in self.screen_stack:
                 if isinstance(screen, ConsoleScreen):
                     screen.post_message(HaUpdate(ha))
+        if ceph:
+            for screen in self.screen_stack:
+                if isinstance(screen, ConsoleScreen):
+                    screen.post_message(CephUpdate(ceph))
         for question in questions:
             self._ask_host_key(question)
 
@@ -598,6 +611,20 @@ class MvmApp(App):
     def open_rebalance(self, cluster: str) -> None:
         from .screens.rebalance import RebalanceScreen
         self._open(lambda: self.engine.cluster(cluster), lambda: RebalanceScreen(cluster))
+
+    def open_ceph(self, cluster: str) -> None:
+        from .screens.ceph import CephScreen
+        self._open(lambda: self.engine.cluster(cluster), lambda: CephScreen(cluster))
+
+    def open_decommission(self, cluster: str, host: str) -> None:
+        """D on a host: the guided removal of the host from Ceph (asks before each step)."""
+        why = self.changes_refused("decommissioning a host")
+        if why:
+            self.notify(why, severity="error")
+            return
+        from .screens.decommission import DecommissionScreen
+        self._open(lambda: self.engine.host(cluster, host),
+                   lambda: DecommissionScreen(cluster, host))
 
     # -- global actions -------------------------------------------------------------------
     def running_actions(self) -> list[Worker]:

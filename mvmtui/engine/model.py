@@ -553,6 +553,12 @@ class CephChanged:
 Event = (HostChanged | VmChanged | VmRemoved | TaskChanged | HostKeyQuestion | HaChanged
          | CephChanged)
 
+# What a cluster's Ceph shows, and the decommission's plan (engine/ceph/model.py):
+# screens take these types from here, with the rest of the model.
+from .ceph.model import (Action, Blocklisted, CephSummary, Check, CrushHost,  # noqa: E402
+                         CrushRule, DecomPlan, Flag, HealthCheck, Mgr, Mon, OkToStop, Osd,
+                         PgCount, Pool, Progress, Recovery, SafeToDestroy)
+
 __all__ = [name for name in dir() if not name.startswith("_")] + ["field", "replace"]
 
 

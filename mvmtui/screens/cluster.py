@@ -1,5 +1,6 @@
-"""One cluster: Summary, Hosts, VMs, History and HA tabs (keys 1–5), under the line
-that says who watches it for host loss."""
+"""One cluster: Summary, Hosts, VMs, History, HA and Ceph tabs (keys 1–6), under the
+line that says who watches it for host loss. The Ceph tab is hidden once the engine
+knows the cluster has no Ceph; c (or enter) there opens the Ceph screen."""
 from __future__ import annotations
 
 import itertools
@@ -21,6 +22,8 @@ from ..widgets.fast_table import FastTable
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen, capacity_note, show_capacity
+from .ceph import CephUpdate, absent_text, compact_text, show_raw
+from .decommission import decommission_bindings, decommission_offered, host_decommission
 from .fence import fence_offered, fenced_binding, host_fenced
 from .ha import (LOSS_COLUMNS, PLAN_COLUMNS, WatchBanner, host_ha_text, loss_cells,
                  n_minus_one_text, plan_rows, plan_title, watcher_policy_text)
@@ -29,7 +32,7 @@ from .rows import HOST_COLUMNS, TASK_COLUMNS, VM_COLUMNS, host_cells, vm_cells
 from .vm_actions import vm_action_bindings
 
 TABS = {"summary": "Summary", "hosts": "Hosts", "vms": "VMs", "history": "History",
-        "ha": "HA"}
+        "ha": "HA", "ceph": "Ceph"}
 TAB_LISTINGS = {"hosts": "hosts", "vms": "vms", "history": "history", "ha": "loss"}
 ROWS_PER_FRAME = 500    # VM rows drawn per frame when thousands change at once
 
@@ -44,6 +47,12 @@ class ClusterScreen(ConsoleScreen):
         *vm_action_bindings(),
         maintenance_binding(),
         fenced_binding(),      # Hosts tab: a host that does not answer
+        *decommission_bindings(),    # Hosts tab: take the host out of Ceph
+        # A screen's key replaces its base class's (Textual merges BINDINGS by key):
+        # History's c (cancel a task) stays, beside the Ceph tab's c.
+        *[b for b in ConsoleScreen.BINDINGS if b.key == "c"],
+        Binding("c", "open_ceph", "Ceph screen", id="cluster.ceph"),     # Ceph tab
+        Binding("enter", "open_ceph", "Ceph screen", show=False, id="cluster.ceph_enter"),
     ]
 
     def __init__(self, cluster: str, tab: str = "summary") -> None:
@@ -58,6 +67,8 @@ class ClusterScreen(ConsoleScreen):
         self._history_day: tuple[int, ...] = ()    # the day the history was last read
         self._pending: dict[str, Task] = {}         # VM uuid -> its unfinished task
         self._loss: HostLossCheck | None = None     # N−1 as last computed
+        self._ceph_tab = True       # the Ceph tab shown (hidden: the cluster has none)
+        self._ceph_behind = False   # Ceph read again while another screen covered this
 
     @property
     def TITLE_TEXT(self) -> str:  # type: ignore[override]
@@ -92,9 +103,25 @@ class ClusterScreen(ConsoleScreen):
                 yield Listing(LOSS_COLUMNS, "host", sort="host", id="loss")
                 yield Static(id="ha-plan-title", classes="plan-title")
                 yield Listing(PLAN_COLUMNS, "VM", id="ha-plan")
+            with TabPane("6 Ceph", id="tab-ceph"):
+                with VerticalScroll(id="ceph-summary"):
+                    yield Static(id="ceph-compact", markup=False)
+                    yield Gauge("Raw used", detail_width=40, id="g-ceph-raw")
+                    yield Static(id="ceph-hint", markup=False)
 
     def focus_first(self) -> None:
         self._focus_tab(self.active_tab)
+
+    def on_mount(self) -> None:
+        # (ConsoleScreen's on_mount runs after this one: reload, focus.) The Ceph tab
+        # shows the cluster's Ceph: the engine reads it every few seconds meanwhile.
+        self.engine.ceph_watch(self.cluster, True)
+        self._ceph_watched = True
+
+    def on_unmount(self) -> None:
+        if getattr(self, "_ceph_watched", False):
+            self._ceph_watched = False
+            self.engine.ceph_watch(self.cluster, False)
 
     def action_settings(self) -> None:
         self.mvm.open_settings(self.cluster)
@@ -107,6 +134,9 @@ class ClusterScreen(ConsoleScreen):
         return (self.query_one("#tabs", TabbedContent).active or "tab-summary")[4:]
 
     def action_show_tab(self, tab: str) -> None:
+        if tab == "ceph" and self.engine.ceph_present(self.cluster) is False:
+            self.notify(absent_text(False, self.cluster, self.palette).plain)
+            return
         self.query_one("#tabs", TabbedContent).active = f"tab-{tab}"
         self._focus_tab(tab)
 
@@ -170,6 +200,8 @@ class ClusterScreen(ConsoleScreen):
             self._load_hosts(hosts, vms)
         if vm_rows == "all" or tab in ("summary", "ha"):
             self._load_loss(len(vms))
+        if vm_rows == "all" or tab == "ceph":
+            self._load_ceph()
         if vm_rows == "none":
             return
         now, pal, seen = self.now(), self.palette, self.engine.vm_seen_at
@@ -222,6 +254,55 @@ class ClusterScreen(ConsoleScreen):
              for h in hosts])
         if self.active_tab == "hosts":
             self.refresh_bindings()      # F: the host under the cursor may have gone down
+
+    # -- Ceph (its tab) ------------------------------------------------------------------
+    def _load_ceph(self) -> None:
+        """The tab's compact summary; the tab itself hidden once the cluster is known to
+        have no Ceph (shown again if it gets one)."""
+        present = self.engine.ceph_present(self.cluster)
+        if (present is not False) != self._ceph_tab:
+            self._ceph_tab = present is not False
+            tabs = self.query_one("#tabs", TabbedContent)
+            if not self._ceph_tab:
+                if self.active_tab == "ceph":
+                    self.action_show_tab("summary")
+                tabs.hide_tab("tab-ceph")
+            else:
+                tabs.show_tab("tab-ceph")
+        pal, now = self.palette, self.now()
+        s = self.engine.ceph_summary(self.cluster)
+        gauge = self.query_one("#g-ceph-raw", Gauge)
+        gauge.display = s is not None
+        if s is None:
+            self.query_one("#ceph-compact", Static).update(absent_text(present, self.cluster,
+                                                                       pal))
+            self.query_one("#ceph-hint", Static).update("")
+            return
+        self.query_one("#ceph-compact", Static).update(compact_text(s, now, pal))
+        show_raw(gauge, s)
+        self.query_one("#ceph-hint", Static).update(
+            Text("c or enter: the Ceph screen (health detail, CRUSH tree, pools)",
+                 style=pal.muted))
+
+    def on_ceph_update(self, message: CephUpdate) -> None:
+        if self.cluster not in message.clusters:
+            return
+        if self.mvm.top_console_screen() is not self:
+            self._ceph_behind = True    # only the Ceph tab (and D) to catch up on
+            return
+        self._load_ceph()
+        if self.active_tab == "hosts":
+            self.refresh_bindings()     # D comes once the cluster is known to have Ceph
+
+    def on_screen_resume(self) -> None:
+        # (ConsoleScreen's runs too: a full reload if hosts or VMs changed meanwhile.)
+        if self._ceph_behind:
+            self._ceph_behind = False
+            self._load_ceph()
+            self.refresh_bindings()
+
+    def action_open_ceph(self) -> None:
+        self.mvm.open_ceph(self.cluster)
 
     # -- host loss: N−1 (Summary's line, the HA tab) ----------------------------------
     def _load_loss(self, vms: int) -> None:
@@ -420,6 +501,10 @@ class ClusterScreen(ConsoleScreen):
                     and self.selected_host() is not None)
         if action == "fenced":
             return fence_offered(self.app, self.selected_host())
+        if action in ("decommission", "decommission_more"):
+            return decommission_offered(self.app, self.selected_host(), action)
+        if action == "open_ceph":
+            return self.is_mounted and self.active_tab == "ceph"
         return super().check_action(action, parameters)
 
     def action_maintenance(self) -> None:
@@ -427,6 +512,11 @@ class ClusterScreen(ConsoleScreen):
 
     def action_fenced(self) -> None:
         host_fenced(self.app, self.selected_host())
+
+    def action_decommission(self) -> None:
+        host_decommission(self.app, self.selected_host())
+
+    action_decommission_more = action_decommission
 
     @on(FastTable.CursorMoved, "#hosts-table")
     def _host_row_moved(self, message: FastTable.CursorMoved) -> None:

@@ -1,7 +1,8 @@
 """One host: what it is, how loaded it is, its VMs, what would become of them if it
 died now (its failover plan), and what was done on it. Under the line that says who
 watches the cluster; a host the watcher is worried about says so, and one that does
-not answer offers F, "I have powered it off"."""
+not answer offers F, "I have powered it off". On a cluster with Ceph, D takes the host
+out of Ceph (the decommission wizard; in the footer once the host is in maintenance)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -20,6 +21,8 @@ from ..widgets.fast_table import FastTable
 from ..widgets.gauge import Gauge
 from ..widgets.listing import Listing
 from .base import STALE_FIGURES, Changes, ConsoleScreen, show_capacity
+from .ceph import CephUpdate
+from .decommission import decommission_bindings, decommission_offered, host_decommission
 from .fence import fence_offered, fenced_binding, host_fenced
 from .ha import PLAN_COLUMNS, WatchBanner, host_banner, plan_heading, plan_rows, plan_title
 from .maintenance import host_maintenance, maintenance_binding
@@ -37,7 +40,8 @@ class HostScreen(ConsoleScreen):
     CSS_PATH = [Path(__file__).with_name("host.tcss"), Path(__file__).with_name("ha.tcss")]
     # F: a VM's Force off, or (the host not answering) "I have powered it off": never
     # both (vm_keys).
-    BINDINGS = [*vm_action_bindings(), maintenance_binding(), fenced_binding()]
+    BINDINGS = [*vm_action_bindings(), maintenance_binding(), fenced_binding(),
+                *decommission_bindings()]
 
     @property
     def footer_vm_keys(self) -> int:  # type: ignore[override]
@@ -52,6 +56,7 @@ class HostScreen(ConsoleScreen):
         self._vm_uuids: set[str] = set()
         self._vms_table_current = True     # VM keys follow the VMs table, not the history
         self._fence_offered = False
+        self._decom_state: tuple = ()      # (maintenance, Ceph present) D was shown for
         self._plan_heading = ""            # "If kvm-01 dies now", "Once kvm-01 is fenced"
 
     @property
@@ -141,6 +146,10 @@ class HostScreen(ConsoleScreen):
         if offered != self._fence_offered:      # F: Force off, or "I have powered it off"
             self._fence_offered = offered
             self.refresh_bindings()
+        decom = (h.maintenance, self.engine.ceph_present(self.cluster))
+        if decom != self._decom_state:          # D, in the footer once in maintenance
+            self._decom_state = decom
+            self.refresh_bindings()
 
     def _show_plan(self, plan: FailoverPlan | None, error: str) -> None:
         """If it dies now: where each VM restarts, or why not. While the definitions
@@ -197,6 +206,8 @@ class HostScreen(ConsoleScreen):
             return not (self.engine.readonly or self.engine.offline) and self.host is not None
         if action == "fenced":
             return fence_offered(self.app, self.host)
+        if action in ("decommission", "decommission_more"):
+            return decommission_offered(self.app, self.host, action)
         return super().check_action(action, parameters)
 
     def vm_keys(self) -> tuple[str, ...]:
@@ -212,6 +223,19 @@ class HostScreen(ConsoleScreen):
             self.notify(str(exc), severity="error")
             return
         host_fenced(self.app, host)
+
+    def on_ceph_update(self, message: CephUpdate) -> None:
+        """D comes once the cluster is known to have Ceph."""
+        if self.cluster in message.clusters and self.host is not None:
+            decom = (self.host.maintenance, self.engine.ceph_present(self.cluster))
+            if decom != self._decom_state:
+                self._decom_state = decom
+                self.refresh_bindings()
+
+    def action_decommission(self) -> None:
+        host_decommission(self.app, self.host)
+
+    action_decommission_more = action_decommission
 
     def action_maintenance(self) -> None:
         try:

@@ -3,7 +3,9 @@ by VM, then the task.
 
 Entering is refused while any VM is blocked; the row of a blocked VM offers the ways
 out (d shuts it down, P manages its placement) and the preview follows what they
-change. Confirming asks for the host's name, typed. The host's row then says
+change. A host with Ceph OSDs shows Ceph's ok-to-stop for them, and n offers noout on
+them until the host leaves (with the cluster's expiry). Confirming asks for the
+host's name, typed. The host's row then says
 "entering maintenance 2/3" and, once it runs no VM, "maintenance". Leaving shows the
 VMs that left the host and can come back (b: bring them back or not). A host left
 entering by a move that failed offers both: m enters again, M leaves instead.
@@ -88,6 +90,21 @@ def ways_out(row: MoveRow) -> list[str]:
     return out
 
 
+def noout_words(on: bool, osds: tuple[int, ...], host: str, minutes: int,
+                pal: Palette) -> Text:
+    """Whether noout goes on the host's OSDs for its maintenance, and what n does."""
+    names = ", ".join(f"osd.{i}" for i in osds)
+    if on:
+        return Text.assemble(("noout: on", f"bold {pal.warn}"),
+                             f" — set on {names} until {host} leaves maintenance (expires "
+                             f"in {minutes} min): Ceph moves none of their data meanwhile"
+                             f" · n: off", )
+    return Text.assemble(("noout: off", pal.strong),
+                         f" — if {host} stays down long, Ceph rebuilds its data elsewhere"
+                         f" · n sets noout on {names} until it leaves (expires in "
+                         f"{minutes} min)")
+
+
 def move_cells(row: MoveRow, vm: Vm | None, pal: Palette) -> tuple:
     state = vm_state_text(vm, pal) if vm is not None else Text(row.state.value)
     reason = row.reason
@@ -108,6 +125,7 @@ class MaintenanceScreen(ConsoleScreen):
         # (l is a table's select key: shift+m leaves instead.)
         Binding("M", "switch", "Leave instead", id="maintenance.switch"),
         Binding("b", "bring_back", "Bring back", id="maintenance.bring_back"),
+        Binding("n", "noout", "noout", id="maintenance.noout"),
         *vm_action_bindings(),
     ]
 
@@ -120,6 +138,12 @@ class MaintenanceScreen(ConsoleScreen):
         self.preview: MaintenancePreview | None = None
         self.host: Host | None = None
         self._rows: dict[str, MoveRow] = {}
+        # Ceph: the host's OSDs and ok-to-stop (None: not asked yet, or no Ceph), and
+        # whether to set noout on them until the host leaves.
+        self.osds: tuple[int, ...] = ()
+        self.ok_to_stop = None
+        self.ceph_error = ""
+        self.noout = False
 
     @property
     def TITLE_TEXT(self) -> str:  # type: ignore[override]
@@ -138,6 +162,24 @@ class MaintenanceScreen(ConsoleScreen):
         detail = Static(id="move-detail", classes="panel")
         detail.border_title = "Selected VM"
         yield detail
+
+    def on_mount(self) -> None:
+        # (ConsoleScreen's on_mount runs after this one: reload, focus.)
+        if not self.leaving:
+            self.run_worker(self._ask_ceph(), group="ceph-ok-to-stop", exit_on_error=False)
+
+    async def _ask_ceph(self) -> None:
+        """Ceph's ok-to-stop for the host's OSDs (nothing shown for a host without any)."""
+        try:
+            self.osds, self.ok_to_stop = await self.engine.ceph_maintenance_check(
+                self.cluster, self.host_name)
+        except (EngineError, InventoryError) as exc:
+            self.ceph_error = str(exc)
+        except Exception as exc:  # never a traceback on screen
+            from ..app import unexpected
+            self.ceph_error = unexpected(exc)
+        if self.is_attached and (self.osds or self.ceph_error):
+            self.reload()
 
     # -- data ---------------------------------------------------------------------------
     def reload(self) -> None:
@@ -213,11 +255,46 @@ class MaintenanceScreen(ConsoleScreen):
         else:
             text.append("m enters maintenance: you type the host's name to confirm.",
                         style=pal.ok)
+        ceph = self._ceph_text()
+        if ceph is not None:
+            text.append("\n")
+            text.append_text(ceph)
         if h.maintenance == ENTERING:
             text.append(f"\n{name} is out of the pool already (an entry that did not "
                         f"finish): m enters again, M leaves maintenance instead.",
                         style=pal.warn)
         return text
+
+    def _ceph_text(self) -> Text | None:
+        """"Ceph: ok-to-stop for osd.3: yes" (or NO, in Ceph's words), then noout."""
+        pal = self.palette
+        if self.ceph_error:
+            return Text(f"Ceph: ok-to-stop could not be asked: {self.ceph_error}",
+                        style=pal.warn)
+        if not self.osds:
+            return None
+        names = ", ".join(f"osd.{i}" for i in self.osds)
+        ok = self.ok_to_stop
+        text = Text.assemble(("Ceph: ", pal.strong), f"ok-to-stop for {names}: ")
+        if ok is None:
+            text.append("not known", style=pal.warn)
+        elif ok.ok:
+            text.append("yes", style=pal.ok)
+            text.append(" (no PG goes offline while they are stopped)", style=pal.muted)
+        else:
+            text.append("NO", style=pal.alarm)
+            text.append(f" — {ok.reason or 'Ceph gave no reason'}. Do not power "
+                        f"{self.host_name} off until Ceph is HEALTH_OK.")
+        text.append("\n")
+        text.append_text(noout_words(self.noout, self.osds, self.host_name,
+                                     self._noout_minutes(), pal))
+        return text
+
+    def _noout_minutes(self) -> int:
+        try:
+            return self.engine.policy(self.cluster).ceph_noout_expiry // 60
+        except EngineError:
+            return 0
 
     def _show_detail(self) -> None:
         """The whole reason (and ways out) of the VM under the cursor."""
@@ -284,6 +361,8 @@ class MaintenanceScreen(ConsoleScreen):
                     and self.host.maintenance == ENTERING)
         if action == "bring_back":
             return self.leaving and self.preview is not None and bool(self.preview.moves)
+        if action == "noout":
+            return not self.leaving and bool(self.osds)
         return super().check_action(action, parameters)
 
     def action_switch(self) -> None:
@@ -294,6 +373,10 @@ class MaintenanceScreen(ConsoleScreen):
 
     def action_bring_back(self) -> None:
         self.bring_back = not self.bring_back
+        self.reload()
+
+    def action_noout(self) -> None:
+        self.noout = not self.noout
         self.reload()
 
     def action_go(self, what: str = "enter") -> None:
@@ -314,7 +397,9 @@ class MaintenanceScreen(ConsoleScreen):
                 return
             self._started(task, lambda end: self._host_words())
 
-        self.app.push_screen(TypeNameScreen(self.cluster, self.host_name, p), entered)
+        noout = (self.osds, self._noout_minutes()) if self.noout and self.osds else None
+        self.app.push_screen(TypeNameScreen(self.cluster, self.host_name, p, noout=noout),
+                             entered)
 
     def _ask_leave(self, p: MaintenancePreview) -> None:
         from .confirm import ConfirmScreen
@@ -366,10 +451,13 @@ class TypeNameScreen(ModalScreen[Task | None]):
     CSS_PATH = [_HERE / "dialogs.tcss", _HERE / "maintenance.tcss"]
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="typename.cancel")]
 
-    def __init__(self, cluster: str, host: str, preview: MaintenancePreview) -> None:
+    def __init__(self, cluster: str, host: str, preview: MaintenancePreview,
+                 noout: tuple[tuple[int, ...], int] | None = None) -> None:
+        """`noout`: (the host's OSDs, minutes until it expires) to set noout on them."""
         super().__init__(classes="dialog-screen")
         self.cluster, self.host = cluster, host
         self.preview = preview
+        self.noout = noout
 
     def compose(self) -> ComposeResult:
         p, host = self.preview, self.host
@@ -381,6 +469,10 @@ class TypeNameScreen(ModalScreen[Task | None]):
         if stays:
             facts += f" {len(stays)} stay{'s' if len(stays) == 1 else ''}: " + \
                 ", ".join(r.name for r in stays) + "."
+        if self.noout:
+            osds, minutes = self.noout
+            facts += (f"\nCeph: noout on {', '.join(f'osd.{i}' for i in osds)} until {host} "
+                      f"leaves maintenance (expires in {minutes} min).")
         with Vertical(classes="dialog type-name"):
             yield Static(f"Enter maintenance: {host}?", classes="dialog-title", markup=False)
             yield Static(facts, classes="dialog-facts", markup=False)
@@ -410,7 +502,8 @@ class TypeNameScreen(ModalScreen[Task | None]):
         try:
             # What was shown is what runs: the engine refuses if the plan changed since.
             task = await engine.enter_maintenance(self.cluster, self.host, confirm=typed,
-                                                  expect=self.preview)
+                                                  expect=self.preview,
+                                                  noout=self.noout is not None)
         except (EngineError, Busy, InventoryError) as exc:
             self.refuse(str(exc))
             return

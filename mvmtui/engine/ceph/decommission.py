@@ -15,9 +15,8 @@ store (`mvmtui/decommission/HOST`) with the OSDs it started with.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
-from .model import CephSummary, SafeToDestroy
+from .model import Action, CephSummary, Check, DecomPlan, Progress, SafeToDestroy
 
 MARK = "mvmtui/decommission/"
 NEARFULL_SPARE = 0.05           # room kept below nearfull after the data has moved
@@ -26,68 +25,6 @@ TITLES = {1: "Check health", 2: "Check room without the host", 3: "List the host
           6: "Stop the OSD service", 7: "Remove the OSDs from CRUSH",
           8: "Remove the monitor", 9: "Remove the host from CRUSH",
           10: "Delete the OSDs' keys", 11: "Remove the OSDs"}
-
-
-@dataclass(frozen=True)
-class Check:
-    step: int
-    title: str
-    ok: bool
-    message: str
-
-
-@dataclass(frozen=True)
-class Action:
-    """One confirmed step of the wizard: its exact commands, run in order. `on_host`
-    commands run on the host being removed (its services); the rest on a monitor host."""
-    key: str                     # out:3, wait:3, stop:3, crush-remove:3, mon-remove, …
-    step: int                    # 4–11 of the procedure
-    title: str
-    commands: tuple[str, ...] = ()
-    on_host: tuple[str, ...] = ()
-    state: str = "pending"       # done, next, pending
-    note: str = ""               # why it is done this way
-    blocked: str = ""            # why it may not run now (the next step only)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Step 5, while data moves: PGs, objects left, speed, ETA, and how long the
-    reading has been clean (a clean reading must last `settle` s)."""
-    pgs_total: int | None = None
-    pgs_clean: int | None = None
-    degraded: int | None = None
-    misplaced: int | None = None
-    bytes_per_sec: float | None = None
-    eta_seconds: float | None = None
-    clean_for: float = 0.0
-    settle: float = 0.0
-    safe: bool | None = None     # safe-to-destroy for every OSD of the host
-    safe_reason: str = ""
-
-
-@dataclass(frozen=True)
-class DecomPlan:
-    cluster: str
-    host: str
-    read_at: float
-    osds: tuple[int, ...]
-    checks: tuple[Check, ...]
-    actions: tuple[Action, ...]
-    method: str = ""             # "reweight" or "out"
-    method_why: str = ""
-    refusal: str = ""            # why it may not start (or go on): shown with numbers
-    started: bool = False        # some step already ran (a mark, or Ceph shows it)
-    absent: bool = False         # the host has nothing of Ceph (any more)
-
-    @property
-    def next(self) -> Action | None:
-        return next((a for a in self.actions if a.state == "next"), None)
-
-    @property
-    def finished(self) -> bool:
-        return self.absent or (bool(self.actions) and all(a.state == "done"
-                                                          for a in self.actions))
 
 
 def read_mark(marks: dict, host: str) -> dict:
@@ -321,18 +258,10 @@ def progress(s: CephSummary, safe: SafeToDestroy | None, osds: tuple[int, ...],
     total = s.num_pgs if s.num_pgs is not None else (sum(p.count for p in s.pgs) or None)
     clean = sum(p.count for p in s.pgs if p.state == "active+clean")
     r = s.recovery
-    left = (r.degraded_objects or 0) + (r.misplaced_objects or 0)
-    rate, eta = r.recovering_bytes_per_sec, None
-    objects = sum(p.objects or 0 for p in s.pools)
-    stored = sum(p.stored_bytes or 0 for p in s.pools)
-    per_sec = r.recovering_objects_per_sec
-    if not per_sec and rate and objects and stored:
-        per_sec = rate / (stored / objects)
-    if left and per_sec:
-        eta = left / per_sec
     ok = None if safe is None else all(safe.is_safe(i) for i in osds)
-    return Progress(total, clean, r.degraded_objects, r.misplaced_objects, rate, eta,
-                    clean_for, settle, ok, "" if safe is None else safe.reason)
+    return Progress(total, clean, r.degraded_objects, r.misplaced_objects,
+                    r.recovering_bytes_per_sec, s.recovery_eta(), clean_for, settle, ok,
+                    "" if safe is None else safe.reason)
 
 
 def settled(s: CephSummary) -> bool:

@@ -179,6 +179,19 @@ class CephSummary:
     def rule(self, rule_id: int | None) -> CrushRule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
 
+    def recovery_eta(self) -> float | None:
+        """Seconds until the degraded and misplaced objects are recovered at the present
+        rate (objects/s, else bytes/s over the pools' mean object size); None when
+        nothing moves or the rate is not known."""
+        r = self.recovery
+        left = (r.degraded_objects or 0) + (r.misplaced_objects or 0)
+        per_sec = r.recovering_objects_per_sec
+        objects = sum(p.objects or 0 for p in self.pools)
+        stored = sum(p.stored_bytes or 0 for p in self.pools)
+        if not per_sec and r.recovering_bytes_per_sec and objects and stored:
+            per_sec = r.recovering_bytes_per_sec / (stored / objects)
+        return left / per_sec if left and per_sec else None
+
 
 @dataclass(frozen=True)
 class OkToStop:
@@ -201,3 +214,66 @@ class SafeToDestroy:
     def is_safe(self, osd: int) -> bool:
         return (osd in self.safe and osd not in self.active
                 and osd not in self.missing_stats and osd not in self.stored_pgs)
+
+
+# ---- the decommission wizard's plan (decommission.py makes it) ----------------------
+@dataclass(frozen=True)
+class Check:
+    step: int
+    title: str
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class Action:
+    """One confirmed step of the wizard: its exact commands, run in order. `on_host`
+    commands run on the host being removed (its services); the rest on a monitor host."""
+    key: str                     # out:3, wait:3, stop:3, crush-remove:3, mon-remove, …
+    step: int                    # 4–11 of the procedure
+    title: str
+    commands: tuple[str, ...] = ()
+    on_host: tuple[str, ...] = ()
+    state: str = "pending"       # done, next, pending
+    note: str = ""               # why it is done this way
+    blocked: str = ""            # why it may not run now (the next step only)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Step 5, while data moves: PGs, objects left, speed, ETA, and how long the
+    reading has been clean (a clean reading must last `settle` s)."""
+    pgs_total: int | None = None
+    pgs_clean: int | None = None
+    degraded: int | None = None
+    misplaced: int | None = None
+    bytes_per_sec: float | None = None
+    eta_seconds: float | None = None
+    clean_for: float = 0.0
+    settle: float = 0.0
+    safe: bool | None = None     # safe-to-destroy for every OSD of the host
+    safe_reason: str = ""
+
+
+@dataclass(frozen=True)
+class DecomPlan:
+    cluster: str
+    host: str
+    read_at: float
+    osds: tuple[int, ...]
+    checks: tuple[Check, ...]
+    actions: tuple[Action, ...]
+    method: str = ""             # "reweight" or "out"
+    method_why: str = ""
+    refusal: str = ""            # why it may not start (or go on): shown with numbers
+    started: bool = False        # some step already ran (a mark, or Ceph shows it)
+    absent: bool = False         # the host has nothing of Ceph (any more)
+
+    @property
+    def next(self) -> Action | None:
+        return next((a for a in self.actions if a.state == "next"), None)
+
+    @property
+    def finished(self) -> bool:
+        return self.absent or (bool(self.actions) and all(a.state == "done"
+                                                          for a in self.actions))
