@@ -193,6 +193,30 @@ def test_the_storage_fence_cuts_the_old_copy_off(ceph_engine, ceph_cluster, tmp_
     _health_ok(cc)
 
 
+def _console_resumes_at(cc, key: str) -> None:
+    """A console started now (its own engine, as a new process would: the dead CLI's
+    step is closed as interrupted) shows the wizard resumed at that step, from what
+    Ceph shows, read over SSH from the lab."""
+    from conftest import make_app, run_app
+    from test_ceph_console import open_wizard, text_of
+    eng = Engine(cc.inventory, reconnect_interval=0.5)
+    eng.start()
+    try:
+        eng.call(eng.wait_ready(timeout=20))
+        eng.call(eng.ceph_refresh(cc.name), timeout=60)
+        app = make_app(eng, cc.name)
+
+        async def check(pilot):
+            screen = await open_wizard(pilot, "kvm-03")
+            assert screen.plan.next.key == key
+            status = text_of(app, "#decom-status")
+            assert status.startswith("Resumed: Ceph shows steps done already"), status
+            assert "Next: step 5 of 11" in status, status
+        run_app(app, check, size=(120, 40))
+    finally:
+        eng.stop()
+
+
 def _decom_tasks(eng, cluster, host):
     return [t for t in eng.tasks(cluster, target=host) if t.kind == "ceph.decommission"]
 
@@ -219,6 +243,7 @@ def test_decommission_killed_mid_rebalance_resumes_and_completes(ceph_engine, ce
     resumed = eng.call(eng.decommission_plan(cc.name, "kvm-03"), timeout=60)
     assert resumed.started and resumed.next.key == "wait:2", resumed.next
     assert [a.state for a in resumed.actions if a.key == "out:2"] == ["done"]
+    _console_resumes_at(cc, "wait:2")
     r = subprocess.run(CLI + ["ceph", "decommission", "kvm-03", "--yes"], env=_env(cc),
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
