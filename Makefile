@@ -14,9 +14,11 @@ demo: setup
 demo-ceph: setup
 	$(VENV)/mvmtui demo --ceph
 
+# Two workers: one runs every lab test in order (they share the session's labs), the
+# other the rest meanwhile (tests/conftest.py puts the lab tests in one xdist group).
 test: setup
 	$(VENV)/lint-imports
-	$(VENV)/python -m pytest
+	$(VENV)/python -m pytest -n 2 --dist loadgroup
 
 bench: setup
 	$(VENV)/python bench/bench_launch.py

@@ -68,8 +68,14 @@ def ceph_cluster(tmp_path_factory) -> LabCluster:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests on the Ceph lab run after every other test (see ceph_cluster)."""
+    """Tests on the Ceph lab run after every other lab test (see ceph_cluster); every
+    lab test runs in one xdist worker (`make test` runs two), in this order, while the
+    other worker runs the rest."""
+    here = Path(__file__).parent
     items.sort(key=lambda item: "ceph_cluster" in getattr(item, "fixturenames", ()))
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.xdist_group("lab"))
 
 
 @pytest.fixture

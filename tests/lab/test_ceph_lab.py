@@ -3,6 +3,7 @@ per host, VM disks on RBD. The tests run in order on one lab and leave it change
 way an operator would: the last one decommissions kvm-03 for good."""
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -168,12 +169,18 @@ def test_the_storage_fence_cuts_the_old_copy_off(ceph_engine, ceph_cluster, tmp_
             wait_for(lambda: running_on(lab, "web-01") not in ([], ["kvm-01"]), 90, 0.3)
             counters.wait_new_boot("web-01", timeout=120)
             listed = _ceph(cc, "osd", "blocklist", "ls", host="kvm-02")
-            cut = [e["addr"] for e in listed if e["addr"].startswith(lab.host("kvm-01").address
-                                                                     + ":")]
+            mine = [e for e in listed
+                    if e["addr"].startswith(lab.host("kvm-01").address + ":")]
+            cut = [e["addr"] for e in mine]
             assert cut, listed
+            # For days, not Ceph's default hour (which would let the old writer back in).
+            for e in mine:
+                until = datetime.datetime.fromisoformat(e["until"].replace("+0000", "+00:00"))
+                assert until.timestamp() > time.time() + 86400, e
             t = next(t for t in eng.tasks(cc.name, target="kvm-01", details=True)
                      if t.kind == "host.failover" and t.created_at >= since)
-            assert "fenced: Ceph blocklist" in "\n".join(e.message for e in t.logs)
+            fenced = "\n".join(e.message for e in t.logs)
+            assert "fenced: Ceph blocklist" in fenced and "exclusive lock(s) broken" in fenced
             # The old copy is alive, but writes nothing since the new one started.
             assert lab.init_pid(lab.host("kvm-01"))
             boots = counters.boots("web-01")

@@ -75,13 +75,16 @@ async def storage_fence(engine, cluster: str, host: str) -> Fenced | None:
     res = await engine._ceph_run(cluster, ["sh", "-c", script]) if images else None
     if res is not None and not res.ok:
         return Fenced(False, f"`rbd status` failed: {res.said()}")
+    held_locks = []             # (image, lock id, locker) the host's clients hold
     for image, status, locks in _holders(res.out if res else ""):
         found = [w.get("address", "") for w in (status.get("watchers") or [])
                  if isinstance(w, dict)] if isinstance(status, dict) else []
-        if isinstance(locks, list):         # Pacific: a list; older: a dict by lock id
-            found += [lk.get("address", "") for lk in locks if isinstance(lk, dict)]
-        elif isinstance(locks, dict):
-            found += [lk.get("address", "") for lk in locks.values() if isinstance(lk, dict)]
+        if isinstance(locks, dict):         # older Ceph: a dict by lock id
+            locks = [dict(v, id=k) for k, v in locks.items() if isinstance(v, dict)]
+        for lk in locks if isinstance(locks, list) else ():
+            if isinstance(lk, dict) and _ip(str(lk.get("address", ""))) == h.address:
+                found.append(lk["address"])
+                held_locks.append((image, str(lk.get("id", "")), str(lk.get("locker", ""))))
         for addr in found:
             if addr and _ip(addr) == h.address:
                 clients.setdefault(addr, set()).add(image)
@@ -118,9 +121,22 @@ async def storage_fence(engine, cluster: str, host: str) -> Fenced | None:
     missing = [a for a in clients if a not in have]
     if missing:
         return Fenced(False, f"Ceph does not list {', '.join(missing)} as blocklisted")
+    # The blocklisted clients' exclusive locks, broken: the restarted copy takes the
+    # lock at once instead of waiting for the dead owner's watch to time out (~30 s).
+    broken = ""
+    if held_locks:
+        # Not blocklisting again on the break (rbd's default): that entry would carry
+        # Ceph's one-hour expiry and replace ours.
+        script = "; ".join(f"rbd --rbd_blocklist_on_break_lock=false lock rm "
+                           f"{shlex.quote(i)} {shlex.quote(lid)} {shlex.quote(who)}"
+                           for i, lid, who in held_locks)
+        r = await engine._ceph_run(cluster, ["sh", "-c", script])
+        broken = (f"; {len(held_locks)} exclusive lock(s) broken" if r.ok else
+                  f"; its exclusive locks were not broken ({r.said()}): the new copies "
+                  f"wait for them to time out")
     return Fenced(True, f"Ceph blocklist: {len(clients)} client(s) of {host} on "
                         f"{len(mark['images'])} image(s) cut off for {seconds // 3600} h "
-                        f"({', '.join(sorted(clients))})")
+                        f"({', '.join(sorted(clients))}){broken}")
 
 
 async def unfence(engine, cluster: str, host: str) -> str:
