@@ -70,34 +70,48 @@ def failover_task(db: Path, since: float) -> dict | None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--ceph", action="store_true",
+                    help="a Ceph lab: web-01's disk on RBD, fence-method ceph (the storage "
+                         "fence: blocklist and lock break) instead of the lab's power cut")
     args = ap.parse_args()
+    vms = ("web-01",) if args.ceph else VMS
     if os.geteuid() != 0:
         raise SystemExit("needs root (the lab)")
     root = Path(tempfile.mkdtemp(prefix="mvmtui-bench-failover-"))
-    lab = Lab("bfail", hosts=3, subnet=79, root=root / "labs")
+    lab = (Lab("bfailc", ceph=True, subnet=79, root=root / "labs") if args.ceph
+           else Lab("bfail", hosts=3, subnet=79, root=root / "labs"))
     db = root / "inventory.db"
     inv = Inventory(db)
-    print(f"lab up ({lab.name}, 3 hosts)…", flush=True)
+    print(f"lab up ({lab.name}, {lab.nhosts} hosts{', Ceph' if args.ceph else ''})…",
+          flush=True)
     lab.up(inv)
     inv.close()
     env = {**os.environ, "MVMTUI_INVENTORY": str(db),
            "MVMTUI_CONFIG": "/nonexistent/mvmtui-bench/settings.toml"}
+    if args.ceph:
+        subprocess.run([sys.executable, "-m", "mvmtui", "cluster", "set", lab.name,
+                        "fence-method=ceph"], env=env, check=True, capture_output=True)
     log = open(root / "watch.log", "w")
     watcher = subprocess.Popen([sys.executable, "-m", "mvmtui", "watch"], env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     rows = []
     try:
         wait(lambda: "holding the watcher lease" in (root / "watch.log").read_text(), 60, 0.2)
-        for vm in VMS:
+        for vm in vms:
             wait(lambda vm=vm: lab.disk_counter(vm), 60, 0.2)
         for n in range(1, args.rounds + 1):
-            wait(lambda: all(lab.running_on(v) == ["kvm-01"] for v in VMS), 180, 0.5)
+            wait(lambda: all(lab.running_on(v) == ["kvm-01"] for v in vms), 180, 0.5)
             time.sleep(3)           # settled: the return's last task has ended
+            boots = {v: lab.disk_counter(v)[1] for v in vms}
             cut = time.time()
             lab.crash("kvm-01")
             wait(lambda: all(lab.running_on(v) and "kvm-01" not in lab.running_on(v)
-                             for v in VMS), 60)
+                             for v in vms), 90)
             seen = time.time()
+            # The restarted copies' first writes on their disks (a new boot id).
+            wait(lambda: all((c := lab.disk_counter(v)) and c[1] != boots[v] for v in vms),
+                 120, 0.1)
+            wrote = time.time()
             t = wait(lambda: (x := failover_task(db, cut - 1)) and x["status"] == "succeeded"
                      and x, 30, 0.2)
             cp = t["cp"]
@@ -105,16 +119,17 @@ def main() -> int:
             time.sleep(2)
             lab.revive("kvm-01")
             back_up = time.time()           # its sshd and libvirtd answer
-            wait(lambda: all(lab.running_on(v) == ["kvm-01"] for v in VMS), 180, 0.1)
+            wait(lambda: all(lab.running_on(v) == ["kvm-01"] for v in vms), 240, 0.1)
             home = time.time()
             rows.append({"round": n, "detect": cp["suspect_at"] - cut,
                          "lost": cp["lost_at"] - cut, "fence": cp["fenced_at"] - cp["lost_at"],
                          "restart": done - cp["fenced_at"], "total": seen - cut,
-                         "return": home - back_up})
+                         "write": wrote - cut, "return": home - back_up})
             r = rows[-1]
             print(f"round {n}: detection {r['detect']:.1f} s, lost at {r['lost']:.1f} s, "
                   f"fence {r['fence']:.2f} s, restart {r['restart']:.1f} s — running "
-                  f"elsewhere {r['total']:.1f} s after the cut; back home "
+                  f"elsewhere {r['total']:.1f} s after the cut, writing at "
+                  f"{r['write']:.1f} s; back home "
                   f"{r['return']:.1f} s after it answered", flush=True)
     finally:
         watcher.send_signal(signal.SIGTERM)
@@ -129,9 +144,11 @@ def main() -> int:
           f"machine {platform.node()}, {os.cpu_count()} cores, load {load[0]:.2f}; "
           f"{len(rows)} rounds; lab guests under {os.environ.get('MVMTUI_LAB_ACCEL', 'tcg')}")
     print(f"{'':24}{'median':>8}{'min':>8}{'max':>8}")
+    fence = "fence (storage: Ceph)" if args.ceph else "fence (lab power cut)"
     for key, what in (("detect", "detection (suspect)"), ("lost", "declared lost"),
-                      ("fence", "fence (lab power cut)"), ("restart", "restart both VMs"),
-                      ("total", "cut → running elsewhere"), ("return", "answers → home again")):
+                      ("fence", fence), ("restart", f"restart {len(vms)} VM(s)"),
+                      ("total", "cut → running elsewhere"),
+                      ("write", "cut → new copy writes"), ("return", "answers → home again")):
         vals = [r[key] for r in rows]
         d = 2 if key == "fence" else 1
         print(f"{what:24}{statistics.median(vals):7.{d}f}s{min(vals):7.{d}f}s{max(vals):7.{d}f}s")
