@@ -215,7 +215,7 @@ def cmd_ceph_noout(args) -> int:
         eng.host(cluster, args.name)
         if args.state == "on":
             said = asyncio.run(eng.ceph_set_noout(cluster, args.name, args.minutes * 60,
-                                                  why="set by hand"))
+                                                  why="mvmtui ceph noout"))
         else:
             said = asyncio.run(eng.ceph_clear_noout(cluster, args.name))
         print(said)
