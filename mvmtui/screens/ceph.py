@@ -31,10 +31,6 @@ from ..widgets.listing import plural
 from .base import ConsoleScreen
 from .rows import Palette
 
-# The summary's types (CephSummary, Flag, Osd) are the engine's Ceph model
-# (engine/ceph/model.py), named here only in annotations: the import-linter contract
-# keeps screens off engine.ceph, even for types.
-
 _HERE = Path(__file__).parent
 STALE_AFTER = 15.0          # seconds: an older reading is marked STALE
 DETAIL_LINES = 100          # a health check's detail lines shown before "… N more"

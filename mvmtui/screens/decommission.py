@@ -35,8 +35,6 @@ from .ceph import CephUpdate
 from .follow import follow_task
 from .rows import Palette, log_level_text, task_status_text
 
-# DecomPlan and Action are the engine's (engine/ceph/decommission.py), named here only
-# in annotations: the import-linter contract keeps screens off engine.ceph.
 
 _HERE = Path(__file__).parent
 KIND = "ceph.decommission"      # the engine's task kind of one step
