@@ -30,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from conftest import FIXED, GIB
+from ha_world import wait_for  # the same poll (test files take it from here too)
 
 from mvmtui.engine import Engine
 from mvmtui.engine.inventory import Inventory
@@ -420,17 +421,6 @@ def ceph_engine(path: Path, state: str = "healthy", *, settle: int = 0,
     if read:
         eng.call(eng._ceph_read(CLUSTER), timeout=10)
     return eng
-
-
-def wait_for(what, timeout: float = 15.0, every: float = 0.02):
-    """Poll until `what()` is truthy; returns it, or fails saying what was awaited."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = what()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"not within {timeout} s: {getattr(what, '__doc__', None) or what}")
 
 
 def run_step(eng: Engine, key: str, host: str = "kvm-03"):

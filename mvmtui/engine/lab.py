@@ -97,11 +97,14 @@ class Lab:
 
     @property
     def ceph(self):
-        """This lab's Ceph (lab_ceph.LabCeph), or None: a lab without Ceph."""
-        if not (self.want_ceph or self._state().get("ceph")):
-            return None
-        from .lab_ceph import LabCeph
-        return LabCeph(self)
+        """This lab's Ceph (lab_ceph.LabCeph), or None: a lab without Ceph. Made once
+        (it keeps what it looked up, such as each image's object prefix)."""
+        if getattr(self, "_ceph", None) is None:
+            if not (self.want_ceph or self._state().get("ceph")):
+                return None
+            from .lab_ceph import LabCeph
+            self._ceph = LabCeph(self)
+        return self._ceph
 
     # ---- naming -------------------------------------------------------------
     def host(self, i_or_name: int | str) -> LabHost:
@@ -138,6 +141,7 @@ class Lab:
             if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
                 raise LabError(f"{tool} is missing: run `make setup` first")
         self.down(keep_files=False)
+        self._ceph = None           # a new Ceph (its images, their prefixes)
         (self.root / "ssh").mkdir(parents=True, exist_ok=True)
         self.shared.mkdir(parents=True, exist_ok=True)
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"mvmtui-{self.name}",
@@ -388,9 +392,10 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
     def disk_counter(self, vm: str) -> tuple[int, str] | None:
         """What the guest last wrote on its shared disk: (count, boot id), or None
         before its first write. On a Ceph lab the disk is an RBD image, read from the OSDs."""
-        if self.ceph and vm not in LOCAL_DISK:
+        ceph = self.ceph
+        if ceph and vm not in LOCAL_DISK:
             try:
-                words = self.ceph.first_sector(vm).encode().split()
+                words = ceph.first_sector(vm).encode().split()
             except (LabError, ValueError, KeyError):
                 return None
         else:

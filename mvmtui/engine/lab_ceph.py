@@ -73,6 +73,7 @@ class LabCeph:
         self.bin = lab.root / "ceph" / "cephctl"
         self.fsid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{lab.name}.ceph.mvmtui"))
         self.secret = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{lab.name}.secret.mvmtui"))
+        self._prefixes: dict[str, str] = {}     # image -> its data objects' prefix
 
     @property
     def conf(self) -> Path:
@@ -273,9 +274,12 @@ admin socket =
             raise LabError(f"{exc}; last: {json.dumps(last.get('checks', {}))[:1500]}") from None
 
     def image_prefix(self, image: str) -> str:
-        info = self.lab.exec(self.any_host(), "rbd", "info", "--format", "json",
-                             f"{POOL}/{image}").stdout
-        return json.loads(info)["block_name_prefix"]
+        """Asked once per image: the counters are read every tenth of a second."""
+        if image not in self._prefixes:
+            info = self.lab.exec(self.any_host(), "rbd", "info", "--format", "json",
+                                 f"{POOL}/{image}").stdout
+            self._prefixes[image] = json.loads(info)["block_name_prefix"]
+        return self._prefixes[image]
 
     def first_sector(self, image: str, prefix: str | None = None) -> str:
         """The text in the image's first sector, read from the OSDs ("" before its first

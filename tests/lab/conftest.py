@@ -29,19 +29,28 @@ def _end(kind: str) -> None:
         lab.down()
 
 
-@pytest.fixture(scope="session")
-def lab_cluster(tmp_path_factory) -> LabCluster:
+def _session_lab(tmp_path_factory, kind: str, make_lab) -> LabCluster:
+    """Bring a lab of this kind up under a temporary root (make_lab(root) builds it),
+    with its own inventory."""
     if os.geteuid() != 0:
         pytest.fail("lab tests need root (network namespaces, libvirtd); run `make test` as root")
-    root = tmp_path_factory.mktemp("lab")
-    lab = Lab("citest", hosts=3, subnet=78, root=root / "labs")
+    root = tmp_path_factory.mktemp(kind)
+    lab = make_lab(root / "labs")
     inv_path = root / "inventory.db"
     inv = Inventory(inv_path)
-    _up["plain"] = lab
-    lab.up(inv)
-    inv.close()
+    _up[kind] = lab
     try:
-        yield LabCluster(lab, inv_path, "citest")
+        lab.up(inv)
+    finally:
+        inv.close()
+    return LabCluster(lab, inv_path, lab.name)
+
+
+@pytest.fixture(scope="session")
+def lab_cluster(tmp_path_factory) -> LabCluster:
+    try:
+        yield _session_lab(tmp_path_factory, "plain", lambda root: Lab(
+            "citest", hosts=3, subnet=78, root=root))
     finally:
         _end("plain")
 
@@ -51,18 +60,10 @@ def ceph_cluster(tmp_path_factory) -> LabCluster:
     """The lab with a real Ceph: four hosts, monitors on three, an OSD on each, VM disks
     on RBD. Its tests run last (pytest_collection_modifyitems), and the plain lab is
     taken down first: two labs at once would share two cores."""
-    if os.geteuid() != 0:
-        pytest.fail("lab tests need root (network namespaces, libvirtd); run `make test` as root")
     _end("plain")
-    root = tmp_path_factory.mktemp("cephlab")
-    lab = Lab("citceph", ceph=True, subnet=76, root=root / "labs")
-    inv_path = root / "inventory.db"
-    inv = Inventory(inv_path)
-    _up["ceph"] = lab
-    lab.up(inv)
-    inv.close()
     try:
-        yield LabCluster(lab, inv_path, "citceph")
+        yield _session_lab(tmp_path_factory, "ceph", lambda root: Lab(
+            "citceph", ceph=True, subnet=76, root=root))
     finally:
         _end("ceph")
 
@@ -78,12 +79,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("lab"))
 
 
-@pytest.fixture
-def engine(lab_cluster):
-    eng = Engine(lab_cluster.inventory, reconnect_interval=0.5, stats_interval=1.0,
+def _lab_engine(cc: LabCluster, ready: float):
+    eng = Engine(cc.inventory, reconnect_interval=0.5, stats_interval=1.0,
                  shutdown_timeout=30.0)
     eng.start()
-    eng.call(eng.wait_ready(timeout=15))
+    eng.call(eng.wait_ready(timeout=ready))
+    return eng
+
+
+@pytest.fixture
+def engine(lab_cluster):
+    eng = _lab_engine(lab_cluster, 15)
+    yield eng
+    eng.stop()
+
+
+@pytest.fixture
+def ceph_engine(ceph_cluster):
+    eng = _lab_engine(ceph_cluster, 20)
     yield eng
     eng.stop()
 

@@ -19,16 +19,6 @@ from .conftest import wait_for
 from .helpers import CLI, Counters, running_on, watcher
 
 
-@pytest.fixture
-def ceph_engine(ceph_cluster):
-    eng = Engine(ceph_cluster.inventory, reconnect_interval=0.5, stats_interval=1.0,
-                 shutdown_timeout=30.0)
-    eng.start()
-    eng.call(eng.wait_ready(timeout=20))
-    yield eng
-    eng.stop()
-
-
 def _env(cc) -> dict:
     return {**os.environ, "MVMTUI_INVENTORY": str(cc.inventory)}
 

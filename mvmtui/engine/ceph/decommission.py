@@ -221,15 +221,15 @@ def plan(s: CephSummary, host: str, *, in_maintenance: bool, service: str,
         blocked = ""
         if state == "next":
             nxt = a
-            blocked = _gate(a, s, present, safe, mon_ok_to_rm)
+            blocked = _gate(a, s, host, present, safe, mon_ok_to_rm)
         out.append(Action(a.key, a.step, a.title, a.commands, a.on_host, state, a.note,
                           blocked))
     return DecomPlan(s.cluster, host, s.read_at, osds, tuple(checks), tuple(out), method,
                      method_why, refusal, started)
 
 
-def _gate(a: Action, s: CephSummary, present: dict, safe: SafeToDestroy | None,
-          mon_ok_to_rm: tuple[int, str] | None) -> str:
+def _gate(a: Action, s: CephSummary, host: str, present: dict,
+          safe: SafeToDestroy | None, mon_ok_to_rm: tuple[int, str] | None) -> str:
     kind, _, ident = a.key.partition(":")
     i = int(ident) if ident.isdigit() else None
     if kind == "stop" and i is not None:
@@ -240,7 +240,7 @@ def _gate(a: Action, s: CephSummary, present: dict, safe: SafeToDestroy | None,
     if kind in ("crush-remove", "auth-del", "osd-rm") and i in present and present[i].up:
         return f"osd.{i} is still up: stop its service first"
     if kind == "mon-remove":
-        left = [m for m in s.mons if m.name != a.title.rsplit(" ", 1)[-1]]
+        left = [m for m in s.mons if m.name != host]
         if not left:
             return "it is the last monitor: the cluster would have none"
         quorum_left = [m for m in left if m.in_quorum]
