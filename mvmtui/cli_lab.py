@@ -92,6 +92,11 @@ def cmd_lab(args) -> int:
     elif args.lab_cmd == "revive":
         lab.revive(args.host)
         print(f"{args.host}: powered on")
+    elif args.lab_cmd == "heal":
+        if not lab.status():
+            print(f"lab {args.name}: not running; `mvmtui lab up` starts it")
+            return OK
+        print("\n".join(lab.heal()) or f"lab {args.name}: whole, nothing to do")
     elif args.lab_cmd == "ssh":
         return cmd_lab_ssh(lab, args)
     elif args.lab_cmd == "virsh":
@@ -203,6 +208,8 @@ def add_parsers(sub) -> None:
     x.add_argument("host")
     x = ls.add_parser("revive", help="power a crashed host back on")
     x.add_argument("host")
+    ls.add_parser("heal", help="make the lab whole again: every host on and serving, "
+                               "the seed's running VMs running")
     x = ls.add_parser("ssh", help="ssh to a lab host as root (runs CMD if given)")
     x.add_argument("host")
     x.add_argument("command", nargs="...", metavar="CMD", help="command to run there")

@@ -330,6 +330,16 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
     def virsh(self, h: LabHost | str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.exec(h, "virsh", "-q", "-c", "qemu:///system", *args, check=check)
 
+    def _slots(self, i: int) -> list[tuple[str, int, bool, bool]]:
+        """The seed VMs of host i: (name, vcpus, running, autostart)."""
+        slots = SEED[(i - 1) % len(SEED)] if i <= len(SEED) else [
+            (f"app-{i:02d}a", 1, True, False), (f"app-{i:02d}b", 1, False, False)]
+        # With Ceph, fewer guests run: one per host of the first three (TCG guests
+        # and Ceph's daemons share the machine's two cores).
+        ceph = self.want_ceph or self._state().get("ceph")
+        return [(name, vcpus, running and not (ceph and (n > 0 or i > len(SEED))),
+                 autostart) for n, (name, vcpus, running, autostart) in enumerate(slots)]
+
     def _seed(self, h: LabHost, i: int, kernel: Path | None, initrd: Path | None) -> None:
         images = h.dir / "var-lib-libvirt" / "images"
         for pool_name, path in (("images", "/var/lib/libvirt/images"),
@@ -340,14 +350,9 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
             self.virsh(h, "pool-define", "/tmp/pool.xml")
             self.virsh(h, "pool-start", pool_name)
             self.virsh(h, "pool-autostart", pool_name)
-        slots = SEED[(i - 1) % len(SEED)] if i <= len(SEED) else [
-            (f"app-{i:02d}a", 1, True, False), (f"app-{i:02d}b", 1, False, False)]
         kvm = accel() == "kvm"
         ceph = self.ceph
-        for n, (name, vcpus, running, autostart) in enumerate(slots):
-            # With Ceph, fewer guests run: one per host of the first three (TCG guests
-            # and Ceph's daemons share the machine's two cores).
-            running = running and not (ceph and (n > 0 or i > len(SEED)))
+        for name, vcpus, running, autostart in self._slots(i):
             if name in LOCAL_DISK:
                 disk = f"/var/lib/libvirt/images/{name}.qcow2"
                 _run("qemu-img", "create", "-q", "-f", "qcow2", str(images / f"{name}.qcow2"),
@@ -438,6 +443,56 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
         self._start_host(h)
         self._wait_ready(h)
 
+    def heal(self) -> list[str]:
+        """Bring every host back to serving: raise a link left down, power on a host
+        that is off, power-cycle one that is frozen (management_down) or whose sshd or
+        libvirtd is gone; then start the seed's running VMs that run nowhere. Says what
+        it did (nothing: the lab was whole)."""
+        done = []
+        if not _admin_up(self.bridge):
+            _run("ip", "link", "set", self.bridge, "up")
+            done.append(f"{self.bridge}: bridge raised")
+        runs: dict[str, list[str]] = {}
+        for name in self._state().get("hosts", {}):
+            h = self.host(name)
+            if not _admin_up(h.veth):
+                _run("ip", "link", "set", h.veth, "up")
+                done.append(f"{name}: link raised")
+            listed = self._list_running(h)
+            if listed is None:
+                if self.init_pid(h):
+                    self.crash(name)
+                    done.append(f"{name}: power-cycled (its sshd or libvirtd was not serving)")
+                else:
+                    done.append(f"{name}: powered on")
+                self.revive(name)
+                listed = self._list_running(h) or []
+            for vm in listed:
+                runs.setdefault(vm, []).append(name)
+        for i in range(1, self._count() + 1):
+            h = self.host(i)
+            for vm, _, running, _ in self._slots(i):
+                where = runs.get(vm, [])
+                if running and not where and self.virsh(h, "start", vm,
+                                                        check=False).returncode == 0:
+                    done.append(f"{vm}: started on {h.name}")
+                elif where and where != [h.name]:
+                    done.append(f"{vm}: runs on {', '.join(where)}, not {h.name}; left there")
+        return done
+
+    def _list_running(self, h: LabHost) -> list[str] | None:
+        """The VMs the host's libvirt runs, or None: the host is off, frozen, or its
+        sshd or libvirtd does not answer."""
+        pid = self.init_pid(h)
+        try:
+            frozen = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+        except (OSError, IndexError):
+            return None
+        if frozen or not self._alive_sshd(h):
+            return None
+        r = self.virsh(h, "list", "--name", check=False)
+        return r.stdout.split() if r.returncode == 0 else None
+
     def _reap(self, h: LabHost, timeout: float = 5.0) -> None:
         pid = self._state().get("hosts", {}).get(h.name, {}).get("unshare_pid")
         deadline = time.monotonic() + timeout
@@ -518,6 +573,13 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
             raise LabError(f"lab host {h.name} is not running; `mvmtui lab revive "
                            f"{h.name}` powers it on")
         return h
+
+
+def _admin_up(dev: str) -> bool:
+    """Whether the link is set up (its flags say UP), whatever its carrier."""
+    out = _run("ip", "-o", "link", "show", dev, check=False).stdout
+    flags = out.split("<", 1)[1].split(">", 1)[0].split(",") if "<" in out else []
+    return not out or "UP" in flags
 
 
 def _placement(vm: str, host: str) -> str:

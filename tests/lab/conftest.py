@@ -79,6 +79,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("lab"))
 
 
+@pytest.fixture(autouse=True)
+def _lab_left_whole(request):
+    """After every lab test, the shared lab is made whole again (lab.heal): a test that
+    failed halfway through a power cut must not fail every test after it."""
+    yield
+    if not {"lab_cluster", "ceph_cluster"} & set(request.fixturenames):
+        return
+    for lab in list(_up.values()):
+        done = lab.heal()
+        if done:
+            print(f"lab healed after {request.node.name}: " + "; ".join(done))
+
+
 def _lab_engine(cc: LabCluster, ready: float):
     eng = Engine(cc.inventory, reconnect_interval=0.5, stats_interval=1.0,
                  shutdown_timeout=30.0)
