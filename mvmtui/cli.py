@@ -35,7 +35,8 @@ OK, FAILED, USAGE, NOT_FOUND, UNREACHABLE, INVENTORY, READONLY, BUSY, LAB = rang
 KINDS = {FAILED: "failed", USAGE: "usage", NOT_FOUND: "not-found",
          UNREACHABLE: "unreachable", INVENTORY: "inventory", READONLY: "read-only",
          BUSY: "busy", LAB: "lab"}
-VERBS = {"console", "cluster", "host", "vm", "task", "lab", "demo", "watch", "ceph"}
+VERBS = {"console", "cluster", "host", "vm", "task", "lab", "demo", "watch", "ceph",
+         "metrics", "events"}
 
 
 class UsageError(EngineError):
@@ -642,7 +643,7 @@ def cmd_console(args) -> int:
 
 # ---- arguments -----------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
-    from . import cli_ceph, cli_ha, cli_lab
+    from . import cli_ceph, cli_ha, cli_lab, cli_metrics
     p = _Parser(prog="mvmtui", description=__doc__.split("\n")[0])
     p.add_argument("--inventory", help="inventory file (default: $MVMTUI_INVENTORY or "
                                        "~/.local/share/mvmtui/inventory.db)")
@@ -786,6 +787,7 @@ def parser() -> argparse.ArgumentParser:
     cli_lab.add_parsers(sub)
     cli_ha.add_parsers(sub, cl, hl, common)
     cli_ceph.add_parsers(sub, common)
+    cli_metrics.add_parsers(sub, common)
     return p
 
 

@@ -283,18 +283,6 @@ def test_cli_reports_a_corrupt_inventory(tmp_path, capsys):
     assert p.read_bytes() == b"garbage" * 50
 
 
-def test_old_samples_are_pruned(tmp_path):
-    inv = Inventory(tmp_path / "i.db")
-    old = [dict(at=100.0, cluster="c", host="h", vm_uuid=None, metric="cpu_pct", value=1.0),
-           dict(at=100.0, cluster="c", host="h", vm_uuid="u", metric="cpu_pct", value=2.0)]
-    inv.add_samples(old)
-    inv.add_samples([], keep_seconds=86400, now=100.0 + 7200, keep_vm_seconds=3600)
-    assert inv.samples("c", "h", "cpu_pct") == [(100.0, 1.0)]     # host: kept a day
-    assert inv.samples("c", "h", "cpu_pct", vm_uuid="u") == []    # VM: an hour
-    inv.add_samples([], keep_seconds=86400, now=100.0 + 90000, keep_vm_seconds=3600)
-    assert inv.samples("c", "h", "cpu_pct") == []
-
-
 def test_old_events_go_when_new_ones_are_recorded(tmp_path):
     inv = Inventory(tmp_path / "i.db")
     inv.add_event(100.0, "c", "h", "h", "host.status", "up → unreachable")

@@ -74,6 +74,10 @@ class VmSample:
     memory_mib: int | None = None
     cpu_pct: float | None = None      # share of its own vCPUs since the last pass, 0..100
     mem_used_mib: int | None = None   # as the guest reports it (balloon driver)
+    disk_rd_bps: float | None = None  # bytes a second since the last pass, all its disks
+    disk_wr_bps: float | None = None
+    net_rx_bps: float | None = None   # all its NICs
+    net_tx_bps: float | None = None
 
 
 class Hypervisor(Protocol):

@@ -14,6 +14,8 @@ from each other but types):
 - locks.py     ClusterLocks: lock files on the hosts, that other consoles see
 - ha.py        HighAvailability: the watcher (lease, loss, fencing, failover, return),
                the failover plan and N−1, DRS rebalancing
+- monitoring.py Monitoring: charts' data from the metric history (history.py),
+               sparklines, the event log
 - ceph/        CephRoom: the Ceph summary, `ceph` commands, noout for maintenance,
                the guided decommission, storage fencing
 
@@ -54,6 +56,7 @@ from .links import HostLinks
 from .locks import ClusterLocks
 from .maintenance import Maintenance
 from .migration import Migration
+from .monitoring import Monitoring
 from .recovery import Recovery
 from .model import Cluster, Event, Host, HostStatus, Task, TaskStatus, Vm
 from .overview import ClusterOverview
@@ -67,17 +70,16 @@ from .writer import InventoryWriter
 from .links import LIBVIRT_SOCKET, LIBVIRT_TIMEOUT, _Link
 from .power import SUPERSEDES, VM_ACTIONS, vm_actions
 from .store import EVENTS_KEPT
-from .sync import HOST_SAMPLES_KEPT, VM_SAMPLES_KEPT
 
 __all__ = ["Engine", "VM_ACTIONS", "SUPERSEDES", "vm_actions", "LIBVIRT_SOCKET",
-           "LIBVIRT_TIMEOUT", "_Link", "EVENTS_KEPT", "HOST_SAMPLES_KEPT", "VM_SAMPLES_KEPT"]
+           "LIBVIRT_TIMEOUT", "_Link", "EVENTS_KEPT"]
 
 log = logging.getLogger("mvmtui.engine")
 
 
 class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, Maintenance,
              Recovery, ClusterLocks, HighAvailability, CephRoom,
-             CephWizard):
+             CephWizard, Monitoring):
     """Every method the screens and the CLI call; see the rooms above."""
 
     def __init__(self, inventory: Inventory | str | os.PathLike | None = None, *,
@@ -139,6 +141,7 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         self._ha_poller: asyncio.Task | None = None
         self.ceph_reader, self.ceph_runner = ceph_reader, ceph_runner
         self._ceph_init()
+        self._monitoring_init()
         # Lock files on hosts that were away when their task ended (locks.py).
         self._leftover_locks: dict[tuple[str, str], set[str]] = {}
         # (host, VM) re-reads already queued: one read for a burst of events
@@ -370,6 +373,7 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
             for uuid in self._on_host.pop(k, ()):
                 self._vms.pop(uuid, None)
         self._clusters.pop(name, None)
+        self.history.forget(name)
         return self.inv.delete_cluster(name)
 
     def _refuse_changes(self, what: str) -> None:

@@ -17,6 +17,7 @@ import libvirt
 from .adapter import (LIFECYCLE, PLACEMENT_KEY, PLACEMENT_NS, REBOOT, VmSample,
                       Placement, parse_placement, placement_xml)
 from .errors import HypervisorError
+from .metrics import rate
 from .model import (Datastore, Disk, MigrationProgress, Network, Nic, Strategy, Vm,
                     VmState)
 
@@ -110,7 +111,7 @@ class LibvirtHypervisor:
         self.clock = clock
         self.conn: libvirt.virConnect | None = None
         self._callbacks: list[int] = []
-        self._prev_cpu: dict[str, tuple[float, int]] = {}   # uuid -> (wall, cpu ns)
+        self._prev_cpu: dict[str, tuple] = {}   # uuid -> (wall, cpu ns, I/O counters)
         self._prev_host_cpu: tuple[int, int] | None = None  # (busy, total)
 
     # ---- connection -------------------------------------------------------
@@ -337,7 +338,8 @@ class LibvirtHypervisor:
         c = self._c()
         now = time.monotonic()
         flags = (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
-                 | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU)
+                 | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU
+                 | libvirt.VIR_DOMAIN_STATS_BLOCK | libvirt.VIR_DOMAIN_STATS_INTERFACE)
         out: dict[str, VmSample] = {}
         if uuids is None:
             prev, self._prev_cpu = self._prev_cpu, {}
@@ -358,12 +360,16 @@ class LibvirtHypervisor:
             vcpus = rec.get("vcpu.current")
             cpu_ns = rec.get("cpu.time")
             pct = None
+            io = _io_counters(rec)
+            rates: dict[str, float | None] = {}
             if cpu_ns is not None and state.active:
-                self._prev_cpu[uuid] = (now, cpu_ns)
+                self._prev_cpu[uuid] = (now, cpu_ns, io)
                 if uuid in prev and now > prev[uuid][0]:
+                    dt = now - prev[uuid][0]
                     # A share of its own vCPUs, like host CPU % is a share of all CPUs.
-                    pct = max(0.0, (cpu_ns - prev[uuid][1]) / 1e9 / (now - prev[uuid][0])
+                    pct = max(0.0, (cpu_ns - prev[uuid][1]) / 1e9 / dt
                               * 100 / max(1, vcpus or 1))
+                    rates = {k: rate(prev[uuid][2].get(k), v, dt) for k, v in io.items()}
             # Memory the guest itself reports in use (needs its balloon driver);
             # QEMU's RSS is not the guest's memory, so without the driver: unknown.
             mem = None
@@ -372,7 +378,9 @@ class LibvirtHypervisor:
             current = rec.get("balloon.current")
             out[uuid] = VmSample(state=state, vcpus=vcpus,
                                  memory_mib=None if current is None else int(current) // 1024,
-                                 cpu_pct=pct, mem_used_mib=mem)
+                                 cpu_pct=pct, mem_used_mib=mem,
+                                 disk_rd_bps=rates.get("rd"), disk_wr_bps=rates.get("wr"),
+                                 net_rx_bps=rates.get("rx"), net_tx_bps=rates.get("tx"))
         return out
 
     def networks(self) -> list[Network]:
@@ -546,3 +554,16 @@ class LibvirtHypervisor:
                            f"<target><format type='{fmt}'/></target></volume>", 0)
             made.append(path)
         return made
+
+
+def _io_counters(rec: dict) -> dict[str, int]:
+    """A domain's disk bytes read / written and network bytes in / out, summed over
+    its disks and NICs (getAllDomainStats' block.N.* and net.N.*)."""
+    out = {"rd": 0, "wr": 0, "rx": 0, "tx": 0}
+    for i in range(rec.get("block.count", 0)):
+        out["rd"] += rec.get(f"block.{i}.rd.bytes", 0)
+        out["wr"] += rec.get(f"block.{i}.wr.bytes", 0)
+    for i in range(rec.get("net.count", 0)):
+        out["rx"] += rec.get(f"net.{i}.rx.bytes", 0)
+        out["tx"] += rec.get(f"net.{i}.tx.bytes", 0)
+    return out

@@ -140,9 +140,24 @@ def _v9(db: "sqlite_utils.Database") -> None:
     db["vms"].add_column("failed_from", str)
 
 
+def _v10(db: "sqlite_utils.Database") -> None:
+    # Monitoring: a series per host and VM, its points in three tiers (history.py);
+    # the old one-row-per-figure samples, which nothing read, go.
+    db.execute("CREATE TABLE metric_series (id INTEGER PRIMARY KEY, cluster TEXT NOT NULL, "
+               "kind TEXT NOT NULL, key TEXT NOT NULL, name TEXT, UNIQUE (cluster, kind, key))")
+    db.execute("CREATE TABLE metric_points (tier INTEGER NOT NULL, series INTEGER NOT NULL, "
+               "at INTEGER NOT NULL, cpu10 INTEGER, mem INTEGER, load100 INTEGER, "
+               "rd INTEGER, wr INTEGER, rx INTEGER, tx INTEGER, n INTEGER NOT NULL, "
+               "PRIMARY KEY (tier, series, at)) WITHOUT ROWID")
+    db.execute("DROP TABLE IF EXISTS metric_samples")
+    # Who made a change an event records (a task and who started it, or outside).
+    db["events"].add_column("source", str)
+    db["events"].create_index(["cluster", "target", "at"])
+
+
 # Index i migrates schema version i to i+1. Append, never edit.
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2, _v3, _v4, _v5, _v6,
-                                                               _v7, _v8, _v9]
+                                                               _v7, _v8, _v9, _v10]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -198,7 +213,6 @@ class Inventory:
         self._lock = threading.RLock()
         self._db = None
         self._tx_thread: int | None = None
-        self._pruned = 0.0              # when samples, and events, were last pruned
         self._events_pruned = 0.0
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -316,9 +330,11 @@ class Inventory:
             uuids = [r["uuid"] for r in self._rows("SELECT uuid FROM vms WHERE cluster=?", [name])]
             for i in range(0, len(uuids), self.CHUNK):
                 self._delete_vm_rows(uuids[i:i + self.CHUNK])
-            for t in ("hosts", "networks", "datastores", "events", "metric_samples",
-                      "cluster_policy"):
+            for t in ("hosts", "networks", "datastores", "events", "cluster_policy"):
                 self.conn.execute(f"DELETE FROM {t} WHERE cluster=?", [name])
+            self.conn.execute("DELETE FROM metric_points WHERE series IN "
+                              "(SELECT id FROM metric_series WHERE cluster=?)", [name])
+            self.conn.execute("DELETE FROM metric_series WHERE cluster=?", [name])
             # Its history goes with it: a new cluster of the same name starts clean.
             ids = "SELECT id FROM tasks WHERE cluster=?"
             for t in ("task_steps", "task_logs"):
@@ -717,39 +733,39 @@ class Inventory:
 
     # ---- events and metrics -------------------------------------------------
     def add_event(self, at: float, cluster: str, host: str, target: str, kind: str,
-                  message: str, keep_seconds: float | None = None) -> None:
+                  message: str, keep_seconds: float | None = None, source: str = "",
+                  outside: str = "") -> None:
         """Record an event; at most once an hour, drop those older than keep_seconds
-        (here, not at start-up: every CLI command starts an engine)."""
+        (here, not at start-up: every CLI command starts an engine). Without a source,
+        the task acting on the target then (running, or ended in the last few seconds:
+        its host's event can come after it) is named, or else `outside`."""
         with self.transaction():
+            if not source:
+                source = self._acting_task(target, at) or outside
             self.db["events"].insert({"at": at, "cluster": cluster, "host": host,
-                                      "target": target, "kind": kind, "message": message})
+                                      "target": target, "kind": kind, "message": message,
+                                      "source": source})
             if keep_seconds is not None and at - self._events_pruned > 3600:
                 self._events_pruned = at    # `at` is indexed (schema v3)
                 self.conn.execute("DELETE FROM events WHERE at < ?", [at - keep_seconds])
 
-    def events(self, cluster: str, limit: int = 200) -> list[dict]:
-        return self._rows("SELECT * FROM events WHERE cluster=? ORDER BY id DESC LIMIT ?",
-                          [cluster, limit])
+    def _acting_task(self, target: str, at: float) -> str:
+        rows = self._rows("SELECT id, title, started_by FROM tasks WHERE target=? AND "
+                          "(status IN ('queued', 'running') OR finished_at >= ?) "
+                          "ORDER BY id DESC LIMIT 1", [target, at - 5.0])
+        if not rows:
+            return ""
+        r = rows[0]
+        by = f" · {r['started_by']}" if r["started_by"] else ""
+        return f"task {r['id']} ({r['title']}){by}"
 
-    def add_samples(self, rows: list[dict], keep_seconds: float | None = None,
-                    now: float | None = None, keep_vm_seconds: float | None = None) -> None:
-        """Store samples; now and then drop old ones: host samples after keep_seconds,
-        per-VM samples (many more of them) after keep_vm_seconds."""
-        with self.transaction():
-            if rows:
-                self.conn.executemany(
-                    "INSERT INTO metric_samples (at, cluster, host, vm_uuid, metric, value) "
-                    "VALUES (:at, :cluster, :host, :vm_uuid, :metric, :value)", rows)
-            if keep_seconds is not None and now is not None and now - self._pruned > 60:
-                self._pruned = now   # at most once a minute; `at` is indexed (schema v2)
-                self.conn.execute("DELETE FROM metric_samples WHERE at < ?",
-                                  [now - keep_seconds])
-                if keep_vm_seconds is not None:
-                    self.conn.execute("DELETE FROM metric_samples WHERE at < ? AND "
-                                      "vm_uuid IS NOT NULL", [now - keep_vm_seconds])
-
-    def samples(self, cluster: str, host: str, metric: str, vm_uuid: str | None = None,
-                since: float = 0.0) -> list[tuple[float, float]]:
-        sql = ("SELECT at, value FROM metric_samples WHERE cluster=? AND host=? AND metric=? "
-               "AND at>=? AND vm_uuid IS ? ORDER BY at")
-        return [(r["at"], r["value"]) for r in self._rows(sql, [cluster, host, metric, since, vm_uuid])]
+    def events(self, cluster: str | None = None, limit: int = 200, *, host: str = "",
+               target: str = "", since: float = 0.0) -> list[dict]:
+        """Events newest first: a cluster's (or every cluster's), a host's, a target's."""
+        where, args = ["at >= ?"], [since]
+        for col, val in (("cluster", cluster), ("host", host), ("target", target)):
+            if val:
+                where.append(f"{col} = ?")
+                args.append(val)
+        return self._rows(f"SELECT * FROM events WHERE {' AND '.join(where)} "
+                          f"ORDER BY at DESC, id DESC LIMIT ?", [*args, limit])

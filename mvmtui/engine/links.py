@@ -41,6 +41,7 @@ class _Link:
     locks: Any = None              # the host's lock files (locks.SshLocks / MemoryLocks)
     closer: asyncio.Task | None = None   # waits for the SSH connection to close
     details: asyncio.Task | None = None  # reads the definitions the fast listing left out
+    proc: tuple | None = None      # (loop time, metrics.HostCounters) of the last /proc read
 
 
 class HostLinks:

@@ -550,8 +550,60 @@ class CephChanged:
     cluster: str
 
 
+@dataclass(frozen=True)
+class MetricsChanged:
+    """A host's stats pass wrote new samples (its own and its VMs'): charts redraw."""
+
+    cluster: str
+    host: str
+
+
 Event = (HostChanged | VmChanged | VmRemoved | TaskChanged | HostKeyQuestion | HaChanged
-         | CephChanged)
+         | CephChanged | MetricsChanged)
+
+
+# ---- monitoring (engine/monitoring.py) ---------------------------------------------
+@dataclass(frozen=True)
+class MetricSeries:
+    """One line of a chart: a host's or a VM's figure over the chart's range."""
+
+    label: str                                  # host name, or VM name
+    metric: str                                 # a key of METRICS
+    points: tuple[tuple[float, float], ...]     # (unix time, value), oldest first
+    mean: float | None = None                   # over the range (the top VMs' order)
+
+
+@dataclass(frozen=True)
+class Chart:
+    """What a chart shows: its lines, its window and how fresh it is."""
+
+    title: str
+    metric: str
+    unit: str
+    range: str                      # a key of RANGES
+    start: float                    # the window, unix times
+    end: float
+    tier: str                       # "raw samples", "1-minute averages", …
+    series: tuple[MetricSeries, ...]
+    as_of: float | None             # the newest point's time (None: no data yet)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """A change recorded: what, when, where and who made it."""
+
+    at: float
+    cluster: str
+    host: str
+    target: str                     # a VM's uuid, or a host's name
+    target_name: str                # the VM's name where known
+    kind: str                       # vm.state, host.status, host.maintenance, vm.split, …
+    message: str
+    source: str                     # "task 12 (Start web-01) · console · root@admin",
+                                    # "console · …", or OUTSIDE
+
+
+OUTSIDE = "outside the console (virsh, the guest, another tool)"
 
 # What a cluster's Ceph shows, and the decommission's plan (engine/ceph/model.py):
 # screens take these types from here, with the rest of the model.
@@ -575,3 +627,6 @@ def make(cls, fields: dict):
 def copy_with(obj, **changes):
     """A copy of a frozen dataclass with some fields changed (see make)."""
     return make(type(obj), {**obj.__dict__, **changes})
+
+# What is sampled, how long it is kept, the chart ranges (engine/metrics.py).
+from .metrics import HOST_METRICS, METRICS, RANGE_NAMES, RANGES, VM_METRICS  # noqa: E402,F401

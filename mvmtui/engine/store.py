@@ -147,7 +147,7 @@ class VmStore:
     def _event(self, cluster: str, host: str, target: str, kind: str, message: str) -> None:
         """Record a state change seen; events older than EVENTS_KEPT go now and then."""
         self._persist(self.inv.add_event, self.clock(), cluster, host, target, kind, message,
-                      EVENTS_KEPT)
+                      EVENTS_KEPT, "", self._event_outside(kind))
 
     def _restale(self, key: tuple[str, str], stale: bool) -> None:
         """A host went (not) live: flag its VMs once here, so reads stay free. Going

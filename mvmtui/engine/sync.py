@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from .adapter import LIFECYCLE, LIFECYCLE_STARTED, REBOOT, Hypervisor
 from .errors import HypervisorError
-from .model import Datastore, Host, HostStatus, Network, Vm, copy_with
+from .metrics import PROC_COMMAND, parse_proc, rate
+from .model import Datastore, Host, HostStatus, MetricsChanged, Network, Vm, copy_with
 from .store import _definition, _with_usage
 
 if TYPE_CHECKING:
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mvmtui.engine")
 
-HOST_SAMPLES_KEPT = 86400     # a day of host CPU/memory samples
-VM_SAMPLES_KEPT = 3600        # an hour of per-VM samples (there are many more VMs)
 FULL_PASS_VMS = 2000          # a host's VMs all sampled every stats pass up to this many
 DETAIL_CHUNK = 200            # definitions read per libvirt call after the fast listing
 
@@ -179,15 +178,14 @@ class HostSync:
                 continue
             if link.hv is not hv:
                 return
+            host_io = await self._host_counters(link)
+            if link.hv is not hv:
+                return
             now = self.clock()
             self._set_host(key, cpu_pct=cpu, mem_used_mib=mem, seen_at=now)
-            samples = []
-            if cpu is not None:
-                samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=None,
-                                    metric="cpu_pct", value=cpu))
-            if mem is not None:
-                samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=None,
-                                    metric="mem_used_mib", value=mem))
+            samples = [(key[0], "host", key[1], key[1], now,
+                        {"cpu_pct": cpu, "mem_used_mib": mem, **host_io})]
+            self._remember(("host", key[0], key[1]), cpu)
             samples += self._confirm_vms(link, hv, now, per_vm, full,
                                          self._vms_on(key) if full else
                                          [self._vms[u] for u in watched if u in self._vms])
@@ -196,11 +194,11 @@ class HostSync:
                     if uuid in self._vms and not per_vm[uuid].state.active:
                         continue   # a stopped copy of a VM held on another host (rule 7)
                     self._queue_refresh(link, hv, uuid)        # defined without an event
-            self._write_later(self.inv.add_samples, samples, HOST_SAMPLES_KEPT, now,
-                              VM_SAMPLES_KEPT)
+            self._write_later(self.history.write, samples, now)
+            self._emit(MetricsChanged(key[0], key[1]))
 
     def _confirm_vms(self, link: _Link, hv: Hypervisor, now: float, per_vm: dict,
-                     full: bool, vms: list[Vm]) -> list[dict]:
+                     full: bool, vms: list[Vm]) -> list[tuple]:
         """Apply one pass's samples to `vms` (every VM of the host when `full`, else
         those on screen); returns their history samples."""
         key = link.key
@@ -220,12 +218,37 @@ class HostSync:
             else:
                 self._touch_vm(copy_with(vm, cpu_pct=sample.cpu_pct,
                                      mem_used_mib=sample.mem_used_mib, seen_at=now))
-            if sample.cpu_pct is not None:
-                samples.append(dict(at=now, cluster=key[0], host=key[1], vm_uuid=vm.uuid,
-                                    metric="cpu_pct", value=sample.cpu_pct))
+            if sample.state.active:
+                samples.append((key[0], "vm", vm.uuid, vm.name, now, {
+                    "cpu_pct": sample.cpu_pct, "mem_used_mib": sample.mem_used_mib,
+                    "disk_rd_bps": sample.disk_rd_bps, "disk_wr_bps": sample.disk_wr_bps,
+                    "net_rx_bps": sample.net_rx_bps, "net_tx_bps": sample.net_tx_bps}))
+                self._remember(("vm", key[0], vm.uuid), sample.cpu_pct)
         if full:
             self._confirmed[key] = (now, doubtful)
         return samples
+
+    async def _host_counters(self, link: _Link) -> dict[str, float | None]:
+        """The host's load and network and disk rates from /proc, over its SSH
+        connection (libvirt has no call for them); nothing where it has none."""
+        if link.ssh is None:
+            return {}
+        from . import ssh as sshmod
+        try:
+            text = await sshmod.run(link.ssh, PROC_COMMAND, timeout=5.0)
+        except Exception as exc:      # a failed read must not end sampling
+            log.debug("%s: reading /proc failed: %s", link.key, exc)
+            return {}
+        at, cur = asyncio.get_running_loop().time(), parse_proc(text)
+        prev, link.proc = link.proc, (at, cur)
+        out: dict[str, float | None] = {"load1": cur.load1}
+        if prev is not None:
+            dt = at - prev[0]
+            out.update(net_rx_bps=rate(prev[1].rx_bytes, cur.rx_bytes, dt),
+                       net_tx_bps=rate(prev[1].tx_bytes, cur.tx_bytes, dt),
+                       disk_rd_bps=rate(prev[1].rd_bytes, cur.rd_bytes, dt),
+                       disk_wr_bps=rate(prev[1].wr_bytes, cur.wr_bytes, dt))
+        return out
 
     async def _reconcile_loop(self, link: _Link) -> None:
         """The slow, complete pass: every reconcile_interval, re-read the host's VMs,

@@ -1,0 +1,155 @@
+"""Monitoring: the charts' data, the tables' sparklines and the event log.
+
+Samples are taken by sync.py's stats pass (wherever an engine runs live: a console,
+the headless watcher) and kept by history.py. Here they are read back for screens
+and the CLI, from any thread (the inventory's per-thread read connections).
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from .errors import NotFound
+from .metrics import HOST_METRICS, METRICS, RANGES, VM_METRICS
+from .model import OUTSIDE, Chart, EventRecord, MetricSeries
+
+SPARK_POINTS = 24          # recent CPU figures kept in memory per host and VM
+
+
+class Monitoring:
+    """Mixin of Engine: reads of the metric history, and the events."""
+
+    def _monitoring_init(self) -> None:
+        from .history import History
+        self.history = History(self.inv, self.clock)
+        # (kind, cluster, key) → the last SPARK_POINTS CPU figures of this session:
+        # the tables' sparklines, drawn for thousands of rows, never read SQLite.
+        self._recent: dict[tuple[str, str, str], deque] = {}
+
+    def _remember(self, key: tuple[str, str, str], cpu: float | None) -> None:
+        ring = self._recent.get(key)
+        if ring is None:
+            ring = self._recent[key] = deque(maxlen=SPARK_POINTS)
+        ring.append(cpu)
+
+    # ---- sparklines ---------------------------------------------------------------
+    def sparkline(self, kind: str, cluster: str, key: str) -> tuple[float | None, ...]:
+        """A host's ("host", its name) or VM's ("vm", its uuid) recent CPU figures,
+        oldest first, one per stats pass this session (None: not known that pass)."""
+        ring = self._recent.get((kind, cluster, key))
+        return tuple(ring) if ring else ()
+
+    # ---- charts -------------------------------------------------------------------
+    def _window(self, range_name: str, now: float | None) -> tuple[float, float, object]:
+        if range_name not in RANGES:
+            raise NotFound(f"no range {range_name!r}: use one of {', '.join(RANGES)}")
+        seconds, tier = RANGES[range_name]
+        end = self.clock() if now is None else now
+        return end - seconds, end, tier
+
+    def _chart(self, title: str, metric: str, range_name: str, start: float, end: float,
+               tier, series: list[MetricSeries]) -> Chart:
+        newest = max((s.points[-1][0] for s in series if s.points), default=None)
+        return Chart(title=title, metric=metric, unit=METRICS[metric][1], range=range_name,
+                     start=start, end=end, tier=tier.name, series=tuple(series),
+                     as_of=newest)
+
+    def host_chart(self, cluster: str, host: str, metric: str = "cpu_pct",
+                   range_name: str = "1h", now: float | None = None) -> Chart:
+        """One host's figure over a range."""
+        if metric not in HOST_METRICS:
+            raise NotFound(f"no host metric {metric!r}: use one of {', '.join(HOST_METRICS)}")
+        start, end, tier = self._window(range_name, now)
+        sid = self.history.find_series(cluster, "host", host)
+        pts = tuple(self.history.points(sid, metric, tier, start, end)) if sid else ()
+        return self._chart(f"{host} · {METRICS[metric][0]}", metric, range_name, start, end,
+                           tier, [MetricSeries(host, metric, pts, _mean(pts))])
+
+    def vm_chart(self, uuid: str, metric: str = "cpu_pct", range_name: str = "1h",
+                 now: float | None = None) -> Chart:
+        """One VM's figure over a range (wherever it ran meanwhile)."""
+        if metric not in VM_METRICS:
+            raise NotFound(f"no VM metric {metric!r}: use one of {', '.join(VM_METRICS)}")
+        vm = self.vm(uuid)
+        start, end, tier = self._window(range_name, now)
+        sid = self.history.find_series(vm.cluster, "vm", uuid)
+        pts = tuple(self.history.points(sid, metric, tier, start, end)) if sid else ()
+        return self._chart(f"{vm.name} · {METRICS[metric][0]}", metric, range_name, start,
+                           end, tier, [MetricSeries(vm.name, metric, pts, _mean(pts))])
+
+    def hosts_chart(self, cluster: str, metric: str = "cpu_pct", range_name: str = "1h",
+                    now: float | None = None, hosts: list[str] | None = None) -> Chart:
+        """Every host's figure over a range, a line each (the Monitoring tab)."""
+        start, end, tier = self._window(range_name, now)
+        names = hosts if hosts is not None else [h.name for h in self.hosts(cluster)]
+        ids = {key: sid for sid, (key, _) in self.history.series_of(cluster, "host").items()}
+        series = []
+        for name in names:
+            pts = tuple(self.history.points(ids[name], metric, tier, start, end)) \
+                if name in ids else ()
+            series.append(MetricSeries(name, metric, pts, _mean(pts)))
+        return self._chart(f"Hosts · {METRICS[metric][0]}", metric, range_name, start, end,
+                           tier, series)
+
+    def top_vms_chart(self, cluster: str, metric: str = "cpu_pct", range_name: str = "1h",
+                      n: int = 5, now: float | None = None) -> Chart:
+        """The n VMs with the highest mean of a figure over the range, a line each.
+        The ranking reads the coarsest tier with points in the range (minute averages
+        up to an hour, 15-minute ones beyond), so it stays quick at 10,000 VMs."""
+        from .metrics import MINUTE, QUARTER
+        start, end, tier = self._window(range_name, now)
+        rank_tier = MINUTE if RANGES[range_name][0] <= 3600 else QUARTER
+        vms = self.history.series_of(cluster, "vm")
+        means = self.history.means(list(vms), metric, rank_tier, start)
+        if not means:       # nothing rolled up yet (the first minutes): rank from raw
+            means = self.history.means(list(vms), metric, tier, start)
+        top = sorted(means.items(), key=lambda kv: -kv[1])[:n]
+        series = []
+        for sid, mean in top:
+            uuid, name = vms[sid]
+            known = self._vms.get(uuid)
+            pts = tuple(self.history.points(sid, metric, tier, start, end))
+            series.append(MetricSeries(known.name if known else name, metric, pts, mean))
+        return self._chart(f"Top VMs · {METRICS[metric][0]}", metric, range_name, start, end,
+                           tier, series)
+
+    def series_since(self, kind: str, cluster: str, key: str, seconds: float,
+                     metrics: tuple[str, ...] | None = None, now: float | None = None
+                     ) -> tuple[str, dict[str, list[tuple[float, float]]]]:
+        """A host's or VM's figures over the last `seconds` (the CLI's --since), from
+        the finest tier that still holds them all: (that tier's name, points by metric)."""
+        from .metrics import TIERS
+        names = metrics or (HOST_METRICS if kind == "host" else VM_METRICS)
+        tier = next((t for t in TIERS if t.keep >= seconds), TIERS[-1])
+        end = self.clock() if now is None else now
+        sid = self.history.find_series(cluster, kind, key)
+        return tier.name, {m: self.history.points(sid, m, tier, end - seconds, end)
+                           if sid else [] for m in names}
+
+    def metric_names(self, kind: str) -> tuple[str, ...]:
+        return HOST_METRICS if kind == "host" else VM_METRICS
+
+    # ---- events -------------------------------------------------------------------
+    def event_log(self, cluster: str | None = None, *, host: str = "", vm: str = "",
+                  since: float = 0.0, limit: int = 500) -> list[EventRecord]:
+        """Recorded changes, newest first: a cluster's (all clusters' if None), a
+        host's, or a VM's (its uuid)."""
+        rows = self.inv.events(cluster, limit, host=host, target=vm, since=since)
+        out = []
+        for r in rows:
+            known = self._vms.get(r["target"])
+            out.append(EventRecord(
+                at=r["at"], cluster=r["cluster"], host=r["host"] or "", target=r["target"] or "",
+                target_name=known.name if known else (r["target"] or ""),
+                kind=r["kind"] or "", message=r["message"] or "",
+                source=r.get("source") or ""))
+        return out
+
+    def _event_outside(self, kind: str) -> str:
+        """Who an event is put down to when no task acted on its target: a VM's
+        change that no task made was made outside; a change this engine saw itself
+        (a host lost, a split) is put down to it."""
+        return OUTSIDE if kind == "vm.state" else f"seen by {self.journal.started_by}"
+
+
+def _mean(points) -> float | None:
+    return sum(v for _, v in points) / len(points) if points else None
