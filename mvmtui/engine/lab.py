@@ -413,6 +413,17 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
             return int(words[1]), words[2].decode()
         return None
 
+    def burn_cpu(self, vm: str, on: bool = True) -> None:
+        """Make the guest spin one vCPU (or stop): its burner reads the second sector
+        of its shared disk every second (guest.INIT)."""
+        if self.ceph or vm in LOCAL_DISK:
+            raise LabError(f"{vm}: burn_cpu needs a disk on the lab's shared directory")
+        with open(self.shared / f"{vm}.raw", "r+b") as f:
+            f.seek(512)
+            f.write((b"mvmtui-burn\n" if on else b"").ljust(512, b"\0"))
+            f.flush()
+            os.fsync(f.fileno())
+
     def crash(self, name: str) -> None:
         """Power cut: the link goes down first, then everything on the host dies at once."""
         h = self.host(name)
