@@ -55,17 +55,18 @@ def domain_xml(i: int) -> str:
                          runstate=runstate)
 
 
-def node_xml(n: int) -> str:
+def node_xml(n: int, first: int = 0) -> str:
     # Memory enough for every domain, so the test driver never refuses one.
     memory_kib = max(64 << 20, (n * 512 + 4096) << 10)
     return NODE.format(memory_kib=memory_kib, network=NETWORK,
-                       domains="".join(domain_xml(i) for i in range(n)))
+                       domains="".join(domain_xml(i) for i in range(first, first + n)))
 
 
-def write(n: int, path: str | Path) -> str:
-    """Writes the node file; returns its test-driver URI (test:///abs/path)."""
+def write(n: int, path: str | Path, first: int = 0) -> str:
+    """Writes the node file (domains first … first+n-1: hosts of one cluster hold
+    different VMs); returns its test-driver URI (test:///abs/path)."""
     path = Path(path).resolve()
-    path.write_text(node_xml(n))
+    path.write_text(node_xml(n, first))
     return f"test://{path}"
 
 

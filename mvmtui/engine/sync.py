@@ -159,43 +159,51 @@ class HostSync:
         so sampling costs the same share of a core at any scale. A VM whose figures
         differ from what we hold (a change no event reported) is re-read in full; the
         rest are confirmed as of now."""
-        key = link.key
         passes = 0
         while True:
             await asyncio.sleep(self.stats_interval)
-            hv = link.hv
-            if hv is None:
-                return
-            held = self._on_host.get(key, {})
             passes += 1
-            full = passes % max(1, -(-len(held) // FULL_PASS_VMS)) == 0
-            watched = None if full else [u for u in self._watched if u in held]
-            try:
-                cpu, mem = await self._lv(link, hv.host_usage)
-                per_vm = await self._lv(link, hv.stats, watched) if full or watched else {}
-            except Exception as exc:  # a failed sample must not end sampling
-                log.warning("%s: stats failed: %s", key, exc)
-                continue
-            if link.hv is not hv:
+            if await self._stats_pass(link, passes) is None:
                 return
-            host_io = await self._host_counters(link)
-            if link.hv is not hv:
-                return
-            now = self.clock()
-            self._set_host(key, cpu_pct=cpu, mem_used_mib=mem, seen_at=now)
-            samples = [(key[0], "host", key[1], key[1], now,
-                        {"cpu_pct": cpu, "mem_used_mib": mem, **host_io})]
-            self._remember(("host", key[0], key[1]), cpu)
-            samples += self._confirm_vms(link, hv, now, per_vm, full,
-                                         self._vms_on(key) if full else
-                                         [self._vms[u] for u in watched if u in self._vms])
-            if full:
-                for uuid in per_vm.keys() - held.keys():
-                    if uuid in self._vms and not per_vm[uuid].state.active:
-                        continue   # a stopped copy of a VM held on another host (rule 7)
-                    self._queue_refresh(link, hv, uuid)        # defined without an event
-            self._write_later(self.history.write, samples, now)
-            self._emit(MetricsChanged(key[0], key[1]))
+
+    async def _stats_pass(self, link: _Link, passes: int) -> bool | None:
+        """One pass of _stats_loop (bench_sampling runs it too): False if the host's
+        reads failed (sampling goes on), None once the link is gone or replaced."""
+        key = link.key
+        hv = link.hv
+        if hv is None:
+            return None
+        held = self._on_host.get(key, {})
+        full = passes % max(1, -(-len(held) // FULL_PASS_VMS)) == 0
+        watched = None if full else [u for u in self._watched if u in held]
+        try:
+            cpu, mem = await self._lv(link, hv.host_usage)
+            per_vm = await self._lv(link, hv.stats, watched) if full or watched else {}
+        except Exception as exc:  # a failed sample must not end sampling
+            log.warning("%s: stats failed: %s", key, exc)
+            return False
+        if link.hv is not hv:
+            return None
+        host_io = await self._host_counters(link)
+        if link.hv is not hv:
+            return None
+        now = self.clock()
+        self._set_host(key, cpu_pct=cpu, mem_used_mib=mem, seen_at=now)
+        samples = [(key[0], "host", key[1], key[1], now,
+                    {"cpu_pct": cpu, "mem_used_mib": mem, **host_io})]
+        self._remember(("host", key[0], key[1]), cpu)
+        samples += self._confirm_vms(link, hv, now, per_vm, full,
+                                     self._vms_on(key) if full else
+                                     [self._vms[u] for u in watched if u in self._vms])
+        if full:
+            for uuid in per_vm.keys() - held.keys():
+                if uuid in self._vms and not per_vm[uuid].state.active:
+                    continue   # a stopped copy of a VM held on another host (rule 7)
+                self._queue_refresh(link, hv, uuid)        # defined without an event
+        # One write per pass: the host's and its VMs' samples in one transaction.
+        self._write_later(self.history.write, samples, now)
+        self._emit(MetricsChanged(key[0], key[1]))
+        return True
 
     def _confirm_vms(self, link: _Link, hv: Hypervisor, now: float, per_vm: dict,
                      full: bool, vms: list[Vm]) -> list[tuple]:
