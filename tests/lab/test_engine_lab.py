@@ -304,3 +304,21 @@ def test_ssh_agent_authentication(lab_cluster, tmp_path, monkeypatch):
             eng.stop()
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+def test_the_watcher_samples_while_no_console_runs(lab_cluster, tmp_path):
+    """`mvmtui watch` runs the engine live, so the history has no hole while nobody
+    looks: its samples land in the inventory, and `mvmtui metrics` reads them."""
+    from .helpers import watcher
+    with watcher(lab_cluster, tmp_path / "watch.log"):
+        t = time.time()
+
+        def newest():
+            out = subprocess.run([sys.executable, "-m", "mvmtui", "--inventory",
+                                  str(lab_cluster.inventory), "metrics", "host", "kvm-02",
+                                  "--since", "15m", "--json"], capture_output=True, text=True)
+            assert out.returncode == 0, out.stderr
+            d = json.loads(out.stdout)
+            return d["as_of"] is not None and d["as_of"] >= t and d
+        d, _ = wait_for(newest, 40, 1.0)
+    assert d["metrics"]["cpu_pct"] and d["metrics"]["load1"]
