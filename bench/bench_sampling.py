@@ -109,11 +109,22 @@ def history_size(vms: int, hosts: int, tmp: Path) -> dict:
             write_cpu += time.process_time() - c
     h.write([], now=start + 3600 + 60)     # roll the last windows
     wall = time.perf_counter() - t0
+    # What the writer does once a minute besides: roll a minute window up again (as
+    # the first write after a start does) and prune the raw minute that aged out.
+    c = time.process_time()
+    with inv.transaction():
+        h._roll(MINUTE, start + 3000, start + 3060)
+    roll = time.process_time() - c
+    c = time.process_time()
+    with inv.transaction():
+        h.prune(start + 3600 + 60 + 60)
+    prune = time.process_time() - c
     rows = dict(inv.conn.execute("SELECT tier, count(*) FROM metric_points GROUP BY tier"))
     size = sum(r[0] for r in inv.conn.execute(
         "SELECT sum(pgsize) FROM dbstat WHERE name = 'metric_points'"))
     total = sum(rows.values())
     return dict(series=vms + hosts, rows=rows, bytes_per_point=size / total, wall=wall,
+                roll=roll, prune=prune,
                 write_cpu=write_cpu, writes=int(3600 / INTERVAL) * hosts)
 
 
@@ -144,6 +155,10 @@ def main() -> None:
         print(f"\n2. The history: an hour of 5 s samples for {s['series']:,} series, every figure "
               f"set: {sum(s['rows'].values()):,} points, {bpp:.1f} bytes a point; "
               f"{s['write_cpu'] / s['writes'] * 1000:.2f} ms CPU a write of 51 series.")
+        print(f"   Once a minute: rolling a minute window up {s['roll'] * 1000:.0f} ms, pruning "
+              f"the raw minute that aged out {s['prune'] * 1000:.0f} ms (CPU, {s['series']:,} "
+              f"series; both grow with the series, so about "
+              f"{(s['roll'] + s['prune']) * series / s['series'] * 1000:.0f} ms at {series:,}).")
         print(f"   At {series:,} series ({a.hosts} hosts, {n_vms:,} VMs):")
         print("| tier | kept | points when full | size when full |")
         print("|---|---|---|---|")

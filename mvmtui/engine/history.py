@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 COLUMNS = tuple(dict.fromkeys(spec[2] for spec in METRICS.values()))
 ROLL_GRACE = 10.0       # seconds after a window's end before it is rolled up (late writes)
 PRUNE_EVERY = 60.0      # seconds between prunes
+CHUNK = 1000            # series per transaction when rolling up or pruning
 _SOURCE = {MINUTE.number: RAW, QUARTER.number: MINUTE}
 
 
@@ -77,9 +78,9 @@ class History:
                     f"INSERT OR REPLACE INTO metric_points (tier, series, at, "
                     f"{', '.join(COLUMNS)}, n) VALUES (0, ?, ?, "
                     f"{', '.join('?' * len(COLUMNS))}, 1)", rows)
-            self.roll_up(now)
-            if now - self._pruned >= PRUNE_EVERY:
-                self.prune(now)
+        self.roll_up(now)
+        if now - self._pruned >= PRUNE_EVERY:
+            self.prune(now)
 
     def roll_up(self, now: float) -> None:
         """Average every closed window not yet rolled, minute windows from the raw
@@ -95,24 +96,37 @@ class History:
             self._roll(tier, start, closed)
             self._rolled[tier.number] = closed
 
+    def _chunks(self) -> list[tuple[int, int]]:
+        """Series ids in ranges of CHUNK: rollups and prunes go a range per
+        transaction, so the inventory's lock is never held long (10,000 VMs: a
+        minute's rollup is about 0.4 s of work in all)."""
+        top = self.inv._tx_conn().execute("SELECT max(id) FROM metric_series").fetchone()[0]
+        return [(lo, lo + CHUNK - 1) for lo in range(1, (top or 0) + 1, CHUNK)]
+
     def _roll(self, tier: Tier, start: int, end: int) -> None:
         src, step = _SOURCE[tier.number], int(tier.step)
         avgs = ", ".join(f"round(sum({c} * n) * 1.0 / nullif(sum(CASE WHEN {c} IS NULL "
                          f"THEN 0 ELSE n END), 0))" for c in COLUMNS)
-        self.inv.conn.execute(
-            f"INSERT OR REPLACE INTO metric_points (tier, series, at, {', '.join(COLUMNS)}, n) "
-            f"SELECT ?, series, (at / {step}) * {step}, {avgs}, sum(n) FROM metric_points "
-            f"WHERE tier = ? AND series IN (SELECT id FROM metric_series) "
-            f"AND at >= ? AND at < ? GROUP BY series, at / {step}",
-            [tier.number, src.number, start, end])
+        for lo, hi in self._chunks():
+            with self.inv.transaction():
+                self.inv.conn.execute(
+                    f"INSERT OR REPLACE INTO metric_points (tier, series, at, "
+                    f"{', '.join(COLUMNS)}, n) SELECT ?, series, (at / {step}) * {step}, "
+                    f"{avgs}, sum(n) FROM metric_points WHERE tier = ? AND series IN "
+                    f"(SELECT id FROM metric_series WHERE id BETWEEN ? AND ?) "
+                    f"AND at >= ? AND at < ? GROUP BY series, at / {step}",
+                    [tier.number, src.number, lo, hi, start, end])
 
     def prune(self, now: float) -> None:
         """Drop each tier's points older than its keep (one index range per series)."""
         self._pruned = now
-        for tier in TIERS:
-            self.inv.conn.execute(
-                "DELETE FROM metric_points WHERE tier = ? AND series IN "
-                "(SELECT id FROM metric_series) AND at < ?", [tier.number, int(now - tier.keep)])
+        for lo, hi in self._chunks():
+            with self.inv.transaction():
+                for tier in TIERS:
+                    self.inv.conn.execute(
+                        "DELETE FROM metric_points WHERE tier = ? AND series IN "
+                        "(SELECT id FROM metric_series WHERE id BETWEEN ? AND ?) AND at < ?",
+                        [tier.number, lo, hi, int(now - tier.keep)])
 
     # ---- reading ----------------------------------------------------------------
     def points(self, sid: int, metric: str, tier: Tier, since: float,
