@@ -25,9 +25,11 @@ from . import launch
 from .engine.engine import VM_ACTIONS, Engine
 from .engine.errors import Busy, EngineError, InventoryError, Offline, ReadOnly
 from .engine.model import (CephChanged, Event, HaChanged, HostChanged, HostKeyQuestion,
-                           Task, TaskChanged, TaskStatus, Vm, VmChanged, VmRemoved)
+                           MetricsChanged, Task, TaskChanged, TaskStatus, Vm, VmChanged,
+                           VmRemoved)
 from .screens.base import Changes, ConsoleScreen, EngineChanges, HaUpdate
 from .screens.ceph import CephUpdate
+from .screens.monitoring import DEFAULT_RANGE, MetricsUpdate
 from .screens.rows import Palette
 from .widgets.fast_table import FastTable
 from .widgets.listing import plural
@@ -286,6 +288,7 @@ class MvmApp(App):
         self.settings_problems: list[str] = list(self.preferences.problems)
         self._clashes: set[tuple[str, ...]] = set()
         self.theme = self._chosen_theme()
+        self.chart_range = DEFAULT_RANGE    # every chart's range ([ and ] change it)
         self.keys_remapped = self._chosen_keys()   # binding id -> keys, as in effect
         self._palette: tuple[dict, Palette] | None = None
         self._pending: dict[tuple, Event] = {}
@@ -472,6 +475,8 @@ class MvmApp(App):
             key = ("ha", event.status.cluster)
         elif isinstance(event, CephChanged):
             key = ("ceph", event.cluster)
+        elif isinstance(event, MetricsChanged):
+            key = ("metrics", event.cluster, event.host)
         else:
             return
         with self._pending_lock:
@@ -485,6 +490,7 @@ class MvmApp(App):
         changes = Changes()
         ha: dict = {}
         ceph: set[str] = set()
+        metrics: set[tuple[str, str]] = set()
         questions: list[HostKeyQuestion] = []
         for event in pending.values():
             if isinstance(event, HostChanged):
@@ -501,6 +507,8 @@ class MvmApp(App):
                 ha[event.status.cluster] = event.status
             elif isinstance(event, CephChanged):
                 ceph.add(event.cluster)
+            elif isinstance(event, MetricsChanged):
+                metrics.add((event.cluster, event.host))
         if changes:
             for screen in self.screen_stack:
                 if isinstance(screen, ConsoleScreen):
@@ -513,6 +521,10 @@ class MvmApp(App):
             for screen in self.screen_stack:
                 if isinstance(screen, ConsoleScreen):
                     screen.post_message(CephUpdate(ceph))
+        if metrics:
+            for screen in self.screen_stack:
+                if isinstance(screen, ConsoleScreen):
+                    screen.post_message(MetricsUpdate(metrics))
         for question in questions:
             self._ask_host_key(question)
 
@@ -599,6 +611,17 @@ class MvmApp(App):
     def open_vm(self, uuid: str) -> None:
         from .screens.vm import VmScreen
         self._open(lambda: self.engine.vm(uuid), lambda: VmScreen(uuid))
+
+    def open_events(self, cluster: str, host: str = "", vm: str = "") -> None:
+        """A host's or a VM's events (E on its screen)."""
+        from .screens.events import EventsScreen
+        if vm:
+            def make():
+                return EventsScreen(cluster, vm=vm, vm_name=self.engine.vm(vm).name)
+            self._open(lambda: self.engine.vm(vm), make)
+        else:
+            self._open(lambda: self.engine.host(cluster, host),
+                       lambda: EventsScreen(cluster, host=host))
 
     def open_task(self, task_id: int) -> None:
         from .screens.task import TaskScreen

@@ -1,6 +1,8 @@
-"""One cluster: Summary, Hosts, VMs, History, HA and Ceph tabs (keys 1–6), under the
-line that says who watches it for host loss. The Ceph tab is hidden once the engine
-knows the cluster has no Ceph; c (or enter) there opens the Ceph screen."""
+"""One cluster: Summary, Hosts, VMs, History, HA, Ceph, Monitoring and Events tabs
+(keys 1–8), under the line that says who watches it for host loss. The Ceph tab is
+hidden once the engine knows the cluster has no Ceph; c (or enter) there opens the
+Ceph screen. Monitoring: CPU and memory per host and the top VMs over a range
+(`[` / `]`); Events: what changed in the cluster, when, and who made it so."""
 from __future__ import annotations
 
 import itertools
@@ -24,21 +26,27 @@ from ..widgets.listing import Listing
 from .base import Changes, ConsoleScreen, capacity_note, show_capacity
 from .ceph import CephUpdate, absent_text, compact_text, show_raw
 from .decommission import decommission_bindings, decommission_offered, host_decommission
+from .events import (EVENT_COLUMNS, EVENT_WRITE_DELAY, EVENTS_SHOWN, event_rows,
+                     open_event_target, refresh_binding, scope_text)
 from .fence import fence_offered, fenced_binding, host_fenced
 from .ha import (LOSS_COLUMNS, PLAN_COLUMNS, WatchBanner, host_ha_text, loss_cells,
                  n_minus_one_text, plan_rows, plan_title, watcher_policy_text)
 from .maintenance import host_maintenance, maintenance_binding
+from .monitoring import (MetricsUpdate, MonitoringPanel, chart_range, range_bindings,
+                         set_chart_range, step_range)
 from .rows import HOST_COLUMNS, TASK_COLUMNS, VM_COLUMNS, host_cells, vm_cells
 from .vm_actions import vm_action_bindings
 
 TABS = {"summary": "Summary", "hosts": "Hosts", "vms": "VMs", "history": "History",
-        "ha": "HA", "ceph": "Ceph"}
-TAB_LISTINGS = {"hosts": "hosts", "vms": "vms", "history": "history", "ha": "loss"}
+        "ha": "HA", "ceph": "Ceph", "monitoring": "Monitoring", "events": "Events"}
+TAB_LISTINGS = {"hosts": "hosts", "vms": "vms", "history": "history", "ha": "loss",
+                "events": "events"}
 ROWS_PER_FRAME = 500    # VM rows drawn per frame when thousands change at once
 
 
 class ClusterScreen(ConsoleScreen):
-    CSS_PATH = [Path(__file__).with_name("cluster.tcss"), Path(__file__).with_name("ha.tcss")]
+    CSS_PATH = [Path(__file__).with_name(name) for name in
+                ("cluster.tcss", "ha.tcss", "monitoring.tcss", "events.tcss")]
     BINDINGS = [
         *[Binding(str(n), f"show_tab('{tab}')", label, show=False, id=f"cluster.tab_{tab}")
           for n, (tab, label) in enumerate(TABS.items(), 1)],
@@ -53,6 +61,8 @@ class ClusterScreen(ConsoleScreen):
         *[b for b in ConsoleScreen.BINDINGS if b.key == "c"],
         Binding("c", "open_ceph", "Ceph screen", id="cluster.ceph"),     # Ceph tab
         Binding("enter", "open_ceph", "Ceph screen", show=False, id="cluster.ceph_enter"),
+        *range_bindings(),      # Monitoring tab
+        refresh_binding(),      # Events tab (r: a VM's Resume elsewhere)
     ]
 
     def __init__(self, cluster: str, tab: str = "summary") -> None:
@@ -69,6 +79,9 @@ class ClusterScreen(ConsoleScreen):
         self._loss: HostLossCheck | None = None     # N−1 as last computed
         self._ceph_tab = True       # the Ceph tab shown (hidden: the cluster has none)
         self._ceph_behind = False   # Ceph read again while another screen covered this
+        self._metrics_behind = False    # new samples while another screen covered this
+        self._events: dict = {}         # the Events tab's records by row key
+        self.event_reads = 0
 
     @property
     def TITLE_TEXT(self) -> str:  # type: ignore[override]
@@ -108,6 +121,11 @@ class ClusterScreen(ConsoleScreen):
                     yield Static(id="ceph-compact", markup=False)
                     yield Gauge("Raw used", detail_width=40, id="g-ceph-raw")
                     yield Static(id="ceph-hint", markup=False)
+            with TabPane("7 Monitoring", id="tab-monitoring"):
+                yield MonitoringPanel(self.cluster, id="monitoring")
+            with TabPane("8 Events", id="tab-events"):
+                yield Static(id="events-scope", classes="events-scope")
+                yield Listing(EVENT_COLUMNS, "event", id="events")
 
     def focus_first(self) -> None:
         self._focus_tab(self.active_tab)
@@ -144,6 +162,9 @@ class ClusterScreen(ConsoleScreen):
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
         self._refresh(vm_rows="none")
         self._focus_tab(self.active_tab)
+        if self.active_tab == "monitoring":
+            self._metrics_behind = False
+            self.query_one(MonitoringPanel).load()
 
     def _focus_tab(self, tab: str) -> None:
         if tab in TAB_LISTINGS:
@@ -174,6 +195,8 @@ class ClusterScreen(ConsoleScreen):
         and a big stale list (offline, thousands of VMs) every sixth tick."""
         self._ticks += 1
         self._refresh(vm_rows="stale")
+        if self.active_tab == "monitoring":
+            self.query_one(MonitoringPanel).tick()
 
     def _refresh(self, vm_rows: str) -> None:
         """The one load path, one read of the cluster's hosts and VMs each time: summary
@@ -202,9 +225,12 @@ class ClusterScreen(ConsoleScreen):
             self._load_loss(len(vms))
         if vm_rows == "all" or tab == "ceph":
             self._load_ceph()
+        if tab == "events":
+            self._load_events()
         if vm_rows == "none":
             return
         now, pal, seen = self.now(), self.palette, self.engine.vm_seen_at
+        spark, c = self.engine.sparkline, self.cluster
         # One read of the unfinished tasks per pass: the history's running rows, and
         # what each VM is going through ("running · rebooting…"), by target.
         unfinished = self.engine.tasks(self.cluster, unfinished=True)
@@ -221,7 +247,8 @@ class ClusterScreen(ConsoleScreen):
             self._host_live = {h.name: h.status.live for h in hosts}
             self._due.clear()          # every row is drawn now
             self.query_one("#vms", Listing).set_rows(
-                [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid), seen)) for v in vms])
+                [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid), seen,
+                                   spark=spark("vm", c, v.uuid))) for v in vms])
             self.sync_vm_bindings()
             return
         # Ticks: the stale rows (their ages), and rows whose task began or ended.
@@ -233,7 +260,8 @@ class ClusterScreen(ConsoleScreen):
             stale = []
         if stale or redo:
             self.query_one("#vms", Listing).update(
-                [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid), seen)) for v in stale + redo])
+                [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid), seen,
+                                   spark=spark("vm", c, v.uuid))) for v in stale + redo])
 
     def _load_history(self) -> None:
         self._history_day = time.localtime(self.now())[:3]
@@ -247,10 +275,12 @@ class ClusterScreen(ConsoleScreen):
             c[0] += v.state.active
             c[1] += 1
         ha = self.engine.ha_status(self.cluster)
+        spark = self.engine.sparkline
         self.query_one("#hosts", Listing).set_rows(
             [(h.name, host_cells(h, now, pal, *counts.get(h.name, (0, 0)),
                                  moved=self.engine.maintenance_progress(h.cluster, h.name),
-                                 ha=host_ha_text(ha.of(h.name), pal)))
+                                 ha=host_ha_text(ha.of(h.name), pal),
+                                 spark=spark("host", h.cluster, h.name)))
              for h in hosts])
         if self.active_tab == "hosts":
             self.refresh_bindings()      # F: the host under the cursor may have gone down
@@ -300,6 +330,60 @@ class ClusterScreen(ConsoleScreen):
             self._ceph_behind = False
             self._load_ceph()
             self.refresh_bindings()
+        if self._metrics_behind:
+            self._metrics_behind = False
+            if self.is_attached and self.active_tab == "monitoring":
+                self.query_one(MonitoringPanel).load()
+
+    # -- Monitoring (its tab) and the sparklines -------------------------------------------
+    def on_metrics_update(self, message: MetricsUpdate) -> None:
+        """New samples: the charts of the Monitoring tab, and the sparklines of the
+        table on screen, at most once a second."""
+        if self.cluster not in message.clusters or not self.is_attached:
+            return
+        if self.mvm.top_console_screen() is not self:
+            self._metrics_behind = True
+            return
+        tab = self.active_tab
+        if tab == "monitoring":
+            self.throttle("monitoring", self.query_one(MonitoringPanel).load)
+        elif tab == "hosts":
+            self.throttle("aggregates", lambda: self._refresh(vm_rows="none"))
+        elif tab == "vms":
+            self.throttle("sparks", self._redraw_visible_vms)
+
+    def _redraw_visible_vms(self) -> None:
+        """The VM rows on screen with their new sparklines (the others are drawn
+        with theirs when they change, or when the table is loaded again)."""
+        if not self.is_attached:
+            return
+        listing = self.query_one("#vms", Listing)
+        keys = listing.table.visible_keys()
+        if keys:
+            self._due.update(dict.fromkeys(keys))
+            self._draw_due()
+
+    def action_chart_range(self, step: int) -> None:
+        set_chart_range(self.app, step_range(chart_range(self.app), step))
+        self.query_one(MonitoringPanel).load()
+
+    # -- Events (its tab) -------------------------------------------------------------------
+    def _load_events(self) -> None:
+        if not self.is_attached:
+            return
+        records = self.engine.event_log(self.cluster, limit=EVENTS_SHOWN)
+        self.event_reads += 1
+        rows, self._events = event_rows(records, self.now(), self.palette)
+        self.query_one("#events", Listing).set_rows(rows)
+        self.query_one("#events-scope", Static).update(
+            scope_text(self.cluster, "", "", len(records), self.palette))
+
+    def action_refresh_events(self) -> None:
+        self._load_events()
+
+    @on(FastTable.RowSelected, "#events-table")
+    def _open_event(self, message: FastTable.RowSelected) -> None:
+        open_event_target(self.app, self._events.get(message.key))
 
     def action_open_ceph(self) -> None:
         self.mvm.open_ceph(self.cluster)
@@ -439,6 +523,12 @@ class ClusterScreen(ConsoleScreen):
         if (changed or removed or any(k[0] == c for k in ch.hosts)
                 or any(t.kind.startswith("host.maintenance") for t in tasks)):
             self.throttle("aggregates", lambda: self._refresh(vm_rows="none"))
+        if self.active_tab == "events" and (changed or removed or tasks
+                                            or any(k[0] == c for k in ch.hosts)):
+            # The event is written just after the change is announced: read it a
+            # moment later, at most once a second.
+            self.throttle("events", lambda: self.set_timer(EVENT_WRITE_DELAY,
+                                                           self._load_events))
         self.update_history(tasks)
 
     def apply_ha(self, statuses: dict[str, HaStatus]) -> None:
@@ -460,6 +550,7 @@ class ClusterScreen(ConsoleScreen):
         for uuid in batch:
             del self._due[uuid]
         now, pal, seen, pending = self.now(), self.palette, self.engine.vm_seen_at, self._pending
+        spark = self.engine.sparkline
         rows, gone = [], list(removed)
         for uuid in batch:
             try:
@@ -467,7 +558,8 @@ class ClusterScreen(ConsoleScreen):
             except NotFound:
                 gone.append(uuid)
                 continue
-            rows.append((uuid, vm_cells(vm, now, pal, pending.get(uuid), seen)))
+            rows.append((uuid, vm_cells(vm, now, pal, pending.get(uuid), seen,
+                                        spark=spark("vm", vm.cluster, uuid))))
         if rows or gone:
             self.query_one("#vms", Listing).update(rows, gone)
             self.sync_vm_bindings()
@@ -505,6 +597,10 @@ class ClusterScreen(ConsoleScreen):
             return decommission_offered(self.app, self.selected_host(), action)
         if action == "open_ceph":
             return self.is_mounted and self.active_tab == "ceph"
+        if action == "chart_range":
+            return self.is_mounted and self.active_tab == "monitoring"
+        if action == "refresh_events":
+            return self.is_mounted and self.active_tab == "events"
         return super().check_action(action, parameters)
 
     def action_maintenance(self) -> None:

@@ -2,7 +2,9 @@
 died now (its failover plan), and what was done on it. Under the line that says who
 watches the cluster; a host the watcher is worried about says so, and one that does
 not answer offers F, "I have powered it off". On a cluster with Ceph, D takes the host
-out of Ceph (the decommission wizard; in the footer once the host is in maintenance)."""
+out of Ceph (the decommission wizard; in the footer once the host is in maintenance).
+Its chart (CPU, memory, load, network, disks: M steps through them; `[` / `]` the
+range) is under its facts; E opens its events."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -26,6 +28,8 @@ from .decommission import decommission_bindings, decommission_offered, host_deco
 from .fence import fence_offered, fenced_binding, host_fenced
 from .ha import PLAN_COLUMNS, WatchBanner, host_banner, plan_heading, plan_rows, plan_title
 from .maintenance import host_maintenance, maintenance_binding
+from .monitoring import (DetailChart, MetricsUpdate, chart_range, events_binding,
+                         metric_binding, range_bindings, set_chart_range, step_range)
 from .rows import (STORAGE_COLUMNS, TASK_COLUMNS, VM_COLUMNS, datastore_cells, facts_table,
                    host_state_text, network_cells, vm_cells)
 from .vm_actions import vm_action_bindings
@@ -37,11 +41,14 @@ UNFENCED_NOTE = "not restarted: host not fenced"
 
 
 class HostScreen(ConsoleScreen):
-    CSS_PATH = [Path(__file__).with_name("host.tcss"), Path(__file__).with_name("ha.tcss")]
+    CSS_PATH = [Path(__file__).with_name(name) for name in
+                ("host.tcss", "ha.tcss", "monitoring.tcss")]
     # F: a VM's Force off, or (the host not answering) "I have powered it off": never
     # both (vm_keys).
     BINDINGS = [*vm_action_bindings(), maintenance_binding(), fenced_binding(),
-                *decommission_bindings()]
+                *decommission_bindings(), events_binding(), metric_binding(),
+                # In the range bar above the chart, not the footer (80 columns).
+                *range_bindings(show=False)]
 
     @property
     def footer_vm_keys(self) -> int:  # type: ignore[override]
@@ -58,6 +65,7 @@ class HostScreen(ConsoleScreen):
         self._fence_offered = False
         self._decom_state: tuple = ()      # (maintenance, Ceph present) D was shown for
         self._plan_heading = ""            # "If kvm-01 dies now", "Once kvm-01 is fenced"
+        self._metrics_behind = False       # new samples while another screen covered this
 
     @property
     def TITLE_TEXT(self) -> str:  # type: ignore[override]
@@ -80,6 +88,7 @@ class HostScreen(ConsoleScreen):
                 yield Gauge("vCPUs alloc.", label_width=14, detail_width=18, warn=None, bad=None, id="g-vcpu")
                 yield Gauge("Memory alloc.", label_width=14, detail_width=18, warn=90, bad=100, id="g-memalloc")
                 yield Static(id="capacity-note")
+        yield DetailChart("host", self.cluster, self.host_name, id="chart")
         yield Listing(HOST_VM_COLUMNS, "VM", sort="name", id="vms")
         yield Static(id="plan-title", classes="plan-title")
         yield Listing(PLAN_COLUMNS, "VM", id="plan")
@@ -129,8 +138,10 @@ class HostScreen(ConsoleScreen):
             """What the watcher waits for before it restarts this one elsewhere."""
             return UNFENCED_NOTE if (unfenced and v.state.active
                                      and v.strategy is not Strategy.PINNED) else ""
+        spark = self.engine.sparkline
         self.query_one("#vms", Listing).set_rows(
-            [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid), seen, note(v))) for v in vms])
+            [(v.uuid, vm_cells(v, now, pal, pending.get(v.uuid), seen, note(v),
+                               spark=spark("vm", v.cluster, v.uuid))) for v in vms])
         c, name = self.cluster, h.name
         self._plan_heading = plan_heading(name, h.status.live, ha)
         self.planned("plan", lambda: self.engine.failover_plan(c, name), self._show_plan,
@@ -150,6 +161,40 @@ class HostScreen(ConsoleScreen):
         if decom != self._decom_state:          # D, in the footer once in maintenance
             self._decom_state = decom
             self.refresh_bindings()
+
+    # -- its chart and its events ----------------------------------------------------------
+    def on_mount(self) -> None:
+        # (ConsoleScreen's on_mount runs after this one: reload, focus.)
+        self.query_one(DetailChart).load()
+
+    def tick(self) -> None:
+        super().tick()
+        self.query_one(DetailChart).tick()      # "as of" moves on; nothing is read again
+
+    def on_metrics_update(self, message: MetricsUpdate) -> None:
+        """This host's stats pass wrote samples: its chart, at most once a second."""
+        if (self.cluster, self.host_name) not in message.hosts or not self.is_attached:
+            return
+        if self.mvm.top_console_screen() is not self:
+            self._metrics_behind = True
+            return
+        self.throttle("chart", self.query_one(DetailChart).load)
+
+    def on_screen_resume(self) -> None:
+        # (ConsoleScreen's runs too.)
+        if self._metrics_behind and self.is_attached:
+            self._metrics_behind = False
+            self.query_one(DetailChart).load()
+
+    def action_chart_range(self, step: int) -> None:
+        set_chart_range(self.app, step_range(chart_range(self.app), step))
+        self.query_one(DetailChart).load()
+
+    def action_chart_metric(self) -> None:
+        self.query_one(DetailChart).next_metric()
+
+    def action_open_events(self) -> None:
+        self.mvm.open_events(self.cluster, host=self.host_name)
 
     def _show_plan(self, plan: FailoverPlan | None, error: str) -> None:
         """If it dies now: where each VM restarts, or why not. While the definitions

@@ -12,6 +12,7 @@ from ..engine.model import (ENTERING, IN_MAINTENANCE, Capacity, ClusterSummary, 
 from ..widgets import format as fmt
 from ..widgets.fast_table import Column
 from ..widgets.format import DASH, Age, Num
+from ..widgets.spark import SPARK_WIDTH, spark_cell
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,8 @@ HOST_COLUMNS = [
     Column("cpus", "CPUs", 4, align="right", priority=5),
     Column("memory", "Memory used", 17, align="right", priority=4),
     Column("cpu", "CPU %", 6, align="right", priority=3),
+    # The last minute or two of CPU % (engine.sparkline), newest at the right.
+    Column("trend", "CPU trend", SPARK_WIDTH, priority=5),
     Column("vms", "VMs", 5, align="right", priority=2),
     Column("age", "Data age", 18, priority=2, min_width=11),
     # What is wrong with a host that is down: wide enough to read before CPU or memory.
@@ -214,13 +217,15 @@ HOST_COLUMNS = [
 
 
 def host_cells(h: Host, now: float, pal: Palette, vms_running: int, vms_total: int,
-               moved: tuple[int, int] | None = None, ha: Text | str = "") -> tuple:
-    """`ha`: the watcher's words for the host (screens/ha.py host_ha_text)."""
+               moved: tuple[int, int] | None = None, ha: Text | str = "",
+               spark: tuple = ()) -> tuple:
+    """`ha`: the watcher's words for the host (screens/ha.py host_ha_text); `spark`:
+    its recent CPU figures (engine.sparkline)."""
     live = h.status.live
     used = h.mem_used_mib if live else None
     return (h.name, host_status_text(h, pal, moved, short=True), ha, h.address, h.cpus or DASH,
             mib_of_cell(used, h.memory_mib), pct_cell(h.cpu_pct if live else None),
-            Num(vms_total, fmt.ratio(vms_running, vms_total)),
+            spark_cell(spark), Num(vms_total, fmt.ratio(vms_running, vms_total)),
             data_age(h.seen_at, now, live), host_problem(h))
 
 
@@ -232,6 +237,7 @@ VM_COLUMNS = [
     Column("vcpus", "vCPUs", 5, align="right", priority=3),
     Column("memory", "Memory", 9, align="right", priority=3, min_width=8),
     Column("cpu", "CPU %", 6, align="right", priority=5),
+    Column("trend", "CPU trend", SPARK_WIDTH, priority=6),
     Column("age", "Data age", 18, priority=4, min_width=11),
 ]
 
@@ -268,15 +274,16 @@ def vm_state_with_task(vm: Vm, pal: Palette, pending: Task | None = None,
 
 
 def vm_cells(vm: Vm, now: float, pal: Palette, pending: Task | None = None,
-             seen=None, note: str = "") -> tuple:
+             seen=None, note: str = "", spark: tuple = ()) -> tuple:
     """`seen(uuid)`: when the engine last confirmed the VM. Each stats pass confirms
-    every VM of a live host but announces only changes, so the age is read when drawn."""
+    every VM of a live host but announces only changes, so the age is read when drawn.
+    `spark`: its recent CPU figures (engine.sparkline), drawn as a sparkline."""
     live = not vm.stale
     source = (lambda u=vm.uuid: seen(u)) if seen is not None and live else None
     return (vm.name, vm_state_with_task(vm, pal, pending, note), vm.host, vm.vcpus,
             mib_cell(vm.memory_mib),
             pct_cell(vm.cpu_pct if live and vm.state.active else None),
-            data_age(vm.seen_at, now, live, source))
+            spark_cell(spark), data_age(vm.seen_at, now, live, source))
 
 
 # ---- tasks -------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""One VM: its configuration, its state (live or last known), disks, NICs, history,
-and the power actions."""
+"""One VM: its configuration, its state (live or last known), its chart (CPU, memory,
+disks, network: M steps through them; `[` / `]` the range), disks, NICs, history,
+and the power actions; E opens its events."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,20 +16,25 @@ from ..widgets import format as fmt
 from ..widgets.listing import Listing
 from ..widgets.listing import plural
 from .base import Changes, ConsoleScreen
+from .monitoring import (DetailChart, MetricsUpdate, chart_range, events_binding,
+                         metric_binding, range_bindings, set_chart_range, step_range)
 from .rows import (DISK_COLUMNS, NIC_COLUMNS, TASK_COLUMNS, disk_cells, facts_table,
                    host_state_text, nic_cells, placement_words, vm_state_with_task)
 from .vm_actions import vm_action_bindings
 
 
 class VmScreen(ConsoleScreen):
-    CSS_PATH = Path(__file__).with_name("vm.tcss")
-    BINDINGS = [*vm_action_bindings()]
+    CSS_PATH = [Path(__file__).with_name("vm.tcss"), Path(__file__).with_name("monitoring.tcss")]
+    BINDINGS = [*vm_action_bindings(), events_binding(), metric_binding(),
+                # In the range bar above the chart, not the footer (80 columns).
+                *range_bindings(show=False)]
 
     def __init__(self, uuid: str) -> None:
         super().__init__()
         self.uuid = uuid
         self.vm: Vm | None = None          # last known, kept if the VM disappears
         self.gone_at: float | None = None
+        self._metrics_behind = False       # new samples while another screen covered this
 
     def _lookup(self) -> Vm | None:
         try:
@@ -65,6 +71,8 @@ class VmScreen(ConsoleScreen):
             state = Static(id="state", classes="panel")
             state.border_title = "State"
             yield state
+        vm = self.vm or self._lookup()
+        yield DetailChart("vm", vm.cluster if vm else "", self.uuid, id="chart")
         yield Listing(DISK_COLUMNS, "disk", id="disks")
         yield Listing(NIC_COLUMNS, "NIC", id="nics")
         yield Listing(TASK_COLUMNS, "task", sort="id", reverse=True, id="history")
@@ -139,3 +147,40 @@ class VmScreen(ConsoleScreen):
 
     def selected_vm(self) -> Vm | None:
         return self.vm if self.gone_at is None else None
+
+    # -- its chart and its events ----------------------------------------------------------
+    def on_mount(self) -> None:
+        # (ConsoleScreen's on_mount runs after this one: reload, focus.)
+        self.query_one(DetailChart).load()
+
+    def tick(self) -> None:
+        super().tick()
+        self.query_one(DetailChart).tick()      # "as of" moves on; nothing is read again
+
+    def on_metrics_update(self, message: MetricsUpdate) -> None:
+        """Its host's stats pass wrote samples: its chart, at most once a second."""
+        vm = self.vm
+        if vm is None or (vm.cluster, vm.host) not in message.hosts or not self.is_attached:
+            return
+        if self.mvm.top_console_screen() is not self:
+            self._metrics_behind = True
+            return
+        self.throttle("chart", self.query_one(DetailChart).load)
+
+    def on_screen_resume(self) -> None:
+        # (ConsoleScreen's runs too.)
+        if self._metrics_behind and self.is_attached:
+            self._metrics_behind = False
+            self.query_one(DetailChart).load()
+
+    def action_chart_range(self, step: int) -> None:
+        set_chart_range(self.app, step_range(chart_range(self.app), step))
+        self.query_one(DetailChart).load()
+
+    def action_chart_metric(self) -> None:
+        self.query_one(DetailChart).next_metric()
+
+    def action_open_events(self) -> None:
+        vm = self.vm
+        if vm is not None:
+            self.mvm.open_events(vm.cluster, vm=self.uuid)
