@@ -224,10 +224,11 @@ class MonitoringPanel(Vertical):
         for view_id, chart in message.charts.items():
             self.query_one(f"#{view_id}", ChartView).show(chart)
         if self._fetch_again:
-            # Asked again while reading: once more, after a pause as long as the read
-            # (a slow read at 10,000 VMs never takes more than half the time).
+            # Asked again while reading: once more, after a pause of at least a second
+            # and twice the read (200 hosts: a read of ~1 s, measured by
+            # bench/bench_charts.py, then takes at most a third of the time).
             self._fetch_again = False
-            self.set_timer(max(0.05, message.took), self.load)
+            self.set_timer(max(1.0, 2 * message.took), self.load)
 
     def tick(self) -> None:
         """The "as of" ages move on; nothing is read or plotted again."""
