@@ -251,7 +251,7 @@ def test_events_filter_follows_changes_and_opens_the_vm(eng):
         app._on_engine_event(VmChanged(vm))
         await until(pilot, lambda: app.screen.event_reads > reads)
         assert listing.table.row_count == 3 and listing.table.total_count == 7
-        assert listing.table.cursor_key.split("|")[2] == vm.uuid    # newest first
+        assert app.screen._events[listing.table.cursor_key].target == vm.uuid  # newest first
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, VmScreen))
         assert app.screen.uuid == vm.uuid

@@ -129,6 +129,8 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         self._summaries: dict[str, tuple[int, tuple]] = {}   # overview.summary
         self._moving: set[str] = set()   # VMs in a live migration now (not re-read)
         self._jobs: dict[int, int] = {}  # id(hypervisor) -> migration jobs using it
+        # id(hypervisor) -> (its link's libvirt thread, it): to close once its jobs end
+        self._close_after_job: dict[int, tuple] = {}
         # Finish or undo what a dead console left half done (recovery.py): engines
         # that stay up do; a short CLI verb must not start work it then cuts off.
         self.recover = recover

@@ -150,6 +150,17 @@ class History:
             [sid, int(edge), int(until)]).fetchall()
         return out + [(float(w), from_stored(metric, v)) for w, v in late if v is not None]
 
+    def newest(self, sids: list[int]) -> float | None:
+        """The newest raw sample's time among these series (a chart's freshness: an
+        averaged tier's last point is its window's start, not its newest sample)."""
+        best = None
+        for sid in sids:
+            at = self.inv._tx_conn().execute(
+                "SELECT max(at) FROM metric_points WHERE tier=0 AND series=?", [sid]).fetchone()[0]
+            if at is not None and (best is None or at > best):
+                best = at
+        return None if best is None else float(best)
+
     def means(self, sids: list[int], metric: str, tier: Tier, since: float) -> dict[int, float]:
         """Each series' mean over [since, now) in one tier (the top VMs)."""
         col = METRICS[metric][2]

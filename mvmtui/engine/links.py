@@ -277,10 +277,18 @@ class HostLinks:
                 if not self._jobs.get(id(hv)):
                     break
                 await asyncio.sleep(0.1)
-            try:
-                await asyncio.wait_for(self._lv(link, hv.close), 5)
-            except (asyncio.TimeoutError, Exception):
-                log.warning("%s: libvirt close did not finish", link.key)
+            if self._jobs.get(id(hv)):
+                # Still inside migrate3: closing the connection under it crashed the
+                # process (a segfault in libvirt, seen on a loaded machine). The job's
+                # end closes it (migration.py), however long libvirt takes.
+                self._close_after_job[id(hv)] = (link.executor, hv)
+                log.warning("%s: a migration job still uses the connection; it is "
+                            "closed when the job ends", link.key)
+            else:
+                try:
+                    await asyncio.wait_for(self._lv(link, hv.close), 5)
+                except (asyncio.TimeoutError, Exception):
+                    log.warning("%s: libvirt close did not finish", link.key)
         conn, link.ssh = link.ssh, None
         link.locks = None
         if link.closer is not None:

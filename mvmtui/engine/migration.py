@@ -223,6 +223,12 @@ class Migration:
             self._moving.discard(vm.uuid)
             for hv in (src, dst):
                 self._jobs[id(hv)] -= 1
+                later = None if self._jobs[id(hv)] else self._close_after_job.pop(id(hv), None)
+                if later is not None:       # its link let go of it meanwhile (links._close)
+                    try:
+                        loop.run_in_executor(later[0], later[1].close)
+                    except RuntimeError:        # its host was removed: its thread is gone
+                        pass
         job.add_done_callback(ended)
         downtime = pol.migration_max_downtime_ms
         ctx.log("Live migration started (auto-converge"

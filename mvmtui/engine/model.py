@@ -551,6 +551,15 @@ class CephChanged:
 
 
 @dataclass(frozen=True)
+class EventRecorded:
+    """An event was recorded (engine.event_log has it)."""
+
+    cluster: str
+    host: str
+    target: str
+
+
+@dataclass(frozen=True)
 class MetricsChanged:
     """A host's stats pass wrote new samples (its own and its VMs'): charts redraw."""
 
@@ -559,7 +568,7 @@ class MetricsChanged:
 
 
 Event = (HostChanged | VmChanged | VmRemoved | TaskChanged | HostKeyQuestion | HaChanged
-         | CephChanged | MetricsChanged)
+         | CephChanged | MetricsChanged | EventRecorded)
 
 
 # ---- monitoring (engine/monitoring.py) ---------------------------------------------
@@ -585,7 +594,8 @@ class Chart:
     end: float
     tier: str                       # "raw samples", "1-minute averages", …
     series: tuple[MetricSeries, ...]
-    as_of: float | None             # the newest point's time (None: no data yet)
+    as_of: float | None             # the newest sample's time (None: no data yet)
+    total: int = 0                  # series with points in the range (lines: the top n)
 
 
 @dataclass(frozen=True)
@@ -601,6 +611,7 @@ class EventRecord:
     message: str
     source: str                     # "task 12 (Start web-01) · console · root@admin",
                                     # "console · …", or OUTSIDE
+    id: int = 0                     # the inventory's row id (a stable key)
 
 
 OUTSIDE = "outside the console (virsh, the guest, another tool)"

@@ -47,11 +47,17 @@ class Monitoring:
         return end - seconds, end, tier
 
     def _chart(self, title: str, metric: str, range_name: str, start: float, end: float,
-               tier, series: list[MetricSeries]) -> Chart:
-        newest = max((s.points[-1][0] for s in series if s.points), default=None)
+               tier, series: list[MetricSeries], sids: list[int],
+               total: int | None = None) -> Chart:
+        newest = None
+        if any(s.points for s in series):
+            # The newest sample, not an averaged window's start: how fresh it really is.
+            newest = self.history.newest(sids) if tier.number else \
+                max(s.points[-1][0] for s in series if s.points)
         return Chart(title=title, metric=metric, unit=METRICS[metric][1], range=range_name,
                      start=start, end=end, tier=tier.name, series=tuple(series),
-                     as_of=newest)
+                     as_of=newest,
+                     total=sum(1 for s in series if s.points) if total is None else total)
 
     def host_chart(self, cluster: str, host: str, metric: str = "cpu_pct",
                    range_name: str = "1h", now: float | None = None) -> Chart:
@@ -62,7 +68,8 @@ class Monitoring:
         sid = self.history.find_series(cluster, "host", host)
         pts = tuple(self.history.points(sid, metric, tier, start, end)) if sid else ()
         return self._chart(f"{host} · {METRICS[metric][0]}", metric, range_name, start, end,
-                           tier, [MetricSeries(host, metric, pts, _mean(pts))])
+                           tier, [MetricSeries(host, metric, pts, _mean(pts))],
+                           [sid] if sid else [])
 
     def vm_chart(self, uuid: str, metric: str = "cpu_pct", range_name: str = "1h",
                  now: float | None = None) -> Chart:
@@ -74,30 +81,49 @@ class Monitoring:
         sid = self.history.find_series(vm.cluster, "vm", uuid)
         pts = tuple(self.history.points(sid, metric, tier, start, end)) if sid else ()
         return self._chart(f"{vm.name} · {METRICS[metric][0]}", metric, range_name, start,
-                           end, tier, [MetricSeries(vm.name, metric, pts, _mean(pts))])
+                           end, tier, [MetricSeries(vm.name, metric, pts, _mean(pts))],
+                           [sid] if sid else [])
 
     def hosts_chart(self, cluster: str, metric: str = "cpu_pct", range_name: str = "1h",
-                    now: float | None = None, hosts: list[str] | None = None) -> Chart:
-        """Every host's figure over a range, a line each (the Monitoring tab)."""
+                    now: float | None = None, hosts: list[str] | None = None,
+                    n: int | None = None) -> Chart:
+        """Every host's figure over a range, a line each (the Monitoring tab); with n,
+        only the n with the highest mean (ranked in SQL, so 200 hosts cost n reads),
+        `total` saying how many had points."""
         start, end, tier = self._window(range_name, now)
         names = hosts if hosts is not None else [h.name for h in self.hosts(cluster)]
         ids = {key: sid for sid, (key, _) in self.history.series_of(cluster, "host").items()}
+        total = None
+        if n is not None:
+            means = self.history.means([ids[h] for h in names if h in ids], metric,
+                                       self._rank_tier(range_name), start)
+            if not means:
+                means = self.history.means([ids[h] for h in names if h in ids], metric,
+                                           tier, start)
+            total = len(means)
+            if means:      # the n busiest, in the hosts' own order (a host keeps its colour)
+                top = {sid for sid, _ in sorted(means.items(), key=lambda kv: -kv[1])[:n]}
+                names = [h for h in names if ids.get(h) in top]
         series = []
         for name in names:
             pts = tuple(self.history.points(ids[name], metric, tier, start, end)) \
                 if name in ids else ()
             series.append(MetricSeries(name, metric, pts, _mean(pts)))
         return self._chart(f"Hosts · {METRICS[metric][0]}", metric, range_name, start, end,
-                           tier, series)
+                           tier, series, [ids[h] for h in names if h in ids], total)
+
+    @staticmethod
+    def _rank_tier(range_name: str):
+        from .metrics import MINUTE, QUARTER
+        return MINUTE if RANGES[range_name][0] <= 3600 else QUARTER
 
     def top_vms_chart(self, cluster: str, metric: str = "cpu_pct", range_name: str = "1h",
                       n: int = 5, now: float | None = None) -> Chart:
         """The n VMs with the highest mean of a figure over the range, a line each.
         The ranking reads the coarsest tier with points in the range (minute averages
         up to an hour, 15-minute ones beyond), so it stays quick at 10,000 VMs."""
-        from .metrics import MINUTE, QUARTER
         start, end, tier = self._window(range_name, now)
-        rank_tier = MINUTE if RANGES[range_name][0] <= 3600 else QUARTER
+        rank_tier = self._rank_tier(range_name)
         vms = self.history.series_of(cluster, "vm")
         means = self.history.means(list(vms), metric, rank_tier, start)
         if not means:       # nothing rolled up yet (the first minutes): rank from raw
@@ -110,7 +136,7 @@ class Monitoring:
             pts = tuple(self.history.points(sid, metric, tier, start, end))
             series.append(MetricSeries(known.name if known else name, metric, pts, mean))
         return self._chart(f"Top VMs · {METRICS[metric][0]}", metric, range_name, start, end,
-                           tier, series)
+                           tier, series, [sid for sid, _ in top], len(means))
 
     def series_since(self, kind: str, cluster: str, key: str, seconds: float,
                      metrics: tuple[str, ...] | None = None, now: float | None = None
@@ -141,7 +167,7 @@ class Monitoring:
                 at=r["at"], cluster=r["cluster"], host=r["host"] or "", target=r["target"] or "",
                 target_name=known.name if known else (r["target"] or ""),
                 kind=r["kind"] or "", message=r["message"] or "",
-                source=r.get("source") or ""))
+                source=r.get("source") or "", id=r["id"]))
         return out
 
     def _event_outside(self, kind: str) -> str:

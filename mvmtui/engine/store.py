@@ -13,8 +13,8 @@ from dataclasses import replace
 from typing import Callable
 
 from .errors import Ambiguous, NotFound
-from .model import (Cluster, Datastore, Host, HostChanged, HostStatus, Network, Vm,
-                    VmChanged, VmRemoved, copy_with)
+from .model import (Cluster, Datastore, EventRecorded, Host, HostChanged, HostStatus,
+                    Network, Vm, VmChanged, VmRemoved, copy_with)
 
 log = logging.getLogger("mvmtui.engine")
 
@@ -148,6 +148,7 @@ class VmStore:
         """Record a state change seen; events older than EVENTS_KEPT go now and then."""
         self._persist(self.inv.add_event, self.clock(), cluster, host, target, kind, message,
                       EVENTS_KEPT, "", self._event_outside(kind))
+        self._emit(EventRecorded(cluster, host, target))
 
     def _restale(self, key: tuple[str, str], stale: bool) -> None:
         """A host went (not) live: flag its VMs once here, so reads stay free. Going

@@ -71,11 +71,9 @@ def event_rows(records: list[EventRecord], now: float,
                pal: Palette) -> tuple[list[tuple[str, tuple]], dict[str, EventRecord]]:
     """Rows keyed so that the same event keeps its key from one read to the next (the
     cursor stays on it), and the records by key (enter opens their target)."""
-    rows, by_key, seen = [], {}, {}
+    rows, by_key = [], {}
     for e in records:
-        base = f"{e.at!r}|{e.kind}|{e.target}|{e.message}"
-        n = seen[base] = seen.get(base, -1) + 1
-        key = f"{base}|{n}"
+        key = str(e.id)
         by_key[key] = e
         rows.append((key, event_cells(e, now, pal)))
     return rows, by_key

@@ -196,7 +196,8 @@ class MonitoringPanel(Vertical):
             try:
                 for view_id, _, kind, metric in MONITORING_CHARTS:
                     if kind == "hosts":
-                        charts[view_id] = engine.hosts_chart(cluster, metric, range_name)
+                        charts[view_id] = engine.hosts_chart(cluster, metric, range_name,
+                                                             n=HOST_LINES)
                     else:
                         charts[view_id] = engine.top_vms_chart(cluster, metric, range_name,
                                                                n=TOP_VMS)

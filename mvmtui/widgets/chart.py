@@ -296,7 +296,8 @@ def legend_text(chart: Chart, shown: list[MetricSeries], colors: ChartColors, wi
             line += 2
         text.append_text(item)
         line += item.cell_len
-    with_points = sum(1 for s in chart.series if s.points)
+    # The engine may have sent only the busiest (Chart.total counts them all).
+    with_points = max(chart.total, sum(1 for s in chart.series if s.points))
     notes = []
     if shown:
         notes.append("means over the range")

@@ -246,10 +246,11 @@ def test_a_guest_burning_cpu_shows_in_its_vm_and_host_series_within_two_interval
     # Idle, it uses some CPU (its disk counter; under TCG every fork costs): what it
     # showed over the last few samples is the floor a burning guest must clear. Its
     # CPU % is the host CPU time its vCPU thread got, so on a busy machine it may not
-    # reach 100: half a core above idle is plenty.
+    # reach 100 (measured on CI beside the other test worker: 40 % at first): a fifth
+    # of a core above idle is plenty.
     idle, _ = wait_for(lambda: len(p := engine.vm_chart(web.uuid, "cpu_pct", "15m")
                                    .series[0].points) >= 5 and p, 30, 0.2)
-    hot = max(v for _, v in idle[-5:]) + 30
+    hot = max(v for _, v in idle[-5:]) + 20
     t = time.time()
     lab.burn_cpu("web-01")
     try:
