@@ -28,6 +28,7 @@ bench: setup
 	$(VENV)/python bench/bench_planner.py
 	$(VENV)/python bench/bench_migration.py
 	$(VENV)/python bench/bench_sampling.py
+	$(VENV)/python bench/bench_charts.py
 	$(VENV)/python bench/bench_ceph.py
 	$(VENV)/python bench/bench_terminal.py
 
