@@ -49,15 +49,22 @@ counter() {
 }
 counter &
 # The CPU burner: while the disk's second sector says "mvmtui-burn", the guest spins
-# (shell arithmetic, one vCPU); Lab.burn_cpu writes it from outside. Read with
-# O_DIRECT, so the guest sees what is on the disk now, not its cache.
+# (shell arithmetic, one vCPU); Lab.burn_cpu writes it from outside, and the guest
+# says on its console when it starts and stops. Read with O_DIRECT, so the guest sees
+# what is on the disk now, not its cache; idle, it looks every 5 s (under TCG every
+# fork costs, and every lab guest runs this).
 burner() {
   while :; do
     if dd if=/dev/vda bs=512 skip=1 count=1 iflag=direct 2>/dev/null | grep -q mvmtui-burn
     then
-      i=0; while [ $i -lt 100000 ]; do i=$((i + 1)); done
+      echo "mvmtui burn: on" > /dev/console
+      while dd if=/dev/vda bs=512 skip=1 count=1 iflag=direct 2>/dev/null | grep -q mvmtui-burn
+      do
+        i=0; while [ $i -lt 100000 ]; do i=$((i + 1)); done
+      done
+      echo "mvmtui burn: off" > /dev/console
     else
-      sleep 1
+      sleep 5
     fi
   done
 }
@@ -87,7 +94,7 @@ GUEST_MODULES = {f"{m}.ko" for m in (
     "evdev", "button", "virtio", "virtio_ring", "virtio_pci_modern_dev",
     "virtio_pci_legacy_dev", "virtio_pci", "virtio_blk")}
 # Bumped whenever INIT changes: an image built from an older INIT is rebuilt.
-INIT_VERSION = "6"
+INIT_VERSION = "7"
 
 
 def _cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:

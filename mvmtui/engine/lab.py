@@ -424,6 +424,14 @@ exec /usr/sbin/sshd -D -f {d}/sshd_config -E {d}/sshd.log
             f.flush()
             os.fsync(f.fileno())
 
+    def console_log(self, vm: str) -> str:
+        """What the guest wrote on its serial console, on the host it runs on."""
+        where = self.running_on(vm)
+        if not where:
+            return ""
+        r = self.exec(where[0], "cat", f"/var/log/libvirt/{vm}-console.log", check=False)
+        return r.stdout if r.returncode == 0 else ""
+
     def crash(self, name: str) -> None:
         """Power cut: the link goes down first, then everything on the host dies at once."""
         h = self.host(name)
