@@ -226,8 +226,8 @@ class MonitoringPanel(Vertical):
             self.query_one(f"#{view_id}", ChartView).show(chart)
         if self._fetch_again:
             # Asked again while reading: once more, after a pause of at least a second
-            # and twice the read (200 hosts: a read of ~1 s, measured by
-            # bench/bench_charts.py, then takes at most a third of the time).
+            # and twice the read (bench/bench_charts.py: the six reads take ~0.2 s at
+            # 200 hosts), so reading takes at most a third of the time.
             self._fetch_again = False
             self.set_timer(max(1.0, 2 * message.took), self.load)
 

@@ -88,6 +88,13 @@ def _lab_left_whole(request):
         return
     for lab in list(_up.values()):
         done = lab.heal()
+        if lab.ceph:
+            # A Ceph left recovering (a host power-cycled) stalls every RBD disk: the
+            # next test starts from HEALTH_OK, or is told why not.
+            try:
+                lab.ceph.wait_health_ok(timeout=180)
+            except Exception as exc:
+                done.append(f"Ceph not HEALTH_OK: {exc}")
         if done:
             print(f"lab healed after {request.node.name}: " + "; ".join(done))
 
