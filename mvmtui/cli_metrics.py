@@ -14,7 +14,6 @@ import re
 
 from .cli import OK, UsageError, _engine, _table
 from .cli_ha import _one_cluster
-from .engine.errors import NotFound
 from .engine.model import HOST_METRICS, METRICS, VM_METRICS
 from .widgets import format as fmt
 
@@ -145,5 +144,3 @@ def add_parsers(sub, common) -> None:
     common(x, online=False)
     x.set_defaults(func=cmd_events)
 
-
-__all__ = ["add_parsers", "parse_since", "NotFound"]
