@@ -121,3 +121,20 @@ def test_minute_averages_match_a_direct_computation(tmp_path_factory, samples):
     assert set(got) == set(want)
     for at, vals in want.items():     # stored in 0.1 % steps, the mean rounded once
         assert abs(got[at] - sum(vals) / len(vals) / 10) <= 0.05 + 1e-9
+
+
+def test_a_console_that_stops_rolls_its_open_windows(tmp_path):
+    """Stopping, a long-running engine averages the windows still open, so a restart
+    hours later does not leave a hole in the minute and 15-minute tiers."""
+    from mvmtui.engine import Engine
+    inv = Inventory(tmp_path / "i.db")
+    clock = [float(T0 + 30)]
+    eng = Engine(inv, clock=lambda: clock[0], recover=True)
+    eng.start()
+    for i in range(6):
+        eng.history.write([("c", "host", "kvm-01", "kvm-01", T0 + 5 * i, {"cpu_pct": 40.0})],
+                          now=T0 + 5 * i)
+    eng.stop()
+    inv = Inventory(tmp_path / "i.db")
+    rows = dict(inv.conn.execute("SELECT tier, cpu10 FROM metric_points WHERE tier > 0"))
+    assert rows == {1: 400, 2: 400}

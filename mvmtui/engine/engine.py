@@ -236,6 +236,12 @@ class Engine(HostLinks, HostSync, VmStore, VmPower, ClusterOverview, Migration, 
         shutil.rmtree(self._runtime, ignore_errors=True)
         writer, self._writer = self._writer, None
         if writer is not None:
+            if self.recover and not self.offline and not self.readonly:
+                # A console or watcher that stops: the windows still open get their
+                # averages now (from what was sampled so far), as a restart later than
+                # two windows would not roll them again. (Not a short CLI verb: at
+                # 10,000 VMs a rollup is ~0.4 s.)
+                writer.put(self.history.roll_up, self.clock() + 900 + 60)
             writer.stop()
         self.inv.close()
 

@@ -239,6 +239,7 @@ class VmStore:
             self._unindex(vm)
             self._emit(VmRemoved(vm.cluster, uuid))
             self._write_later(self.inv.delete_vms, [uuid])
+            self._recent.pop(("vm", vm.cluster, uuid), None)    # its sparkline
 
     def _replace_host_vms(self, key: tuple[str, str], vms: list[Vm],
                           live: bool | None = None) -> None:
