@@ -28,8 +28,8 @@ from .decommission import decommission_bindings, decommission_offered, host_deco
 from .fence import fence_offered, fenced_binding, host_fenced
 from .ha import PLAN_COLUMNS, WatchBanner, host_banner, plan_heading, plan_rows, plan_title
 from .maintenance import host_maintenance, maintenance_binding
-from .monitoring import (DetailChart, MetricsUpdate, chart_range, events_binding,
-                         metric_binding, range_bindings, set_chart_range, step_range)
+from .monitoring import (ChartScreen, DetailChart, events_binding, metric_binding,
+                         range_bindings)
 from .rows import (STORAGE_COLUMNS, TASK_COLUMNS, VM_COLUMNS, datastore_cells, facts_table,
                    host_state_text, network_cells, vm_cells)
 from .vm_actions import vm_action_bindings
@@ -40,7 +40,7 @@ HOST_VM_COLUMNS = [replace(c, priority=9) if c.key == "host" else c for c in VM_
 UNFENCED_NOTE = "not restarted: host not fenced"
 
 
-class HostScreen(ConsoleScreen):
+class HostScreen(ChartScreen, ConsoleScreen):
     CSS_PATH = [Path(__file__).with_name(name) for name in
                 ("host.tcss", "ha.tcss", "monitoring.tcss")]
     # F: a VM's Force off, or (the host not answering) "I have powered it off": never
@@ -65,7 +65,6 @@ class HostScreen(ConsoleScreen):
         self._fence_offered = False
         self._decom_state: tuple = ()      # (maintenance, Ceph present) D was shown for
         self._plan_heading = ""            # "If kvm-01 dies now", "Once kvm-01 is fenced"
-        self._metrics_behind = False       # new samples while another screen covered this
 
     @property
     def TITLE_TEXT(self) -> str:  # type: ignore[override]
@@ -163,35 +162,8 @@ class HostScreen(ConsoleScreen):
             self.refresh_bindings()
 
     # -- its chart and its events ----------------------------------------------------------
-    def on_mount(self) -> None:
-        # (ConsoleScreen's on_mount runs after this one: reload, focus.)
-        self.query_one(DetailChart).load()
-
-    def tick(self) -> None:
-        super().tick()
-        self.query_one(DetailChart).tick()      # "as of" moves on; nothing is read again
-
-    def on_metrics_update(self, message: MetricsUpdate) -> None:
-        """This host's stats pass wrote samples: its chart, at most once a second."""
-        if (self.cluster, self.host_name) not in message.hosts or not self.is_attached:
-            return
-        if self.mvm.top_console_screen() is not self:
-            self._metrics_behind = True
-            return
-        self.throttle("chart", self.query_one(DetailChart).load)
-
-    def on_screen_resume(self) -> None:
-        # (ConsoleScreen's runs too.)
-        if self._metrics_behind and self.is_attached:
-            self._metrics_behind = False
-            self.query_one(DetailChart).load()
-
-    def action_chart_range(self, step: int) -> None:
-        set_chart_range(self.app, step_range(chart_range(self.app), step))
-        self.query_one(DetailChart).load()
-
-    def action_chart_metric(self) -> None:
-        self.query_one(DetailChart).next_metric()
+    def chart_host(self) -> tuple[str, str]:
+        return (self.cluster, self.host_name)
 
     def action_open_events(self) -> None:
         self.mvm.open_events(self.cluster, host=self.host_name)

@@ -286,3 +286,45 @@ class DetailChart(Vertical):
 
     def tick(self) -> None:
         self.view.refresh()
+
+
+class ChartScreen:
+    """What the host and VM screens share for their DetailChart: read it on mount,
+    move its age on each tick, read it again when its host's stats pass wrote samples
+    (at most once a second; once on return if another screen covered this one), and
+    the range and metric keys. A screen says which host its chart follows
+    (`chart_host`)."""
+
+    _metrics_behind = False        # new samples while another screen covered this
+
+    def chart_host(self) -> tuple[str, str] | None:
+        raise NotImplementedError
+
+    def on_mount(self) -> None:
+        # (ConsoleScreen's on_mount runs after this one: reload, focus.)
+        self.query_one(DetailChart).load()
+
+    def tick(self) -> None:
+        super().tick()
+        self.query_one(DetailChart).tick()      # "as of" moves on; nothing is read again
+
+    def on_metrics_update(self, message: MetricsUpdate) -> None:
+        if self.chart_host() not in message.hosts or not self.is_attached:
+            return
+        if self.mvm.top_console_screen() is not self:
+            self._metrics_behind = True
+            return
+        self.throttle("chart", self.query_one(DetailChart).load)
+
+    def on_screen_resume(self) -> None:
+        # (ConsoleScreen's runs too.)
+        if self._metrics_behind and self.is_attached:
+            self._metrics_behind = False
+            self.query_one(DetailChart).load()
+
+    def action_chart_range(self, step: int) -> None:
+        set_chart_range(self.app, step_range(chart_range(self.app), step))
+        self.query_one(DetailChart).load()
+
+    def action_chart_metric(self) -> None:
+        self.query_one(DetailChart).next_metric()

@@ -16,14 +16,14 @@ from ..widgets import format as fmt
 from ..widgets.listing import Listing
 from ..widgets.listing import plural
 from .base import Changes, ConsoleScreen
-from .monitoring import (DetailChart, MetricsUpdate, chart_range, events_binding,
-                         metric_binding, range_bindings, set_chart_range, step_range)
+from .monitoring import (ChartScreen, DetailChart, events_binding, metric_binding,
+                         range_bindings)
 from .rows import (DISK_COLUMNS, NIC_COLUMNS, TASK_COLUMNS, disk_cells, facts_table,
                    host_state_text, nic_cells, placement_words, vm_state_with_task)
 from .vm_actions import vm_action_bindings
 
 
-class VmScreen(ConsoleScreen):
+class VmScreen(ChartScreen, ConsoleScreen):
     CSS_PATH = [Path(__file__).with_name("vm.tcss"), Path(__file__).with_name("monitoring.tcss")]
     BINDINGS = [*vm_action_bindings(), events_binding(), metric_binding(),
                 # In the range bar above the chart, not the footer (80 columns).
@@ -34,7 +34,6 @@ class VmScreen(ConsoleScreen):
         self.uuid = uuid
         self.vm: Vm | None = None          # last known, kept if the VM disappears
         self.gone_at: float | None = None
-        self._metrics_behind = False       # new samples while another screen covered this
 
     def _lookup(self) -> Vm | None:
         try:
@@ -149,36 +148,9 @@ class VmScreen(ConsoleScreen):
         return self.vm if self.gone_at is None else None
 
     # -- its chart and its events ----------------------------------------------------------
-    def on_mount(self) -> None:
-        # (ConsoleScreen's on_mount runs after this one: reload, focus.)
-        self.query_one(DetailChart).load()
-
-    def tick(self) -> None:
-        super().tick()
-        self.query_one(DetailChart).tick()      # "as of" moves on; nothing is read again
-
-    def on_metrics_update(self, message: MetricsUpdate) -> None:
-        """Its host's stats pass wrote samples: its chart, at most once a second."""
+    def chart_host(self) -> tuple[str, str] | None:
         vm = self.vm
-        if vm is None or (vm.cluster, vm.host) not in message.hosts or not self.is_attached:
-            return
-        if self.mvm.top_console_screen() is not self:
-            self._metrics_behind = True
-            return
-        self.throttle("chart", self.query_one(DetailChart).load)
-
-    def on_screen_resume(self) -> None:
-        # (ConsoleScreen's runs too.)
-        if self._metrics_behind and self.is_attached:
-            self._metrics_behind = False
-            self.query_one(DetailChart).load()
-
-    def action_chart_range(self, step: int) -> None:
-        set_chart_range(self.app, step_range(chart_range(self.app), step))
-        self.query_one(DetailChart).load()
-
-    def action_chart_metric(self) -> None:
-        self.query_one(DetailChart).next_metric()
+        return None if vm is None else (vm.cluster, vm.host)
 
     def action_open_events(self) -> None:
         vm = self.vm
