@@ -88,3 +88,13 @@ def test_since_accepts_compound_durations():
     assert parse_since("2h30m") == 9000 and parse_since("90s") == 90
     with pytest.raises(UsageError):
         parse_since("1h 30m")
+
+
+def test_the_same_event_seen_by_two_processes_is_recorded_once(tmp_path):
+    i = Inventory(tmp_path / "i.db")
+    for _ in range(2):          # the console's engine and a CLI's, a moment apart
+        i.add_event(100.0, "lab", "kvm-01", "u1", "vm.state", "web-01: shut off → running")
+    i.add_event(103.0, "lab", "kvm-01", "u1", "vm.state", "web-01: shut off → running")
+    assert len(i.events("lab")) == 1
+    i.add_event(200.0, "lab", "kvm-01", "u1", "vm.state", "web-01: shut off → running")
+    assert len(i.events("lab")) == 2                  # later: a change of its own

@@ -155,6 +155,8 @@ def _v10(db: "sqlite_utils.Database") -> None:
     db["events"].create_index(["cluster", "target", "at"])
 
 
+EVENT_TWIN = 3.0      # seconds within which the same event from another process is one
+
 # Index i migrates schema version i to i+1. Append, never edit.
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [_v1, _v2, _v3, _v4, _v5, _v6,
                                                                _v7, _v8, _v9, _v10]
@@ -740,6 +742,12 @@ class Inventory:
         the task acting on the target then (running, or ended in the last few seconds:
         its host's event can come after it) is named, or else `outside`."""
         with self.transaction():
+            # A console and a CLI (or the watcher) on one inventory both see a libvirt
+            # event: the first records it.
+            if self._rows("SELECT 1 FROM events WHERE cluster=? AND target=? AND at>=? AND "
+                          "at<=? AND kind=? AND message=? LIMIT 1",
+                          [cluster, target, at - EVENT_TWIN, at + EVENT_TWIN, kind, message]):
+                return
             if not source:
                 source = self._acting_task(target, at) or outside
             self.db["events"].insert({"at": at, "cluster": cluster, "host": host,

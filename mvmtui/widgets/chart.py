@@ -279,6 +279,20 @@ def header_text(chart: Chart | None, now: float, colors: ChartColors, width: int
     return text
 
 
+# How far behind the chart's newest sample a line's last point may be before the
+# legend says so: a few stats intervals for raw samples, two windows for averages.
+SILENT_AFTER = {"raw samples": 15.0, "1-minute averages": 150.0, "15-minute averages": 1900.0}
+
+
+def silent_for(chart: Chart, s: MetricSeries) -> float | None:
+    """Seconds a line has had no sample while others had (a host lost, a VM stopped),
+    or None: it is as fresh as the chart."""
+    if not s.points or chart.as_of is None:
+        return None
+    lag = chart.as_of - s.points[-1][0]
+    return lag if lag > SILENT_AFTER.get(chart.tier, 15.0) else None
+
+
 def legend_text(chart: Chart, shown: list[MetricSeries], colors: ChartColors, width: int,
                 noun: str = "") -> Text:
     """"━ kvm-01 23%  ━ kvm-02 41%  · means over the range", wrapped to `width`;
@@ -288,6 +302,9 @@ def legend_text(chart: Chart, shown: list[MetricSeries], colors: ChartColors, wi
     for index, s in enumerate(shown):
         item = Text.assemble(("━ ", Style(color=colors.of(index), bold=True)),
                              (s.label, ""), f" {value_text(s.mean, chart.unit)}")
+        lag = silent_for(chart, s)
+        if lag is not None:       # a host that went quiet: its line ends, and says so
+            item.append(f" (last {fmt.ago(lag)})", style="bold")
         if line and line + 2 + item.cell_len > width:
             text.append("\n")
             line = 0
