@@ -8,6 +8,7 @@ tests/monitoring_world.py gives the engine: a week of history, fixed events."""
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -153,12 +154,15 @@ def test_a_burst_of_metrics_changed_is_read_about_once_a_second(eng):
         await pilot.press("7")
         await drawn(pilot)
         p = panel(app)
-        start = p.fetches
+        start, began = p.fetches, time.monotonic()
         for i in range(40):                     # 200 hosts: 40 stats passes a second
             app._on_engine_event(MetricsChanged(CLUSTER, f"kvm-0{i % 3 + 1}"))
             await pilot.pause(0.05)
         await pilot.pause(1.2)
-        assert 1 <= p.fetches - start <= 4, p.fetches - start
+        # Bounded by the burst's real length: a loaded machine stretches the pauses.
+        seconds = time.monotonic() - began
+        assert 1 <= p.fetches - start <= math.ceil(seconds) + 1, (p.fetches - start, seconds)
+        assert p.fetches - start < 20           # far fewer reads than announcements
 
     run_app(app, check, size=SIZE)
 
