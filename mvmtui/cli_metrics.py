@@ -2,6 +2,7 @@
 no host is contacted, so it answers at once, even when hosts do not.
 
     mvmtui metrics host|vm NAME [--cluster C] [--since 1h] [--metric M …] [--json]
+    mvmtui metrics ceph CLUSTER [--since 1h] [--metric M …] [--json]
     mvmtui events [--cluster C] [--host H] [--vm NAME] [--since 1d] [--limit N] [--json]
 
 Samples are taken wherever an engine runs live (an open console, `mvmtui watch`);
@@ -14,7 +15,7 @@ import re
 
 from .cli import OK, UsageError, _engine, _table
 from .cli_ha import _one_cluster
-from .engine.model import HOST_METRICS, METRICS, VM_METRICS
+from .engine.model import CEPH_SERIES, KIND_METRICS, METRICS
 from .widgets import format as fmt
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -50,7 +51,7 @@ def _value(metric: str, v: float | None) -> str:
 
 def cmd_metrics(args) -> int:
     seconds = parse_since(args.since)
-    known = HOST_METRICS if args.kind == "host" else VM_METRICS
+    known = KIND_METRICS[args.kind]
     for m in args.metric or ():
         if m not in known:
             raise UsageError(f"no {args.kind} metric {m!r}: use one of {', '.join(known)}")
@@ -60,6 +61,10 @@ def cmd_metrics(args) -> int:
             cluster = _one_cluster(eng, args.cluster, args.name)
             eng.host(cluster, args.name)          # NotFound names it
             key, label = args.name, args.name
+        elif args.kind == "ceph":
+            cluster = args.name
+            eng.cluster(cluster)                  # NotFound names it
+            key, label = CEPH_SERIES, cluster
         else:
             vm = eng.find_vm(args.name, args.cluster)
             cluster, key, label = vm.cluster, vm.uuid, vm.name
@@ -123,15 +128,16 @@ def cmd_events(args) -> int:
 
 
 def add_parsers(sub, common) -> None:
-    x = sub.add_parser("metrics", help="a host's or VM's sampled figures over a time "
-                                       "(from the inventory; no host contacted)")
-    x.add_argument("kind", choices=("host", "vm"))
-    x.add_argument("name", help="host name, or VM name or UUID")
+    x = sub.add_parser("metrics", help="a host's, VM's or Ceph's sampled figures over a "
+                                       "time (from the inventory; no host contacted)")
+    x.add_argument("kind", choices=tuple(KIND_METRICS))
+    x.add_argument("name", help="host name, VM name or UUID, or (ceph) the cluster")
     x.add_argument("--cluster")
     x.add_argument("--since", default="1h", help="how far back: 15m, 1h, 1d, 1w … "
                                                  "(default 1h)")
     x.add_argument("--metric", action="append", metavar="M",
-                   help=f"only these (repeat): {', '.join(HOST_METRICS)}")
+                   help="only these (repeat): " + "; ".join(
+                       f"{k}: {', '.join(v)}" for k, v in KIND_METRICS.items()))
     common(x, online=False)
     x.set_defaults(func=cmd_metrics)
     x = sub.add_parser("events", help="recorded changes of hosts and VMs, newest first, "

@@ -25,6 +25,7 @@ from mvmtui.screens.confirm import ConfirmScreen
 from mvmtui.screens.decommission import DecommissionScreen, progress_text
 from mvmtui.screens.help import HelpScreen
 from mvmtui.screens.maintenance import MaintenanceScreen, TypeNameScreen
+from mvmtui.screens.monitoring import DetailChart, RangeBar
 from mvmtui.screens.rows import Palette
 from mvmtui.widgets.listing import Listing
 from test_console import cell_text, footer_text, messages
@@ -586,3 +587,77 @@ def test_progress_text_reads_the_checkpoint():
         "7 s of 15 s · safe to destroy: no (osd.2: PGs still mapped to it)")
     assert progress_text({"key": "x"}, Palette()) is None
     assert json.dumps(cp)    # a checkpoint is JSON, as the journal keeps it
+
+
+# ---- raw used over time -----------------------------------------------------------------------
+def test_each_reading_is_sampled_and_charted_on_the_ceph_screen(tmp_path):
+    now = [FIXED]
+    eng = ceph_engine(tmp_path / "inv.db", clock=lambda: now[0])
+    app = make_app(eng, CLUSTER)
+
+    def chart():
+        return app.screen.query_one("#ceph-chart", DetailChart)
+
+    def shown():
+        c = chart().view.chart
+        return [v for _, v in c.series[0].points] if c and c.series else []
+
+    async def check(pilot):
+        await pilot.press("6", "c")
+        await until(pilot, lambda: "HEALTH_OK" in text_of(app, "#ceph-head"))
+        first = eng.ceph_summary(CLUSTER)
+        assert 0 < first.raw_used_pct < 100
+        await until(pilot, lambda: len(shown()) == 1)
+        assert shown()[0] == pytest.approx(first.raw_used_pct, abs=0.05)   # 0.1 % steps
+        assert "Raw used" in chart().query_one(RangeBar).render().plain
+        # Five seconds on, Ceph reads again (a backfill's numbers): a second point.
+        now[0] = FIXED + 5
+        eng.ceph.load("backfilling")
+        await asyncio.to_thread(eng.call, eng._ceph_read(CLUSTER))
+        await until(pilot, lambda: len(shown()) == 2)
+        # A reading that fails adds nothing: the chart does not pretend Ceph answered.
+        eng.ceph_reader = failing_reader
+        now[0] = FIXED + 10
+        await asyncio.to_thread(eng.call, eng._ceph_read(CLUSTER))
+        await until(pilot, lambda: "STALE" in text_of(app, "#ceph-head"))
+        await pilot.pause(0.2)
+        assert len(shown()) == 2
+        # M: raw used in MiB, then client read and write; [ ]: the range.
+        await pilot.press("M")
+        assert chart().metric == "raw_used_mib"
+        await until(pilot, lambda: shown() and shown()[0] == pytest.approx(
+            first.raw_used_bytes / 2**20, abs=1))
+        await pilot.press("M", "M")
+        assert chart().metric == "client_wr_bps"
+        await pilot.press("right_square_bracket")
+        assert chart().view.chart.range == "1d"
+
+    try:
+        run_app(app, check, size=(120, 44))
+    finally:
+        eng.stop()
+
+
+async def failing_reader(cluster, names, extra):
+    return {"error": "kvm-01: no monitor answered: timed out", "host": ""}
+
+
+def test_cephs_history_from_the_cli(tmp_path, capsys):
+    from mvmtui.cli import main
+    import time
+    eng = ceph_engine(tmp_path / "inv.db", clock=time.time)      # the CLI reads up to now
+    raw = eng.ceph_summary(CLUSTER).raw_used_pct
+    eng.stop()
+    inv = ["--inventory", str(tmp_path / "inv.db")]
+    assert main([*inv, "metrics", "ceph", CLUSTER, "--since", "15m", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["kind"] == "ceph" and doc["name"] == CLUSTER
+    assert doc["metrics"]["raw_used_pct"][-1][1] == pytest.approx(raw, abs=0.05)
+    assert set(doc["metrics"]) == {"raw_used_pct", "raw_used_mib", "client_rd_bps",
+                                   "client_wr_bps"}
+    assert main([*inv, "metrics", "ceph", CLUSTER]) == 0
+    assert "Raw used" in capsys.readouterr().out
+    assert main([*inv, "metrics", "ceph", "nosuch"]) == 3
+    assert "nosuch" in capsys.readouterr().err
+    assert main([*inv, "metrics", "ceph", CLUSTER, "--metric", "cpu_pct"]) == 2
+    assert "no ceph metric 'cpu_pct'" in capsys.readouterr().err

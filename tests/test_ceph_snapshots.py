@@ -18,7 +18,8 @@ import asyncio
 import pytest
 
 from ceph_world import CLUSTER, ceph_engine, run_steps_until, wait_for
-from conftest import make_app
+from conftest import FIXED, make_app
+from mvmtui.engine.model import CEPH_SERIES
 from mvmtui.screens.ceph import CephScreen
 from mvmtui.screens.decommission import DecommissionScreen
 from mvmtui.screens.maintenance import MaintenanceScreen
@@ -113,7 +114,14 @@ def test_ceph_screen_osd_down(snap_compare, world):
 
 def test_ceph_screen_backfilling(snap_compare, world):
     # osd.3 weighted 0: data moving, with its speed and ETA; osd.3's weight 0 in the tree.
-    assert snap_compare(make_app(world("backfilling"), CLUSTER), terminal_size=TALL,
+    # The hour before it sampled as the console would have (a reading every 5 s, raw
+    # used creeping up as the backfill writes its copies): the chart under the gauge.
+    eng = world("backfilling")
+    raw = eng.ceph_summary(CLUSTER).raw_used_pct
+    eng.history.write([(CLUSTER, "ceph", CEPH_SERIES, CLUSTER, FIXED - 3600 + 5 * k,
+                        {"raw_used_pct": raw - 6 + 6 * min(1.0, k / 600),
+                         "client_wr_bps": 7e5}) for k in range(720)], now=FIXED)
+    assert snap_compare(make_app(eng, CLUSTER), terminal_size=TALL,
                         run_before=ceph_screen())
 
 

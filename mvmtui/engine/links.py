@@ -22,6 +22,7 @@ log = logging.getLogger("mvmtui.engine")
 
 LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
 LIBVIRT_TIMEOUT = 60.0       # seconds a libvirt call may take before the link is dropped
+SSH_PROBE = 3.0              # seconds SSH has to answer once libvirt's connection closed
 
 
 @dataclass
@@ -158,11 +159,30 @@ class HostLinks:
                 self._set_host(key, status=HostStatus.UNREACHABLE,
                                problem=f"lost contact at {at}: the SSH keepalive failed "
                                        f"or the connection dropped")
+            elif not await self._ssh_answers(link, ssh_lost):
+                # A host that dies often drops libvirt's connection before SSH's
+                # keepalive notices: "libvirt down" would say SSH still works.
+                self._set_host(key, status=HostStatus.UNREACHABLE,
+                               problem=f"lost contact at {at}: libvirt's connection "
+                                       f"closed and SSH no longer answers")
             else:
                 self._set_host(key, status=HostStatus.LIBVIRT_DOWN,
                                problem=f"libvirt connection closed at {at}")
             await self._close(link)
             await self._pause(link, delay)
+
+    async def _ssh_answers(self, link: _Link, ssh_lost: asyncio.Event) -> bool:
+        """Whether the host's SSH still runs a command (within SSH_PROBE s). A link
+        without SSH (test drivers, scripted hosts) has nothing else to ask: True."""
+        if link.ssh is None:
+            return True
+        from . import ssh as sshmod
+        try:
+            await asyncio.wait_for(sshmod.run(link.ssh, "true", timeout=SSH_PROBE),
+                                   SSH_PROBE + 1)
+        except Exception:       # timed out, dropped, refused: it does not answer
+            return False
+        return not ssh_lost.is_set()
 
     async def _pause(self, link: _Link, seconds: float) -> None:
         """Wait before the next try; a retry asked meanwhile (even during the last

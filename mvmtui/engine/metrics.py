@@ -19,9 +19,19 @@ METRICS: dict[str, tuple[str, str, str, int]] = {
     "disk_wr_bps": ("Disk write", "B/s", "wr", 1),
     "net_rx_bps": ("Net in", "B/s", "rx", 1),
     "net_tx_bps": ("Net out", "B/s", "tx", 1),
+    # A cluster's Ceph (one series, kind "ceph"): its figures share the columns above,
+    # since no series has both.
+    "raw_used_pct": ("Raw used", "%", "cpu10", 10),
+    "raw_used_mib": ("Raw used", "MiB", "mem", 1),
+    "client_rd_bps": ("Client read", "B/s", "rd", 1),
+    "client_wr_bps": ("Client write", "B/s", "wr", 1),
 }
-HOST_METRICS = tuple(METRICS)
-VM_METRICS = tuple(m for m in METRICS if m != "load1")
+HOST_METRICS = ("cpu_pct", "mem_used_mib", "load1", "disk_rd_bps", "disk_wr_bps",
+                "net_rx_bps", "net_tx_bps")
+VM_METRICS = tuple(m for m in HOST_METRICS if m != "load1")
+CEPH_METRICS = ("raw_used_pct", "raw_used_mib", "client_rd_bps", "client_wr_bps")
+KIND_METRICS = {"host": HOST_METRICS, "vm": VM_METRICS, "ceph": CEPH_METRICS}
+CEPH_SERIES = "cluster"    # the key of a cluster's one Ceph series
 
 
 @dataclass(frozen=True)

@@ -640,4 +640,5 @@ def copy_with(obj, **changes):
     return make(type(obj), {**obj.__dict__, **changes})
 
 # What is sampled, how long it is kept, the chart ranges (engine/metrics.py).
-from .metrics import HOST_METRICS, METRICS, RANGE_NAMES, RANGES, VM_METRICS  # noqa: E402,F401
+from .metrics import (CEPH_METRICS, CEPH_SERIES, HOST_METRICS,  # noqa: E402,F401
+                      KIND_METRICS, METRICS, RANGE_NAMES, RANGES, VM_METRICS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 
 from .errors import NotFound
-from .metrics import HOST_METRICS, METRICS, RANGES, VM_METRICS
+from .metrics import CEPH_METRICS, CEPH_SERIES, HOST_METRICS, KIND_METRICS, METRICS, RANGES, VM_METRICS
 from .model import OUTSIDE, Chart, EventRecord, MetricSeries
 
 SPARK_POINTS = 24          # recent CPU figures kept in memory per host and VM
@@ -84,6 +84,31 @@ class Monitoring:
                            end, tier, [MetricSeries(vm.name, metric, pts, _mean(pts))],
                            [sid] if sid else [])
 
+    def ceph_chart(self, cluster: str, metric: str = "raw_used_pct", range_name: str = "1h",
+                   now: float | None = None) -> Chart:
+        """A cluster's Ceph figure over a range: sampled at each summary read (every
+        CEPH_INTERVAL while a console or the watcher runs)."""
+        if metric not in CEPH_METRICS:
+            raise NotFound(f"no Ceph metric {metric!r}: use one of {', '.join(CEPH_METRICS)}")
+        start, end, tier = self._window(range_name, now)
+        sid = self.history.find_series(cluster, "ceph", CEPH_SERIES)
+        pts = tuple(self.history.points(sid, metric, tier, start, end)) if sid else ()
+        return self._chart(f"Ceph of {cluster} · {METRICS[metric][0]}", metric, range_name,
+                           start, end, tier, [MetricSeries("ceph", metric, pts, _mean(pts))],
+                           [sid] if sid else [])
+
+    def _ceph_sample(self, cluster: str, summary) -> None:
+        """A fresh Ceph reading into the history (raw used, client I/O)."""
+        values = {"raw_used_pct": summary.raw_used_pct,
+                  "raw_used_mib": None if summary.raw_used_bytes is None
+                  else summary.raw_used_bytes / 2**20,
+                  "client_rd_bps": summary.client_read_bytes_per_sec,
+                  "client_wr_bps": summary.client_write_bytes_per_sec}
+        if all(v is None for v in values.values()):
+            return
+        self._write_later(self.history.write, [(cluster, "ceph", CEPH_SERIES, cluster,
+                                                summary.read_at, values)], self.clock())
+
     def hosts_chart(self, cluster: str, metric: str = "cpu_pct", range_name: str = "1h",
                     now: float | None = None, hosts: list[str] | None = None,
                     n: int | None = None) -> Chart:
@@ -144,7 +169,7 @@ class Monitoring:
         """A host's or VM's figures over the last `seconds` (the CLI's --since), from
         the finest tier that still holds them all: (that tier's name, points by metric)."""
         from .metrics import TIERS
-        names = metrics or (HOST_METRICS if kind == "host" else VM_METRICS)
+        names = metrics or KIND_METRICS[kind]
         tier = next((t for t in TIERS if t.keep >= seconds), TIERS[-1])
         end = self.clock() if now is None else now
         sid = self.history.find_series(cluster, kind, key)
@@ -152,7 +177,7 @@ class Monitoring:
                            if sid else [] for m in names}
 
     def metric_names(self, kind: str) -> tuple[str, ...]:
-        return HOST_METRICS if kind == "host" else VM_METRICS
+        return KIND_METRICS[kind]
 
     # ---- events -------------------------------------------------------------------
     def event_log(self, cluster: str | None = None, *, host: str = "", vm: str = "",

@@ -23,12 +23,14 @@ from textual.message import Message
 from textual.widgets import Static
 
 from ..engine.errors import EngineError
-from ..engine.model import CephSummary, Flag, Osd
+from ..engine.model import CEPH_SERIES, CephSummary, Flag, Osd
 from ..widgets import format as fmt
 from ..widgets.format import DASH
 from ..widgets.gauge import Gauge
 from ..widgets.listing import plural
 from .base import ConsoleScreen
+from .monitoring import (DetailChart, chart_range, metric_binding, range_bindings,
+                         set_chart_range, step_range)
 from .rows import Palette
 
 _HERE = Path(__file__).parent
@@ -497,8 +499,9 @@ class CephScreen(ConsoleScreen):
     """c on a cluster's Ceph tab: everything the summary reads, refreshed as the engine
     reads it again (every 5 s while a screen shows Ceph)."""
 
-    CSS_PATH = _HERE / "ceph.tcss"
-    BINDINGS = [Binding("r", "read_now", "Read now", id="ceph.read_now")]
+    CSS_PATH = [_HERE / "ceph.tcss", _HERE / "monitoring.tcss"]
+    BINDINGS = [Binding("r", "read_now", "Read now", id="ceph.read_now"),
+                *range_bindings(), metric_binding()]
 
     def __init__(self, cluster: str) -> None:
         super().__init__()
@@ -522,6 +525,8 @@ class CephScreen(ConsoleScreen):
             yield Static(id="ceph-overview", markup=False)
             yield Gauge("Raw used", label_width=10, id="g-ceph-raw")
             yield Static(id="ceph-ratios", markup=False)
+            # Raw used (and client I/O, M) over time: sampled at each read of the summary.
+            yield DetailChart("ceph", self.cluster, CEPH_SERIES, id="ceph-chart")
             osds = Static(id="ceph-osds", classes="panel", markup=False)
             osds.border_title = "OSDs (CRUSH tree)"
             yield osds
@@ -537,6 +542,7 @@ class CephScreen(ConsoleScreen):
         # (ConsoleScreen's on_mount runs after this one: reload, focus.)
         self.engine.ceph_watch(self.cluster, True)
         self._watching = True
+        self.query_one(DetailChart).load()
 
     def on_unmount(self) -> None:
         if self._watching:
@@ -596,6 +602,18 @@ class CephScreen(ConsoleScreen):
             self._behind = True
             return
         self.reload()
+        self.query_one(DetailChart).load()      # the reading was sampled: one more point
+
+    def tick(self) -> None:
+        super().tick()
+        self.query_one(DetailChart).tick()      # "as of" moves on; nothing is read again
+
+    def action_chart_range(self, step: int) -> None:
+        set_chart_range(self.app, step_range(chart_range(self.app), step))
+        self.query_one(DetailChart).load()
+
+    def action_chart_metric(self) -> None:
+        self.query_one(DetailChart).next_metric()
 
     def apply_changes(self, changes) -> None:
         """Host and VM changes say nothing of Ceph: only CephUpdate redraws."""

@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from ..engine.errors import EngineError
-from ..engine.model import METRICS, RANGE_NAMES, Chart
+from ..engine.model import KIND_METRICS, METRICS, RANGE_NAMES, Chart
 from ..widgets.chart import ChartView
 
 DEFAULT_RANGE = "1h"
@@ -239,13 +239,14 @@ class MonitoringPanel(Vertical):
 
 # ---- a host's or a VM's chart (their screens) ----------------------------------------
 class DetailChart(Vertical):
-    """The range bar and one chart of a host ("host", its name) or a VM ("vm", its
-    uuid); M steps through its metrics. Read inline: one series, a few ms."""
+    """The range bar and one chart of a host ("host", its name), a VM ("vm", its
+    uuid) or a cluster's Ceph ("ceph"); M steps through its metrics. Read inline: one
+    series, a few ms."""
 
     def __init__(self, kind: str, cluster: str, key: str, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="detail-chart")
         self.kind, self.cluster, self.key = kind, cluster, key
-        self.metric = "cpu_pct"
+        self.metric = KIND_METRICS[kind][0]
         self.fetches = 0
 
     def compose(self) -> ComposeResult:
@@ -272,6 +273,8 @@ class DetailChart(Vertical):
         try:
             if self.kind == "host":
                 chart = engine.host_chart(self.cluster, self.key, self.metric, range_name)
+            elif self.kind == "ceph":
+                chart = engine.ceph_chart(self.cluster, self.metric, range_name)
             else:
                 chart = engine.vm_chart(self.key, self.metric, range_name)
         except EngineError as exc:

@@ -65,6 +65,18 @@ def test_the_summary_agrees_with_ceph_itself(ceph_engine, ceph_cluster):
     r = subprocess.run(CLI + ["ceph", "status"], env=_env(cc), capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and "HEALTH_OK" in r.stdout and "quorum 3" in r.stdout, r.stderr
+    # The reading went into the history: raw used as Ceph counts it, on the chart and
+    # from the CLI.
+    assert s.raw_used_pct == pytest.approx(
+        100 * st["pgmap"]["bytes_used"] / st["pgmap"]["bytes_total"], abs=1.0)
+    eng._writes_done()
+    chart = eng.ceph_chart(cc.name, "raw_used_pct", "15m")
+    assert chart.series[0].points, chart
+    assert chart.series[0].points[-1][1] == pytest.approx(s.raw_used_pct, abs=1.0)
+    r = subprocess.run(CLI + ["metrics", "ceph", cc.name, "--since", "15m", "--json"],
+                       env=_env(cc), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["metrics"]["raw_used_pct"], r.stdout
 
 
 def test_noout_set_on_enter_cleared_on_leave_flagged_once_expired(ceph_engine, ceph_cluster):

@@ -163,6 +163,12 @@ class CephSummary:
 
     # ---- small questions the screens and the wizard ask --------------------------
     @property
+    def raw_used_pct(self) -> float | None:
+        if self.raw_used_bytes is None or not self.raw_total_bytes:
+            return None
+        return 100.0 * self.raw_used_bytes / self.raw_total_bytes
+
+    @property
     def quorum(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.mons if m.in_quorum)
 

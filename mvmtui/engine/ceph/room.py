@@ -158,6 +158,7 @@ class CephRoom:
                 summary = replace(last, problems=(f"not refreshed: {doc['error']}",))
         else:
             summary = parse.summary(cluster, doc, now)
+            self._ceph_sample(cluster, summary)     # a fresh reading: into the history
         self._ceph_absent.pop(cluster, None)
         self._ceph[cluster] = summary
         self._emit(CephChanged(cluster))
