@@ -28,6 +28,15 @@ from mvmtui.widgets.spark import spark, spark_cell
 SIZE, SMALL = (120, 40), (80, 24)
 
 
+@pytest.fixture(autouse=True)
+def quick_reread(monkeypatch):
+    """The Monitoring tab reads again at most once a second here (10 s at 1 hour in
+    the console); the cadence test sets its own."""
+    import mvmtui.screens.monitoring as monitoring
+    monkeypatch.setattr(monitoring, "REREAD", {name: 1.0 for name in monitoring.REREAD})
+    return monitoring
+
+
 @pytest.fixture
 def eng(tmp_path):
     engine = monitoring_engine(tmp_path / "inv.db")
@@ -163,6 +172,43 @@ def test_a_burst_of_metrics_changed_is_read_about_once_a_second(eng):
         seconds = time.monotonic() - began
         assert 1 <= p.fetches - start <= math.ceil(seconds) + 1, (p.fetches - start, seconds)
         assert p.fetches - start < 20           # far fewer reads than announcements
+
+    run_app(app, check, size=SIZE)
+
+
+def test_the_monitoring_tab_reads_again_at_its_ranges_pace(eng, quick_reread):
+    quick_reread.REREAD.update({"1h": 2.0, "1d": 30.0})
+    app = make_app(eng, CLUSTER)
+
+    async def burst(pilot, seconds: float) -> None:
+        """New samples announced every 50 ms for `seconds`."""
+        end, i = time.monotonic() + seconds, 0
+        while time.monotonic() < end:
+            app._on_engine_event(MetricsChanged(CLUSTER, f"kvm-0{i % 3 + 1}"))
+            i += 1
+            await pilot.pause(0.05)
+
+    async def check(pilot):
+        await pilot.press("7")
+        await drawn(pilot)
+        p = panel(app)
+        await pilot.pause(2.1)          # the read on opening the tab is a read too
+        start = p.fetches
+        began = time.monotonic()
+        await burst(pilot, 1.0)         # 1 hour: one read now, the next 2 s later
+        assert p.fetches - start <= 1
+        await until(pilot, lambda: p.fetches - start == 1)
+        await burst(pilot, 1.5)
+        seconds = time.monotonic() - began
+        assert 2 <= p.fetches - start <= math.floor(seconds / 2.0) + 1, (p.fetches, seconds)
+        # A key that changes the range reads at once; at 1 day, samples wait 30 s.
+        await pilot.press("right_square_bracket")
+        await until(pilot, lambda: p.fetches - start >= 3
+                    and all(v.chart and v.chart.range == "1d" for v in views(app)))
+        after = p.fetches
+        await pilot.pause(2.1)
+        await burst(pilot, 2.0)
+        assert p.fetches - after <= 1, p.fetches - after
 
     run_app(app, check, size=SIZE)
 

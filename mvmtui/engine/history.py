@@ -163,16 +163,26 @@ class History:
 
     def means(self, sids: list[int], metric: str, tier: Tier, since: float) -> dict[int, float]:
         """Each series' mean over [since, now) in one tier (the top VMs)."""
-        col = METRICS[metric][2]
-        out: dict[int, float] = {}
+        return self.means_of(sids, (metric,), tier, since)[metric]
+
+    def means_of(self, sids: list[int], metrics: tuple[str, ...], tier: Tier,
+                 since: float) -> dict[str, dict[int, float]]:
+        """Each series' mean of each metric over [since, now) in one tier, in one pass
+        over the points (the Monitoring tab ranks 10,000 VMs by four figures)."""
+        cols = [METRICS[m][2] for m in metrics]
+        means = ", ".join(f"sum({c} * n) * 1.0 / nullif(sum(CASE WHEN {c} IS NULL THEN 0 "
+                          f"ELSE n END), 0)" for c in cols)
+        out: dict[str, dict[int, float]] = {m: {} for m in metrics}
         for i in range(0, len(sids), 500):
             chunk = sids[i:i + 500]
             rows = self.inv._tx_conn().execute(
-                f"SELECT series, sum({col} * n) * 1.0 / nullif(sum(CASE WHEN {col} IS NULL "
-                f"THEN 0 ELSE n END), 0) FROM metric_points WHERE tier=? AND series IN "
+                f"SELECT series, {means} FROM metric_points WHERE tier=? AND series IN "
                 f"({','.join('?' * len(chunk))}) AND at>=? GROUP BY series",
                 [tier.number, *chunk, int(since)]).fetchall()
-            out.update({s: from_stored(metric, v) for s, v in rows if v is not None})
+            for row in rows:
+                for m, v in zip(metrics, row[1:]):
+                    if v is not None:
+                        out[m][row[0]] = from_stored(m, v)
         return out
 
     def series_of(self, cluster: str, kind: str) -> dict[int, tuple[str, str]]:

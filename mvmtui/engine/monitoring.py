@@ -144,24 +144,34 @@ class Monitoring:
 
     def top_vms_chart(self, cluster: str, metric: str = "cpu_pct", range_name: str = "1h",
                       n: int = 5, now: float | None = None) -> Chart:
-        """The n VMs with the highest mean of a figure over the range, a line each.
-        The ranking reads the coarsest tier with points in the range (minute averages
-        up to an hour, 15-minute ones beyond), so it stays quick at 10,000 VMs."""
+        """The n VMs with the highest mean of a figure over the range, a line each."""
+        return self.top_vms_charts(cluster, (metric,), range_name, n, now)[metric]
+
+    def top_vms_charts(self, cluster: str, metrics: tuple[str, ...], range_name: str = "1h",
+                       n: int = 5, now: float | None = None) -> dict[str, Chart]:
+        """For each metric, the n VMs with the highest mean over the range. The
+        ranking reads the coarsest tier with points in the range (minute averages up
+        to an hour, 15-minute ones beyond), every metric in one pass, so it stays
+        quick at 10,000 VMs."""
         start, end, tier = self._window(range_name, now)
-        rank_tier = self._rank_tier(range_name)
         vms = self.history.series_of(cluster, "vm")
-        means = self.history.means(list(vms), metric, rank_tier, start)
-        if not means:       # nothing rolled up yet (the first minutes): rank from raw
-            means = self.history.means(list(vms), metric, tier, start)
-        top = sorted(means.items(), key=lambda kv: -kv[1])[:n]
-        series = []
-        for sid, mean in top:
-            uuid, name = vms[sid]
-            known = self._vms.get(uuid)
-            pts = tuple(self.history.points(sid, metric, tier, start, end))
-            series.append(MetricSeries(known.name if known else name, metric, pts, mean))
-        return self._chart(f"Top VMs · {METRICS[metric][0]}", metric, range_name, start, end,
-                           tier, series, [sid for sid, _ in top], len(means))
+        ranked = self.history.means_of(list(vms), metrics, self._rank_tier(range_name), start)
+        if not any(ranked.values()):   # nothing rolled up yet (the first minutes): raw
+            ranked = self.history.means_of(list(vms), metrics, tier, start)
+        charts = {}
+        for metric in metrics:
+            means = ranked[metric]
+            top = sorted(means.items(), key=lambda kv: -kv[1])[:n]
+            series = []
+            for sid, mean in top:
+                uuid, name = vms[sid]
+                known = self._vms.get(uuid)
+                pts = tuple(self.history.points(sid, metric, tier, start, end))
+                series.append(MetricSeries(known.name if known else name, metric, pts, mean))
+            charts[metric] = self._chart(f"Top VMs · {METRICS[metric][0]}", metric,
+                                         range_name, start, end, tier, series,
+                                         [sid for sid, _ in top], len(means))
+        return charts
 
     def series_since(self, kind: str, cluster: str, key: str, seconds: float,
                      metrics: tuple[str, ...] | None = None, now: float | None = None

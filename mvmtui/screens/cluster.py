@@ -337,8 +337,9 @@ class ClusterScreen(ConsoleScreen):
 
     # -- Monitoring (its tab) and the sparklines -------------------------------------------
     def on_metrics_update(self, message: MetricsUpdate) -> None:
-        """New samples: the charts of the Monitoring tab, and the sparklines of the
-        table on screen, at most once a second."""
+        """New samples: the charts of the Monitoring tab (at most every
+        MonitoringPanel.reread_after() s), and the sparklines of the table on screen
+        (at most once a second)."""
         if self.cluster not in message.clusters or not self.is_attached:
             return
         if self.mvm.top_console_screen() is not self:
@@ -346,7 +347,8 @@ class ClusterScreen(ConsoleScreen):
             return
         tab = self.active_tab
         if tab == "monitoring":
-            self.throttle("monitoring", self.query_one(MonitoringPanel).load)
+            panel = self.query_one(MonitoringPanel)
+            self.throttle("monitoring", panel.load, panel.reread_after())
         elif tab == "hosts":
             self.throttle("aggregates", lambda: self._refresh(vm_rows="none"))
         elif tab == "vms":

@@ -4,8 +4,9 @@ VM screens, with the range keys that every chart screen shares.
 Ranges: 15 min, 1 hour, 1 day, 1 week (`[` shorter, `]` longer; one choice for the
 whole console, so a host opened from the Monitoring tab shows the same range). A
 chart is read again only when the engine says new samples were written for it
-(MetricsChanged, at most about once a second: at 200 hosts it comes 40 times a
-second), or when its range, metric or size changes; the "as of" age in its header
+(MetricsChanged: at 200 hosts it comes 40 times a second), at most once a second for
+a host's or VM's chart and every REREAD seconds of its range for the Monitoring tab,
+or at once when its range, metric or size changes; the "as of" age in its header
 moves on with the screen's tick without drawing the plot again.
 
 The Monitoring tab reads its six charts in a thread (the top VMs of a 10,000-VM
@@ -30,6 +31,10 @@ DEFAULT_RANGE = "1h"
 RANGE_LABELS = {"15m": "15 min", "1h": "1 hour", "1d": "1 day", "1w": "1 week"}
 HOST_LINES = 8          # lines on a per-host chart: the busiest by mean beyond that
 TOP_VMS = 5
+# Seconds at least between reads of the Monitoring tab's charts while samples arrive,
+# per range (about a column of a 100-column plot, and never under a stats pass): the
+# "as of" ages in between, and a key that changes the range reads at once.
+REREAD = {"15m": 5.0, "1h": 10.0, "1d": 60.0, "1w": 300.0}
 WIDE = 110              # columns from which the Monitoring tab sets charts side by side
 
 # The Monitoring tab's charts: (view id, title, kind, metric).
@@ -194,13 +199,12 @@ class MonitoringPanel(Vertical):
             charts: dict[str, Chart] = {}
             error = ""
             try:
+                top = engine.top_vms_charts(
+                    cluster, tuple(m for _, _, kind, m in MONITORING_CHARTS if kind == "top"),
+                    range_name, n=TOP_VMS)          # ranked by all four in one pass
                 for view_id, _, kind, metric in MONITORING_CHARTS:
-                    if kind == "hosts":
-                        charts[view_id] = engine.hosts_chart(cluster, metric, range_name,
-                                                             n=HOST_LINES)
-                    else:
-                        charts[view_id] = engine.top_vms_chart(cluster, metric, range_name,
-                                                               n=TOP_VMS)
+                    charts[view_id] = top[metric] if kind == "top" else \
+                        engine.hosts_chart(cluster, metric, range_name, n=HOST_LINES)
             except EngineError as exc:
                 error = str(exc)
             except Exception as exc:  # never a traceback on screen
@@ -225,11 +229,17 @@ class MonitoringPanel(Vertical):
         for view_id, chart in message.charts.items():
             self.query_one(f"#{view_id}", ChartView).show(chart)
         if self._fetch_again:
-            # Asked again while reading: once more, after a pause of at least a second
-            # and twice the read (bench/bench_charts.py: the six reads take ~0.2 s at
-            # 200 hosts), so reading takes at most a third of the time.
+            # Asked again while reading: once more, after the range's pause.
             self._fetch_again = False
-            self.set_timer(max(1.0, 2 * message.took), self.load)
+            self.set_timer(self.reread_after(), self.load)
+
+    def reread_after(self) -> float:
+        """Seconds between reads as new samples arrive: the range's REREAD (a column
+        of a 1-week chart is hours wide; a 5 s sample moves nothing there), and at
+        least three times the last read, so reading never takes over a quarter of
+        the time (bench/bench_monitoring_terminal.py: at 10,000 VMs the six charts
+        took ~0.8 s to read)."""
+        return max(REREAD.get(chart_range(self.app), 10.0), 3 * self._last_took)
 
     def tick(self) -> None:
         """The "as of" ages move on; nothing is read or plotted again."""
