@@ -213,6 +213,31 @@ def test_the_monitoring_tab_reads_again_at_its_ranges_pace(eng, quick_reread):
     run_app(app, check, size=SIZE)
 
 
+def test_a_range_key_during_a_read_is_read_right_after_it(eng, quick_reread, monkeypatch):
+    quick_reread.REREAD.update({"1h": 30.0, "1d": 30.0})
+    slow = eng.top_vms_charts
+
+    def top_vms_charts(*args, **kw):        # a 10,000-VM ranking takes a while
+        time.sleep(0.6)
+        return slow(*args, **kw)
+    monkeypatch.setattr(eng, "top_vms_charts", top_vms_charts)
+    app = make_app(eng, CLUSTER)
+
+    async def check(pilot):
+        await pilot.press("7")
+        await until(pilot, lambda: all(v.chart for v in views(app)))
+        p = panel(app)
+        app._on_engine_event(MetricsChanged(CLUSTER, "kvm-01"))   # a read starts
+        await until(pilot, lambda: p._fetching)
+        await pilot.press("right_square_bracket")                  # 1 day, meanwhile
+        began = time.monotonic()
+        await until(pilot, lambda: all(v.chart and v.chart.range == "1d"
+                                       for v in views(app)))
+        assert time.monotonic() - began < 10, "waited for the samples' pause"
+
+    run_app(app, check, size=SIZE)
+
+
 def test_the_host_chart_follows_its_own_host_only(eng):
     app = make_app(eng, CLUSTER)
 

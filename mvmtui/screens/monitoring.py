@@ -147,10 +147,11 @@ class MonitoringPanel(Vertical):
 
     class Fetched(Message):
         def __init__(self, generation: int, charts: dict[str, Chart], error: str,
-                     took: float) -> None:
+                     took: float, range_name: str) -> None:
             super().__init__()
             self.generation, self.charts, self.error, self.took = (generation, charts,
                                                                    error, took)
+            self.range_name = range_name
 
     def __init__(self, cluster: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -211,7 +212,7 @@ class MonitoringPanel(Vertical):
                 from ..app import unexpected
                 error = unexpected(exc)
             self.post_message(self.Fetched(generation, charts, error,
-                                           time.perf_counter() - start))
+                                           time.perf_counter() - start, range_name))
 
         self.run_worker(work, thread=True, group="monitoring-fetch", exit_on_error=False)
 
@@ -229,9 +230,13 @@ class MonitoringPanel(Vertical):
         for view_id, chart in message.charts.items():
             self.query_one(f"#{view_id}", ChartView).show(chart)
         if self._fetch_again:
-            # Asked again while reading: once more, after the range's pause.
+            # Asked again while reading: at once if the range changed meanwhile (a
+            # key), else once more after the range's pause (new samples).
             self._fetch_again = False
-            self.set_timer(self.reread_after(), self.load)
+            if message.range_name != chart_range(self.app):
+                self.load()
+            else:
+                self.set_timer(self.reread_after(), self.load)
 
     def reread_after(self) -> float:
         """Seconds between reads as new samples arrive: the range's REREAD (a column
