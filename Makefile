@@ -31,6 +31,7 @@ bench: setup
 	$(VENV)/python bench/bench_charts.py
 	$(VENV)/python bench/bench_ceph.py
 	$(VENV)/python bench/bench_terminal.py
+	$(VENV)/python bench/bench_monitoring_terminal.py
 
 # What an operator sees, in tmux: mvmtui beside VirtUI Manager 3.3.3, 1,000 and 10,000 VMs.
 bench-terminal: setup
