@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections import deque
 
 from .errors import NotFound
-from .metrics import CEPH_METRICS, CEPH_SERIES, HOST_METRICS, KIND_METRICS, METRICS, RANGES, VM_METRICS
+from .metrics import (CEPH_METRICS, CEPH_SERIES, HOST_METRICS, KIND_METRICS, METRICS, RANGES,
+                      VM_METRICS)
 from .model import OUTSIDE, Chart, EventRecord, MetricSeries
 
 SPARK_POINTS = 24          # recent CPU figures kept in memory per host and VM

@@ -29,8 +29,7 @@ from ..widgets.format import DASH
 from ..widgets.gauge import Gauge
 from ..widgets.listing import plural
 from .base import ConsoleScreen
-from .monitoring import (DetailChart, chart_range, metric_binding, range_bindings,
-                         set_chart_range, step_range)
+from .monitoring import ChartScreen, DetailChart, metric_binding, range_bindings
 from .rows import Palette
 
 _HERE = Path(__file__).parent
@@ -495,9 +494,10 @@ class CephBody(VerticalScroll, can_focus=True):
                 Binding("k", "scroll_up", "Up", show=False, id="ceph.up")]
 
 
-class CephScreen(ConsoleScreen):
+class CephScreen(ChartScreen, ConsoleScreen):
     """c on a cluster's Ceph tab: everything the summary reads, refreshed as the engine
-    reads it again (every 5 s while a screen shows Ceph)."""
+    reads it again (every 5 s while a screen shows Ceph); its chart (ChartScreen's
+    keys and ageing) is read again with each reading, which is sampled."""
 
     CSS_PATH = [_HERE / "ceph.tcss", _HERE / "monitoring.tcss"]
     BINDINGS = [Binding("r", "read_now", "Read now", id="ceph.read_now"),
@@ -542,7 +542,6 @@ class CephScreen(ConsoleScreen):
         # (ConsoleScreen's on_mount runs after this one: reload, focus.)
         self.engine.ceph_watch(self.cluster, True)
         self._watching = True
-        self.query_one(DetailChart).load()
 
     def on_unmount(self) -> None:
         if self._watching:
@@ -576,6 +575,7 @@ class CephScreen(ConsoleScreen):
         health.display = bool(s.checks)     # HEALTH_OK says so at the top already
         health.update(health_detail(s, pal))
         show_raw(self.query_one("#g-ceph-raw", Gauge), s)
+        self.query_one(DetailChart).load()      # each reading was sampled: one more point
         self.query_one("#ceph-ratios", Static).update(
             Text(f"Full ratios: {ratios_words(s)}" + (f" · fsid {s.fsid}" if s.fsid else ""),
                  style=pal.muted))
@@ -602,18 +602,9 @@ class CephScreen(ConsoleScreen):
             self._behind = True
             return
         self.reload()
-        self.query_one(DetailChart).load()      # the reading was sampled: one more point
 
-    def tick(self) -> None:
-        super().tick()
-        self.query_one(DetailChart).tick()      # "as of" moves on; nothing is read again
-
-    def action_chart_range(self, step: int) -> None:
-        set_chart_range(self.app, step_range(chart_range(self.app), step))
-        self.query_one(DetailChart).load()
-
-    def action_chart_metric(self) -> None:
-        self.query_one(DetailChart).next_metric()
+    def chart_host(self) -> None:
+        return None                             # host samples say nothing of Ceph
 
     def apply_changes(self, changes) -> None:
         """Host and VM changes say nothing of Ceph: only CephUpdate redraws."""

@@ -316,6 +316,7 @@ class ChartScreen:
     _metrics_behind = False        # new samples while another screen covered this
 
     def chart_host(self) -> tuple[str, str] | None:
+        """The host whose samples move this chart; None: none does (Ceph's)."""
         raise NotImplementedError
 
     def on_mount(self) -> None:
