@@ -32,8 +32,9 @@ RANGE_LABELS = {"15m": "15 min", "1h": "1 hour", "1d": "1 day", "1w": "1 week"}
 HOST_LINES = 8          # lines on a per-host chart: the busiest by mean beyond that
 TOP_VMS = 5
 # Seconds at least between reads of the Monitoring tab's charts while samples arrive,
-# per range (about a column of a 100-column plot, and never under a stats pass): the
-# "as of" ages in between, and a key that changes the range reads at once.
+# per range (under a column of a 100-column plot: 36 s at 1 hour, 100 min at 1 week;
+# never under a stats pass, 5 s): the "as of" ages in between, and a key that changes
+# the range reads at once.
 REREAD = {"15m": 5.0, "1h": 10.0, "1d": 60.0, "1w": 300.0}
 WIDE = 110              # columns from which the Monitoring tab sets charts side by side
 
