@@ -1,5 +1,8 @@
 """A yes/no question that says exactly what will happen. The answer is No unless
-the operator presses y (or picks the yes button): enter on the default is No."""
+the operator presses y (or picks the yes button): enter on the default is No.
+
+For what cannot be taken back (a host into maintenance, a host declared powered off),
+TypedConfirmScreen: the host's name, typed."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Input, Static
 
+from ..engine.errors import Busy, EngineError, InventoryError
+from ..engine.model import Task
 from ..widgets.footer import KeysBar
 
 
@@ -57,3 +62,52 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class TypedConfirmScreen(ModalScreen["Task | None"]):
+    """A change confirmed by typing a name. A subclass composes its words, ending with
+    `typed_field()`, and says what enter does (`submit`). The engine checks the name;
+    every refusal stays in the dialog, and escape leaves everything as it is."""
+
+    INPUT_ID = "typed-name"
+    ERROR_ID = "typed-error"
+
+    def typed_field(self, name: str, hint: str) -> ComposeResult:
+        typed = Input(placeholder=name, id=self.INPUT_ID, select_on_focus=False, compact=True)
+        typed.cursor_blink = False
+        yield typed
+        yield Static(id=self.ERROR_ID, classes="dialog-error", markup=False)
+        yield Static(hint, classes="dialog-hint", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one(f"#{self.ERROR_ID}", Static).display = False
+        self.query_one(f"#{self.INPUT_ID}", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.run_worker(self._submit(event.value), exclusive=True, exit_on_error=False)
+
+    async def submit(self, typed: str) -> Task | None:
+        """Ask the engine; the task it started, or None once refuse() said why not."""
+        raise NotImplementedError
+
+    async def _submit(self, typed: str) -> None:
+        try:
+            task = await self.submit(typed)
+        except (EngineError, Busy, InventoryError) as exc:
+            self.refuse(str(exc))
+            return
+        except Exception as exc:  # never a traceback on screen
+            from ..app import unexpected
+            self.refuse(unexpected(exc))
+            return
+        if task is not None:
+            self.dismiss(task)
+
+    def refuse(self, why: str) -> None:
+        error = self.query_one(f"#{self.ERROR_ID}", Static)
+        error.update(why)
+        error.display = True
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -14,13 +14,12 @@ from pathlib import Path
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
-from ..engine.errors import Busy, EngineError, InventoryError
 from ..engine.model import Host, HostStatus, Task, TaskStatus
 from ..widgets.footer import KeysBar
 from ..widgets.listing import plural
+from .confirm import TypedConfirmScreen
 from .ha import FENCED_KEY, state_words
 
 _HERE = Path(__file__).parent
@@ -66,12 +65,13 @@ def host_fenced(app: App, host: Host | None) -> None:
     app.push_screen(FencedScreen(host), done)
 
 
-class FencedScreen(ModalScreen[Task | None]):
+class FencedScreen(TypedConfirmScreen):
     """The warning, the VMs it concerns, and the host's name typed. The engine checks
     the name; every refusal stays in the dialog."""
 
     CSS_PATH = [_HERE / "dialogs.tcss", _HERE / "fence.tcss"]
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="fenced.cancel")]
+    INPUT_ID, ERROR_ID = "fenced-name", "fenced-error"
 
     def __init__(self, host: Host) -> None:
         super().__init__(classes="dialog-screen")
@@ -107,43 +107,14 @@ class FencedScreen(ModalScreen[Task | None]):
                              markup=False)
             yield Static(f"Type {name} to confirm it is powered off:",
                          classes="dialog-question", markup=False)
-            typed = Input(placeholder=name, id="fenced-name", select_on_focus=False,
-                          compact=True)
-            typed.cursor_blink = False
-            yield typed
-            yield Static(id="fenced-error", classes="dialog-error", markup=False)
-            yield Static("enter records it · escape leaves everything as it is",
-                         classes="dialog-hint", markup=False)
+            yield from self.typed_field(name, "enter records it · escape leaves everything "
+                                              "as it is")
         yield KeysBar()
 
-    def on_mount(self) -> None:
-        self.query_one("#fenced-error", Static).display = False
-        self.query_one("#fenced-name", Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.run_worker(self._confirm(event.value), exclusive=True, exit_on_error=False)
-
-    async def _confirm(self, typed: str) -> None:
+    async def submit(self, typed: str) -> Task | None:
         engine = self.app.engine  # type: ignore[attr-defined]
-        try:
-            task = await engine.confirm_fenced(self.host.cluster, self.host.name, typed)
-        except (EngineError, Busy, InventoryError) as exc:
-            self.refuse(str(exc))
-            return
-        except Exception as exc:  # never a traceback on screen
-            from ..app import unexpected
-            self.refuse(unexpected(exc))
-            return
+        task = await engine.confirm_fenced(self.host.cluster, self.host.name, typed)
         if task.status is not TaskStatus.SUCCEEDED:
             self.refuse(f"Not recorded: {task.error or task.status.value} (task {task.id}).")
-            return
-        self.dismiss(task)
-
-    def refuse(self, why: str) -> None:
-        error = self.query_one("#fenced-error", Static)
-        error.update(why)
-        error.display = True
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+            return None
+        return task

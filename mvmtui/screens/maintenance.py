@@ -19,8 +19,7 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from ..engine.errors import Busy, EngineError, InventoryError, NotFound
 from ..engine.model import (ENTERING, IN_MAINTENANCE, Host, HostStatus, MaintenancePreview,
@@ -29,6 +28,7 @@ from ..widgets.fast_table import Column, FastTable
 from ..widgets.footer import KeysBar
 from ..widgets.listing import Listing, plural
 from .base import Changes, ConsoleScreen
+from .confirm import TypedConfirmScreen
 from .follow import follow_task
 from .rows import Palette, vm_state_text
 from .vm_actions import PLACEMENT, PLACEMENT_KEY, vm_action_bindings
@@ -444,12 +444,13 @@ class MaintenanceScreen(ConsoleScreen):
             self.app.pop_screen()
 
 
-class TypeNameScreen(ModalScreen[Task | None]):
+class TypeNameScreen(TypedConfirmScreen):
     """Entering maintenance moves every VM off a host: the host's name, typed,
     confirms it. The engine checks the name and every refusal stays in the dialog."""
 
     CSS_PATH = [_HERE / "dialogs.tcss", _HERE / "maintenance.tcss"]
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="typename.cancel")]
+    INPUT_ID, ERROR_ID = "host-name", "type-name-error"
 
     def __init__(self, cluster: str, host: str, preview: MaintenancePreview,
                  noout: tuple[tuple[int, ...], int] | None = None) -> None:
@@ -481,42 +482,13 @@ class TypeNameScreen(ModalScreen[Task | None]):
                          f"leave maintenance; the VMs already moved stay where they went.",
                          classes="dialog-body", markup=False)
             yield Static(f"Type {host} to confirm:", classes="dialog-question", markup=False)
-            name = Input(placeholder=host, id="host-name", select_on_focus=False, compact=True)
-            name.cursor_blink = False
-            yield name
-            yield Static(id="type-name-error", classes="dialog-error", markup=False)
-            yield Static("enter confirms · escape leaves everything as it is",
-                         classes="dialog-hint", markup=False)
+            yield from self.typed_field(host, "enter confirms · escape leaves everything "
+                                              "as it is")
         yield KeysBar()
 
-    def on_mount(self) -> None:
-        self.query_one("#type-name-error", Static).display = False
-        self.query_one("#host-name", Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.run_worker(self._enter(event.value), exclusive=True, exit_on_error=False)
-
-    async def _enter(self, typed: str) -> None:
+    async def submit(self, typed: str) -> Task | None:
         engine = self.app.engine  # type: ignore[attr-defined]
-        try:
-            # What was shown is what runs: the engine refuses if the plan changed since.
-            task = await engine.enter_maintenance(self.cluster, self.host, confirm=typed,
-                                                  expect=self.preview,
-                                                  noout=self.noout is not None)
-        except (EngineError, Busy, InventoryError) as exc:
-            self.refuse(str(exc))
-            return
-        except Exception as exc:  # never a traceback on screen
-            from ..app import unexpected
-            self.refuse(unexpected(exc))
-            return
-        self.dismiss(task)
-
-    def refuse(self, why: str) -> None:
-        error = self.query_one("#type-name-error", Static)
-        error.update(why)
-        error.display = True
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+        # What was shown is what runs: the engine refuses if the plan changed since.
+        return await engine.enter_maintenance(self.cluster, self.host, confirm=typed,
+                                              expect=self.preview,
+                                              noout=self.noout is not None)
