@@ -74,6 +74,7 @@ def cmd_metrics(args) -> int:
     finally:
         eng.stop()
     newest = max((pts[-1][0] for pts in data.values() if pts), default=None)
+    what = f"ceph of {cluster}" if args.kind == "ceph" else f"{args.kind} {label} ({cluster})"
     if args.json:
         print(json.dumps({"kind": args.kind, "cluster": cluster, "name": label, "key": key,
                           "tier": tier, "since": now - seconds, "until": now,
@@ -82,10 +83,10 @@ def cmd_metrics(args) -> int:
                          indent=1))
         return OK
     if newest is None:
-        print(f"{args.kind} {label} ({cluster}): no samples in the last {args.since}. Samples "
+        print(f"{what}: no samples in the last {args.since}. Samples "
               f"are taken while a console or `mvmtui watch` runs.")
         return OK
-    print(f"{args.kind} {label} ({cluster}), last {args.since}: {tier}, newest "
+    print(f"{what}, last {args.since}: {tier}, newest "
           f"{fmt.ago(max(0.0, now - newest))}")
     rows = []
     for m, pts in data.items():
