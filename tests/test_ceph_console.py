@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 
 import pytest
 from rich.console import Console
@@ -17,6 +18,7 @@ from textual.widgets import Input, Static
 
 from ceph_world import CLUSTER, ceph_engine, run_steps_until, wait_for
 from conftest import FIXED, make_app, run_app
+from mvmtui.cli import main
 from mvmtui.engine.model import IN_MAINTENANCE, TaskStatus
 from mvmtui.screens.ceph import (CephScreen, age_text, flag_text, is_stale,
                                  recovery_text)
@@ -643,8 +645,6 @@ async def failing_reader(cluster, names, extra):
 
 
 def test_cephs_history_from_the_cli(tmp_path, capsys):
-    from mvmtui.cli import main
-    import time
     eng = ceph_engine(tmp_path / "inv.db", clock=time.time)      # the CLI reads up to now
     raw = eng.ceph_summary(CLUSTER).raw_used_pct
     eng.stop()
