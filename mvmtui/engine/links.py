@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -23,6 +24,7 @@ log = logging.getLogger("mvmtui.engine")
 LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
 LIBVIRT_TIMEOUT = 60.0       # seconds a libvirt call may take before the link is dropped
 SSH_PROBE = 3.0              # seconds SSH has to answer once libvirt's connection closed
+_LOST_AT = re.compile(r"lost contact at \d\d:\d\d:\d\d")
 
 
 @dataclass
@@ -114,7 +116,9 @@ class HostLinks:
                 link.offered_type = exc.key_type
                 unknown = exc.status is HostStatus.HOST_KEY_UNKNOWN
                 # A changed key is not the host's key: keep showing the recorded one.
-                self._set_host(key, status=exc.status, problem=exc.message,
+                problem = self._still_lost(key, exc.message) \
+                    if exc.status is HostStatus.UNREACHABLE else exc.message
+                self._set_host(key, status=exc.status, problem=problem,
                                fingerprint=exc.fingerprint if unknown else host.fingerprint)
                 if unknown and exc.fingerprint != asked:   # ask once per key offered
                     self._emit(HostKeyQuestion(self._hosts[key], exc.key_type, exc.fingerprint))
@@ -126,8 +130,11 @@ class HostLinks:
                 continue
             except (_LibvirtDown, HostUnreachable) as exc:
                 await self._close(link)
-                self._set_host(key, problem=str(exc), status=HostStatus.LIBVIRT_DOWN
-                               if isinstance(exc, _LibvirtDown) else HostStatus.UNREACHABLE)
+                if isinstance(exc, _LibvirtDown):
+                    self._set_host(key, problem=str(exc), status=HostStatus.LIBVIRT_DOWN)
+                else:
+                    self._set_host(key, problem=self._still_lost(key, str(exc)),
+                                   status=HostStatus.UNREACHABLE)
                 await self._pause(link, delay)
                 delay = min(delay * 1.5, 10.0)
                 continue
@@ -170,6 +177,14 @@ class HostLinks:
                                problem=f"libvirt connection closed at {at}")
             await self._close(link)
             await self._pause(link, delay)
+
+    def _still_lost(self, key: tuple[str, str], why: str) -> str:
+        """A failed try to reach a host that was lost keeps when it was lost, first:
+        "lost contact at 05:33:10; last try: No answer from … within 5 s"."""
+        old = self._hosts.get(key)
+        lost = _LOST_AT.match(old.problem) if old and old.status is HostStatus.UNREACHABLE \
+            else None
+        return f"{lost.group(0)}; last try: {why}" if lost else why
 
     async def _ssh_answers(self, link: _Link, ssh_lost: asyncio.Event) -> bool:
         """Whether the host's SSH still runs a command (within SSH_PROBE s). A link

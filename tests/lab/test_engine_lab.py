@@ -156,6 +156,10 @@ def test_power_cut_marks_host_unreachable_and_vms_stale(engine, lab_cluster):
     assert task.status is TaskStatus.FAILED and "kvm-03" in task.error
     s = engine.summary(lab_cluster.name)
     assert s.hosts_up == 2 and any("kvm-03" in p for p in s.problems)
+    # The engine keeps trying; each failed try says why, after when contact was lost.
+    problem, _ = wait_for(lambda: "last try" in (p := engine.host(lab_cluster.name,
+                                                                   "kvm-03").problem) and p, 30)
+    assert problem.startswith(host.problem[:len("lost contact at 00:00:00")]), problem
 
     lab.revive("kvm-03")
     wait_for(lambda: engine.host(lab_cluster.name, "kvm-03").status is HostStatus.UP, 20)
