@@ -273,6 +273,15 @@ def run_app(app, check, size=(120, 36)) -> None:
     asyncio.run(go())
 
 
+async def until(pilot, condition, timeout: float = 15.0) -> None:
+    """Let the app run until condition() holds; fails, naming it, after `timeout` s."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not condition():
+        assert loop.time() < end, f"timed out: {condition.__doc__ or condition}"
+        await pilot.pause(0.02)
+
+
 # ---- snapshot failures as text ----------------------------------------------------
 def svg_text(svg: str) -> list[str]:
     """The visible text of a Textual SVG screenshot, one string per terminal line."""

@@ -10,12 +10,11 @@ engine's own events are put down to is fixed too ("seen by console · root@admin
 """
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from pathlib import Path
 
-from conftest import FIXED, build_inventory, scripted_world, uuid_of
+from conftest import FIXED, build_inventory, scripted_world, until, uuid_of
 from mvmtui.engine import Engine
 
 CLUSTER = "prod"
@@ -152,14 +151,6 @@ def monitoring_engine(path: Path, *, history: bool = True, week: bool = True,
 
 
 # ---- waiting in the console ------------------------------------------------------------
-async def until(pilot, condition, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not condition():
-        assert loop.time() < end, f"timed out: {condition}"
-        await pilot.pause(0.02)
-
-
 def charts_drawn(app) -> bool:
     """Every chart on the screen read (the Monitoring tab's at least once) and
     plotted at its size."""

@@ -17,7 +17,7 @@ from rich.text import Text
 from textual.widgets import Input, Static
 
 from ceph_world import CLUSTER, ceph_engine, run_steps_until, wait_for
-from conftest import FIXED, make_app, run_app
+from conftest import FIXED, make_app, run_app, until
 from mvmtui.cli import main
 from mvmtui.engine.model import IN_MAINTENANCE, TaskStatus
 from mvmtui.screens.ceph import (CephScreen, age_text, flag_text, is_stale,
@@ -58,14 +58,6 @@ def text_of(app, selector: str) -> str:
     with console.capture() as out:
         console.print(content)
     return out.get()
-
-
-async def until(pilot, condition, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not condition():
-        assert loop.time() < end, f"timed out: {condition.__doc__ or condition}"
-        await pilot.pause(0.02)
 
 
 async def open_wizard(pilot, host: str = "kvm-03") -> DecommissionScreen:

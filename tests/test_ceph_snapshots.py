@@ -13,12 +13,11 @@ taken once the plan is read, never while "Reading Ceph…". Synchronous, as
 tests/test_snapshots.py explains."""
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
 from ceph_world import CLUSTER, ceph_engine, run_steps_until, wait_for
-from conftest import FIXED, make_app
+from conftest import FIXED, make_app, until
 from mvmtui.engine.model import CEPH_SERIES
 from mvmtui.screens.ceph import CephScreen
 from mvmtui.screens.decommission import DecommissionScreen
@@ -47,14 +46,6 @@ def world(tmp_path):
     yield make
     for eng in engines:
         eng.stop()
-
-
-async def until(pilot, condition, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not condition():
-        assert loop.time() < end, f"timed out: {condition}"
-        await pilot.pause(0.02)
 
 
 def ceph_tab(pilot_keys=("6",)):

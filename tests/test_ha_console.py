@@ -24,7 +24,7 @@ from mvmtui.screens.rows import Palette
 from mvmtui.screens.task import TaskScreen
 from mvmtui.widgets.listing import Listing
 
-from conftest import make_app, run_app
+from conftest import make_app, run_app, until
 from test_console import cell_text, footer_text, messages
 
 
@@ -50,14 +50,6 @@ def banner(app) -> str:
 
 def text_of(app, selector: str) -> str:
     return str(app.screen.query_one(selector, Static).render())
-
-
-async def until(pilot, condition, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not condition():
-        assert loop.time() < end, f"timed out: {condition.__doc__ or condition}"
-        await pilot.pause(0.05)
 
 
 # ---- who watches ---------------------------------------------------------------------

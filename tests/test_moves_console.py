@@ -2,7 +2,6 @@
 driven by keys (Textual pilot) over scripted hosts (tests/moves_world.py)."""
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
@@ -15,7 +14,7 @@ from mvmtui.screens.task import TaskScreen
 from mvmtui.widgets.listing import Listing
 from textual.widgets import Checkbox, OptionList, RadioSet, Static
 
-from conftest import live_engine, make_app, run_app, uuid_of
+from conftest import live_engine, make_app, run_app, until, uuid_of
 from moves_world import CACHE_01, DB_01, WEB_01, moves_engine
 from test_console import cell_text
 
@@ -52,14 +51,6 @@ async def open_placement(pilot, name: str) -> PlacementScreen:
     await pilot.pause()
     assert isinstance(pilot.app.screen, PlacementScreen)
     return pilot.app.screen
-
-
-async def until(pilot, condition, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not condition():
-        assert loop.time() < end, "timed out"
-        await pilot.pause(0.05)
 
 
 # ---- Manage Placement -----------------------------------------------------------------
