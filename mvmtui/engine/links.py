@@ -10,7 +10,6 @@ import asyncio
 import concurrent.futures
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -24,7 +23,6 @@ log = logging.getLogger("mvmtui.engine")
 LIBVIRT_SOCKET = "/run/libvirt/libvirt-sock"
 LIBVIRT_TIMEOUT = 60.0       # seconds a libvirt call may take before the link is dropped
 SSH_PROBE = 3.0              # seconds SSH has to answer once libvirt's connection closed
-_LOST_AT = re.compile(r"lost contact at \d\d:\d\d:\d\d")
 
 
 @dataclass
@@ -45,6 +43,7 @@ class _Link:
     closer: asyncio.Task | None = None   # waits for the SSH connection to close
     details: asyncio.Task | None = None  # reads the definitions the fast listing left out
     proc: tuple | None = None      # (loop time, metrics.HostCounters) of the last /proc read
+    lost_at: str = ""              # "HH:MM:SS" contact was lost; "" while it was not
 
 
 class HostLinks:
@@ -116,7 +115,7 @@ class HostLinks:
                 link.offered_type = exc.key_type
                 unknown = exc.status is HostStatus.HOST_KEY_UNKNOWN
                 # A changed key is not the host's key: keep showing the recorded one.
-                problem = self._still_lost(key, exc.message) \
+                problem = _still_lost(link, exc.message) \
                     if exc.status is HostStatus.UNREACHABLE else exc.message
                 self._set_host(key, status=exc.status, problem=problem,
                                fingerprint=exc.fingerprint if unknown else host.fingerprint)
@@ -133,7 +132,7 @@ class HostLinks:
                 if isinstance(exc, _LibvirtDown):
                     self._set_host(key, problem=str(exc), status=HostStatus.LIBVIRT_DOWN)
                 else:
-                    self._set_host(key, problem=self._still_lost(key, str(exc)),
+                    self._set_host(key, problem=_still_lost(link, str(exc)),
                                    status=HostStatus.UNREACHABLE)
                 await self._pause(link, delay)
                 delay = min(delay * 1.5, 10.0)
@@ -147,6 +146,7 @@ class HostLinks:
                 delay = min(delay * 1.5, 10.0)
                 continue
             delay = self.reconnect_interval
+            link.lost_at = ""
             loop = asyncio.get_running_loop()
             watchers = [loop.create_task(self._stats_loop(link)),
                         loop.create_task(self._reconcile_loop(link))]
@@ -163,12 +163,14 @@ class HostLinks:
             # to the dead host to give up): the watcher counts from here.
             at = time.strftime("%H:%M:%S", time.localtime(self.clock()))
             if ssh_lost.is_set():
+                link.lost_at = at
                 self._set_host(key, status=HostStatus.UNREACHABLE,
                                problem=f"lost contact at {at}: the SSH keepalive failed "
                                        f"or the connection dropped")
             elif not await self._ssh_answers(link, ssh_lost):
                 # A host that dies often drops libvirt's connection before SSH's
                 # keepalive notices: "libvirt down" would say SSH still works.
+                link.lost_at = at
                 self._set_host(key, status=HostStatus.UNREACHABLE,
                                problem=f"lost contact at {at}: libvirt's connection "
                                        f"closed and SSH no longer answers")
@@ -177,14 +179,6 @@ class HostLinks:
                                problem=f"libvirt connection closed at {at}")
             await self._close(link)
             await self._pause(link, delay)
-
-    def _still_lost(self, key: tuple[str, str], why: str) -> str:
-        """A failed try to reach a host that was lost keeps when it was lost, first:
-        "lost contact at 05:33:10; last try: No answer from … within 5 s"."""
-        old = self._hosts.get(key)
-        lost = _LOST_AT.match(old.problem) if old and old.status is HostStatus.UNREACHABLE \
-            else None
-        return f"{lost.group(0)}; last try: {why}" if lost else why
 
     async def _ssh_answers(self, link: _Link, ssh_lost: asyncio.Event) -> bool:
         """Whether the host's SSH still runs a command (within SSH_PROBE s). A link
@@ -414,3 +408,9 @@ async def _first(*aws: Awaitable) -> None:
     finally:
         for t in tasks:
             t.cancel()
+
+
+def _still_lost(link: _Link, why: str) -> str:
+    """A failed try to reach a host that was lost keeps when it was lost, first:
+    "lost contact at 05:33:10; last try: No answer from … within 5 s"."""
+    return f"lost contact at {link.lost_at}; last try: {why}" if link.lost_at else why
