@@ -138,3 +138,16 @@ def test_a_console_that_stops_rolls_its_open_windows(tmp_path):
     inv = Inventory(tmp_path / "i.db")
     rows = dict(inv.conn.execute("SELECT tier, cpu10 FROM metric_points WHERE tier > 0"))
     assert rows == {1: 400, 2: 400}
+
+
+def test_a_sample_with_no_figure_known_is_no_point(tmp_path):
+    # A host or VM that reports nothing (libvirt's test driver) must not make a chart
+    # look fresh: its newest point stays the last one that had a figure.
+    h = _history(tmp_path)
+    h.write([("c", "vm", "u1", "web", 1000.0, {"cpu_pct": 12.0})], now=1000.0)
+    h.write([("c", "vm", "u1", "web", 1005.0, {"cpu_pct": None, "mem_used_mib": None})],
+            now=1005.0)
+    h.write([("c", "vm", "u2", "db", 1005.0, {"cpu_pct": None})], now=1005.0)
+    assert h.newest([_sid(h)]) == 1000.0
+    assert h.points(_sid(h), "cpu_pct", RAW, 0, 2000) == [(1000.0, 12.0)]
+    assert h.find_series("c", "vm", "u2") is None

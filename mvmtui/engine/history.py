@@ -64,13 +64,17 @@ class History:
     def write(self, samples: list[tuple[str, str, str, str, float, dict]],
               now: float | None = None) -> None:
         """One batch of raw samples, (cluster, kind, key, name, at, {metric: value}),
-        in one transaction; then roll up the windows that have closed, and prune."""
+        in one transaction; then roll up the windows that have closed, and prune. A
+        sample with no figure known (a host or VM that reports none) is no point: it
+        would make a chart's "as of" fresh while nothing on it moved."""
         now = self.clock() if now is None else now
         with self.inv.transaction():
             rows = []
             for cluster, kind, key, name, at, values in samples:
                 stored = {METRICS[m][2]: to_stored(m, v) for m, v in values.items()
-                          if m in METRICS}
+                          if m in METRICS and v is not None}
+                if not stored:
+                    continue
                 rows.append([self.series_id(cluster, kind, key, name), int(at),
                              *(stored.get(c) for c in COLUMNS)])
             if rows:
