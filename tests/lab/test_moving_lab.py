@@ -263,7 +263,9 @@ def test_a_second_console_on_another_inventory_is_refused_naming_the_holder(engi
     stale: tests/test_moving.py.)"""
     from mvmtui.engine import Engine, Inventory
     from mvmtui.engine.tasks import Busy
-    _running(engine, "ci-runner-01", lab_cluster.name)
+    vm = _running(engine, "ci-runner-01", lab_cluster.name)
+    # Nothing of an earlier test still acting on it (a move settled on a host's return).
+    wait_for(lambda: not engine.tasks(target=vm.uuid, unfinished=True), 60, 0.2)
     second = tmp_path / "second.db"
     inv = Inventory(second)
     lab_cluster.lab.register(inv)
@@ -283,6 +285,11 @@ def test_a_second_console_on_another_inventory_is_refused_naming_the_holder(engi
             wait_for(lambda: any(t.kind == "vm.migrate" and t.steps[1].status is
                                  TaskStatus.RUNNING for t in first.tasks(
                                      target=vm.uuid, limit=1, details=True)), 60, 0.2)
+        except AssertionError:      # say what the CLI said (it may have ended early)
+            p.kill()
+            out, err = p.communicate(timeout=10)
+            raise AssertionError(f"the CLI's migration never ran: exit {p.returncode}, "
+                                 f"{out}{err}; tasks {first.tasks(target=vm.uuid, limit=3)}")
         finally:
             first.close()
         with pytest.raises(Busy) as refused:
